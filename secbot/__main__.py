@@ -1,0 +1,3 @@
+from secbot.cli import main
+
+main()
