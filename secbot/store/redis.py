@@ -1,0 +1,307 @@
+"""The production :class:`~secbot.store.base.Store`: Redis, shared by every replica (DESIGN.md §9).
+
+Key layout (``{p}`` is the configured prefix, ``SECBOT_REDIS_PREFIX``, default ``secbot:``):
+
+=============================  =========  ==========================================  ===========
+key                            type       value                                       expiry
+=============================  =========  ==========================================  ===========
+``{p}alert:{uuid}``            string     the alert's fields as JSON                  ``ttl``
+``{p}msg:{uuid}``              string     ``"{channel}|{ts}"`` of the Slack message   ``ttl``
+``{p}ts:{channel}:{ts}``       string     the alert uuid                              ``ttl``
+``{p}dedup:{key}``             hash       ``first`` (uuid), ``count``, ``u:{uuid}``   ``window``
+                                          (the count each alert got, for idempotency)
+``{p}claim:{uuid}``            string     ``"1"`` while a replica is posting it       ``ttl``
+``{p}posted:{uuid}``           string     ``"1"`` once the top-level message exists   ``ttl``
+``{p}checkpoint:{name}``       string     opaque poller checkpoint                    none
+``{p}audit``                   stream     fields ``who when what why rule alert``     MAXLEN ~1e6
+                                          (+ ``extra`` as JSON when not empty)
+=============================  =========  ==========================================  ===========
+
+Every method turns connection problems into :class:`StoreUnavailable` whose message never
+contains the URL (it may carry a password).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from secbot.store.base import AuditEntry, DedupResult, MessageRef, StoreUnavailable
+
+__all__ = ["AUDIT_MAXLEN", "RedisStore"]
+
+#: Approximate cap of the audit stream (``XADD … MAXLEN ~``): bounded memory, ~months of history.
+AUDIT_MAXLEN = 1_000_000
+
+# Filtering the audit stream by alert happens client-side, so read it in pages of this size.
+_AUDIT_PAGE = 500
+
+# One round trip, atomic on the server: the first caller opens the window (and only the first
+# sets the expiry, so duplicates never extend it); later callers count one more hit. A uuid that
+# claims again (poll overlap, a retry after a crash) gets its original answer back instead of
+# being counted twice. The TTL check also repairs a key that somehow lost its expiry.
+_CLAIM_DEDUP_LUA = """
+local first = redis.call('HGET', KEYS[1], 'first')
+if not first then
+  redis.call('HSET', KEYS[1], 'first', ARGV[1], 'count', 1, 'u:' .. ARGV[1], 1)
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+  return {ARGV[1], 1}
+end
+if redis.call('TTL', KEYS[1]) < 0 then
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+end
+local seen = redis.call('HGET', KEYS[1], 'u:' .. ARGV[1])
+if seen then
+  return {first, tonumber(seen)}
+end
+local count = redis.call('HINCRBY', KEYS[1], 'count', 1)
+redis.call('HSET', KEYS[1], 'u:' .. ARGV[1], count)
+return {first, count}
+"""
+
+# Builtin OSError covers socket errors that slip past redis-py's own wrapping.
+_UNREACHABLE: tuple[type[BaseException], ...] = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+@contextmanager
+def _unavailable() -> Iterator[None]:
+    """Re-raise connection failures as ``StoreUnavailable`` (redis-py messages hold no URL)."""
+    try:
+        yield
+    except _UNREACHABLE as exc:
+        raise StoreUnavailable(f"Redis unavailable: {type(exc).__name__}: {exc}") from exc
+
+
+def _text(value: bytes | str) -> str:
+    # The client may or may not have been built with decode_responses=True.
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _positive(name: str, seconds: int) -> int:
+    # Redis rejects EX 0 with a server error; fail the same, earlier, in every implementation.
+    if seconds < 1:
+        raise ValueError(f"{name} must be at least 1 second, got {seconds}")
+    return seconds
+
+
+def _utc(moment: datetime) -> datetime:
+    """Aware UTC; a naive datetime is taken to be UTC already (``datetime.utcnow()`` style)."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def _audit_fields(entry: AuditEntry) -> dict[str, str]:
+    fields = {
+        "who": entry.actor,
+        "when": _utc(entry.at).isoformat(),
+        "what": entry.action,
+        "why": entry.reason,
+        "rule": entry.rule_id,
+        "alert": entry.alert_uuid,
+    }
+    if entry.extra:
+        fields["extra"] = json.dumps(dict(entry.extra), sort_keys=True)
+    return fields
+
+
+def _audit_entry(raw: Mapping[Any, Any]) -> AuditEntry | None:
+    """Decode one stream entry; None for an entry this code did not write (skipped, not fatal)."""
+    fields = {_text(k): _text(v) for k, v in raw.items()}
+    try:
+        at = _utc(datetime.fromisoformat(fields["when"]))
+        extra = json.loads(fields.get("extra", "{}"))
+    except (KeyError, ValueError):
+        return None
+    return AuditEntry(
+        alert_uuid=fields.get("alert", ""),
+        actor=fields.get("who", ""),
+        action=fields.get("what", ""),
+        reason=fields.get("why", ""),
+        at=at,
+        rule_id=fields.get("rule", ""),
+        extra={str(k): str(v) for k, v in extra.items()} if isinstance(extra, dict) else {},
+    )
+
+
+class RedisStore:
+    """:class:`~secbot.store.base.Store` on Redis; safe to share between replicas.
+
+    The store takes ownership of ``client``: :meth:`close` closes it. Atomicity across
+    replicas comes from Redis itself (``SET NX``, a Lua script for dedup), never from
+    client-side locks.
+    """
+
+    def __init__(self, client: aioredis.Redis, prefix: str = "secbot:") -> None:
+        self._client = client
+        self._prefix = prefix
+        self._claim_dedup = client.register_script(_CLAIM_DEDUP_LUA)
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        prefix: str = "secbot:",
+        *,
+        socket_timeout: float = 5.0,
+        connect_timeout: float = 2.0,
+    ) -> RedisStore:
+        """Build the client (composition root only). Connects lazily, on the first command."""
+        client = aioredis.Redis.from_url(
+            url,
+            decode_responses=True,
+            socket_timeout=socket_timeout,
+            socket_connect_timeout=connect_timeout,
+            health_check_interval=30,  # re-validate idle pooled connections before reuse
+        )
+        return cls(client, prefix)
+
+    def _key(self, *parts: str) -> str:
+        return self._prefix + ":".join(parts)
+
+    # -- alert fields -------------------------------------------------------------------------
+
+    async def save_alert(self, uuid: str, fields: Mapping[str, Any], ttl: int) -> None:
+        payload = json.dumps(dict(fields), separators=(",", ":"))
+        with _unavailable():
+            await self._client.set(self._key("alert", uuid), payload, ex=_positive("ttl", ttl))
+
+    async def load_alert(self, uuid: str) -> dict[str, Any] | None:
+        with _unavailable():
+            raw = await self._client.get(self._key("alert", uuid))
+        if raw is None:
+            return None
+        loaded = json.loads(raw)
+        return loaded if isinstance(loaded, dict) else None
+
+    # -- message <-> alert --------------------------------------------------------------------
+
+    async def link_message(self, uuid: str, ref: MessageRef, ttl: int) -> None:
+        ttl = _positive("ttl", ttl)
+        # MULTI/EXEC: a reader never sees one direction without the other.
+        with _unavailable():
+            async with self._client.pipeline(transaction=True) as pipe:
+                pipe.set(self._key("msg", uuid), f"{ref.channel}|{ref.ts}", ex=ttl)
+                pipe.set(self._key("ts", ref.channel, ref.ts), uuid, ex=ttl)
+                await pipe.execute()
+
+    async def message_for_alert(self, uuid: str) -> MessageRef | None:
+        with _unavailable():
+            raw = await self._client.get(self._key("msg", uuid))
+        if raw is None:
+            return None
+        # Slack channel ids never contain "|", so the first one is the separator.
+        channel, _, ts = _text(raw).partition("|")
+        return MessageRef(channel=channel, ts=ts)
+
+    async def alert_for_message(self, channel: str, ts: str) -> str | None:
+        with _unavailable():
+            raw = await self._client.get(self._key("ts", channel, ts))
+        return None if raw is None else _text(raw)
+
+    # -- dedup and exactly-once posting -------------------------------------------------------
+
+    async def claim_dedup(self, key: str, uuid: str, window: int) -> DedupResult:
+        window = _positive("window", window)
+        with _unavailable():
+            first, count = await self._claim_dedup(
+                keys=[self._key("dedup", key)], args=[uuid, window]
+            )
+        return DedupResult(first_uuid=_text(first), count=int(count))
+
+    async def claim_post(self, uuid: str, ttl: int) -> bool:
+        # The TTL frees the claim of a replica that died mid-post (DESIGN.md §10 recovery).
+        with _unavailable():
+            won = await self._client.set(
+                self._key("claim", uuid), "1", nx=True, ex=_positive("ttl", ttl)
+            )
+        return bool(won)
+
+    async def release_post(self, uuid: str) -> None:
+        with _unavailable():
+            await self._client.delete(self._key("claim", uuid))
+
+    async def mark_posted(self, uuid: str, ttl: int) -> None:
+        with _unavailable():
+            await self._client.set(self._key("posted", uuid), "1", ex=_positive("ttl", ttl))
+
+    async def is_posted(self, uuid: str) -> bool:
+        with _unavailable():
+            return bool(await self._client.exists(self._key("posted", uuid)))
+
+    # -- checkpoints --------------------------------------------------------------------------
+
+    async def get_checkpoint(self, name: str) -> str | None:
+        with _unavailable():
+            raw = await self._client.get(self._key("checkpoint", name))
+        return None if raw is None else _text(raw)
+
+    async def set_checkpoint(self, name: str, value: str) -> None:
+        # No expiry: losing the checkpoint would re-read (and re-triage) the whole index.
+        with _unavailable():
+            await self._client.set(self._key("checkpoint", name), value)
+
+    # -- audit stream -------------------------------------------------------------------------
+
+    async def append_audit(self, entry: AuditEntry) -> str:
+        with _unavailable():
+            entry_id = await self._client.xadd(
+                self._key("audit"),
+                _audit_fields(entry),  # type: ignore[arg-type]  # redis-py's invariant dict type
+                maxlen=AUDIT_MAXLEN,
+                approximate=True,  # "~": trims whole radix nodes, O(1) instead of exact trimming
+            )
+        return _text(entry_id)
+
+    async def read_audit(self, alert_uuid: str | None = None, limit: int = 100) -> list[AuditEntry]:
+        """The newest ``limit`` matching entries, returned oldest first.
+
+        Walks the stream backwards (XREVRANGE, in pages) so that a recent alert's history and
+        "the last N changes" are cheap; filtering by alert is client-side, so asking for an
+        alert with fewer than ``limit`` entries reads the whole stream.
+        """
+        if limit < 1:
+            return []
+        found: list[AuditEntry] = []
+        upper = "+"
+        page = limit if alert_uuid is None else max(limit, _AUDIT_PAGE)
+        while len(found) < limit:
+            with _unavailable():
+                batch = await self._client.xrevrange(
+                    self._key("audit"), max=upper, min="-", count=page
+                )
+            batch = batch or []
+            for _entry_id, raw_fields in batch:
+                entry = _audit_entry(raw_fields or {})
+                if entry is not None and alert_uuid in (None, entry.alert_uuid):
+                    found.append(entry)
+                    if len(found) == limit:
+                        break
+            if len(batch) < page:
+                break
+            last_id = batch[-1][0]
+            if last_id is None:
+                break
+            upper = "(" + _text(last_id)  # exclusive: continue just below the last id
+        found.reverse()
+        return found
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def ping(self) -> bool:
+        """True when Redis answers; never raises (used by ``/healthz`` and the demo fallback)."""
+        try:
+            return bool(await self._client.ping())
+        except (RedisError, OSError):
+            return False
+
+    async def close(self) -> None:
+        await self._client.aclose()

@@ -1,0 +1,367 @@
+"""The Store contract (secbot/store/base.py), run against every implementation.
+
+The ``store`` fixture is parametrized, so each contract test runs once on Redis (a real server at
+127.0.0.1:6379, a unique key prefix per test, keys removed afterwards) and once on the in-memory
+store. Without a Redis server the Redis runs are skipped locally and fail under CI (``CI`` set).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+from uuid import uuid4
+
+import pytest
+import redis.asyncio as aioredis
+
+from secbot.store.base import AuditEntry, MessageRef, Store, StoreUnavailable
+from secbot.store.memory import MemoryStore
+from secbot.store.redis import RedisStore
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+async def _redis_up() -> bool:
+    client = aioredis.Redis.from_url(REDIS_URL, socket_connect_timeout=1, socket_timeout=1)
+    try:
+        return bool(await client.ping())
+    except (aioredis.RedisError, OSError):
+        return False
+    finally:
+        await client.aclose()
+
+
+async def _delete_prefix(prefix: str) -> None:
+    client = aioredis.Redis.from_url(REDIS_URL)
+    try:
+        keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=500)]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
+
+
+async def _fresh_prefix() -> str:
+    """A unique key prefix on the real server (skip locally, fail in CI, when it is down)."""
+    if not await _redis_up():
+        if os.environ.get("CI"):
+            pytest.fail("no Redis at 127.0.0.1:6379 (run .ci/redis.sh)")
+        pytest.skip("no Redis at 127.0.0.1:6379 (run .ci/redis.sh)")
+    return f"secbot-test:{uuid4().hex}:"
+
+
+@pytest.fixture
+async def redis_prefix() -> AsyncIterator[str]:
+    prefix = await _fresh_prefix()
+    yield prefix
+    await _delete_prefix(prefix)
+
+
+@pytest.fixture(params=["redis", "memory"])
+async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
+    if request.param == "memory":
+        yield MemoryStore()
+        return
+    prefix = await _fresh_prefix()
+    impl = RedisStore.from_url(REDIS_URL, prefix)
+    try:
+        yield impl
+    finally:
+        await impl.close()
+        await _delete_prefix(prefix)
+
+
+def _entry(alert: str, action: str, at: datetime, **kw: Any) -> AuditEntry:
+    return AuditEntry(alert_uuid=alert, actor="U123", action=action, reason="why", at=at, **kw)
+
+
+# -- alert fields ------------------------------------------------------------------------------
+
+
+async def test_alert_fields_round_trip(store: Store) -> None:
+    fields = {
+        "host.name": "web-1",
+        "risk": 73,
+        "score": 0.5,
+        "tags": ["a", "b"],
+        "nested": {"user": "zoë", "ok": True, "none": None},
+    }
+    await store.save_alert("a1", fields, ttl=60)
+    assert await store.load_alert("a1") == fields
+    assert await store.load_alert("unknown") is None
+
+
+async def test_saved_fields_are_a_snapshot(store: Store) -> None:
+    fields: dict[str, object] = {"tags": ["a"]}
+    await store.save_alert("a1", fields, ttl=60)
+    fields["tags"] = ["changed"]
+    assert await store.load_alert("a1") == {"tags": ["a"]}
+    await store.save_alert("a1", {"tags": ["b"]}, ttl=60)  # saving again replaces
+    assert await store.load_alert("a1") == {"tags": ["b"]}
+
+
+async def test_ttl_below_one_second_is_refused(store: Store) -> None:
+    with pytest.raises(ValueError):
+        await store.save_alert("a1", {}, ttl=0)
+    with pytest.raises(ValueError):
+        await store.claim_dedup("k", "a1", window=0)
+
+
+async def test_everything_with_a_ttl_expires(store: Store) -> None:
+    await store.save_alert("a1", {"x": 1}, ttl=1)
+    await store.link_message("a1", MessageRef("C1", "1700000000.000100"), ttl=1)
+    await store.mark_posted("a1", ttl=1)
+    assert await store.claim_post("a1", ttl=1)
+    await store.save_alert("a2", {"x": 2}, ttl=60)  # a longer TTL survives
+    await asyncio.sleep(1.2)
+    assert await store.load_alert("a1") is None
+    assert await store.message_for_alert("a1") is None
+    assert await store.alert_for_message("C1", "1700000000.000100") is None
+    assert not await store.is_posted("a1")
+    assert await store.claim_post("a1", ttl=60)  # a dead replica's claim frees itself
+    assert await store.load_alert("a2") == {"x": 2}
+
+
+# -- message <-> alert -------------------------------------------------------------------------
+
+
+async def test_message_and_alert_found_from_each_other(store: Store) -> None:
+    await store.link_message("a1", MessageRef("C1", "1700000000.000100"), ttl=60)
+    await store.link_message("a2", MessageRef("C2", "1700000000.000200"), ttl=60)
+    assert await store.message_for_alert("a1") == MessageRef("C1", "1700000000.000100")
+    assert await store.alert_for_message("C1", "1700000000.000100") == "a1"
+    assert await store.alert_for_message("C2", "1700000000.000200") == "a2"
+    # Same ts in another channel is another message.
+    assert await store.alert_for_message("C2", "1700000000.000100") is None
+    assert await store.message_for_alert("unknown") is None
+
+
+# -- dedup -------------------------------------------------------------------------------------
+
+
+async def test_dedup_counts_hits_and_points_to_the_first(store: Store) -> None:
+    first = await store.claim_dedup("rule1|host-a", "a1", window=60)
+    assert (first.first_uuid, first.count, first.is_duplicate) == ("a1", 1, False)
+    second = await store.claim_dedup("rule1|host-a", "a2", window=60)
+    third = await store.claim_dedup("rule1|host-a", "a3", window=60)
+    assert (second.first_uuid, second.count, second.is_duplicate) == ("a1", 2, True)
+    assert (third.first_uuid, third.count) == ("a1", 3)
+    other = await store.claim_dedup("rule1|host-b", "a4", window=60)
+    assert (other.first_uuid, other.count) == ("a4", 1)
+
+
+async def test_dedup_claim_is_idempotent_per_alert(store: Store) -> None:
+    # The poller re-reads an overlap behind its checkpoint: the same alert must not count twice.
+    await store.claim_dedup("k", "a1", window=60)
+    await store.claim_dedup("k", "a2", window=60)
+    assert (await store.claim_dedup("k", "a1", window=60)).count == 1
+    assert (await store.claim_dedup("k", "a2", window=60)).count == 2
+    assert (await store.claim_dedup("k", "a3", window=60)).count == 3
+
+
+async def test_dedup_window_is_not_extended_by_duplicates(store: Store) -> None:
+    assert (await store.claim_dedup("k", "a1", window=1)).count == 1
+    await asyncio.sleep(0.6)
+    assert (await store.claim_dedup("k", "a2", window=1)).first_uuid == "a1"
+    await asyncio.sleep(0.6)  # 1.2 s after the first claim, 0.6 s after the duplicate
+    fresh = await store.claim_dedup("k", "a3", window=1)
+    assert (fresh.first_uuid, fresh.count) == ("a3", 1)
+
+
+async def test_concurrent_dedup_claims_have_one_first(store: Store) -> None:
+    uuids = [f"a{i}" for i in range(20)]
+    results = await asyncio.gather(*(store.claim_dedup("k", u, window=60) for u in uuids))
+    firsts = [u for u, r in zip(uuids, results, strict=True) if not r.is_duplicate]
+    assert len(firsts) == 1
+    assert {r.first_uuid for r in results} == set(firsts)
+    assert sorted(r.count for r in results) == list(range(1, 21))
+
+
+# -- exactly-once posting ----------------------------------------------------------------------
+
+
+async def test_concurrent_post_claims_have_one_owner(store: Store) -> None:
+    results = await asyncio.gather(*(store.claim_post("a1", ttl=60) for _ in range(20)))
+    assert results.count(True) == 1
+    assert await store.claim_post("a2", ttl=60)  # claims are per alert
+
+
+async def test_released_claim_can_be_claimed_again(store: Store) -> None:
+    assert await store.claim_post("a1", ttl=60)
+    assert not await store.claim_post("a1", ttl=60)
+    await store.release_post("a1")
+    assert await store.claim_post("a1", ttl=60)
+    await store.release_post("never-claimed")  # harmless
+
+
+async def test_posted_marker(store: Store) -> None:
+    assert not await store.is_posted("a1")
+    await store.mark_posted("a1", ttl=60)
+    assert await store.is_posted("a1")
+    assert not await store.is_posted("a2")
+
+
+# -- checkpoints -------------------------------------------------------------------------------
+
+
+async def test_checkpoints(store: Store) -> None:
+    assert await store.get_checkpoint("poller") is None
+    await store.set_checkpoint("poller", '{"ts": "2024-01-01T00:00:00Z"}')
+    await store.set_checkpoint("other", "x")
+    assert await store.get_checkpoint("poller") == '{"ts": "2024-01-01T00:00:00Z"}'
+    await store.set_checkpoint("poller", "2")
+    assert await store.get_checkpoint("poller") == "2"
+    assert await store.get_checkpoint("other") == "x"
+
+
+# -- audit -------------------------------------------------------------------------------------
+
+
+async def test_audit_appended_and_read_back_in_order(store: Store) -> None:
+    t0 = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
+    written = [
+        _entry("a1", "acknowledged", t0, rule_id="r1"),
+        _entry("a2", "closed", t0 + timedelta(seconds=1), extra={"tag": "closed_by:U123"}),
+        _entry("a1", "closed", t0 + timedelta(seconds=2), rule_id="r1"),
+    ]
+    ids = [await store.append_audit(e) for e in written]
+    assert len(set(ids)) == 3
+    assert await store.read_audit() == written
+    assert await store.read_audit("a1") == [written[0], written[2]]
+    assert await store.read_audit("a2") == [written[1]]
+    assert await store.read_audit("unknown") == []
+
+
+async def test_audit_times_come_back_as_aware_utc(store: Store) -> None:
+    paris = timezone(timedelta(hours=2))
+    await store.append_audit(_entry("a1", "open", datetime(2024, 5, 1, 14, 0, tzinfo=paris)))
+    await store.append_audit(_entry("a1", "closed", datetime(2024, 5, 1, 12, 30)))  # naive = UTC
+    got = [e.at for e in await store.read_audit("a1")]
+    assert got == [
+        datetime(2024, 5, 1, 12, 0, tzinfo=UTC),
+        datetime(2024, 5, 1, 12, 30, tzinfo=UTC),
+    ]
+    assert all(at.utcoffset() == timedelta(0) for at in got)
+
+
+async def test_audit_limit_keeps_the_newest_oldest_first(store: Store) -> None:
+    t0 = datetime(2024, 5, 1, tzinfo=UTC)
+    for i in range(5):
+        await store.append_audit(_entry("a1", f"s{i}", t0 + timedelta(seconds=i)))
+        await store.append_audit(_entry("a2", f"s{i}", t0 + timedelta(seconds=i)))
+    assert [e.action for e in await store.read_audit("a1", limit=3)] == ["s2", "s3", "s4"]
+    assert [e.alert_uuid for e in await store.read_audit(limit=2)] == ["a1", "a2"]
+    assert await store.read_audit(limit=0) == []
+
+
+async def test_ping(store: Store) -> None:
+    assert await store.ping()
+
+
+# -- Redis only --------------------------------------------------------------------------------
+
+
+async def test_redis_keys_follow_the_documented_layout(redis_prefix: str) -> None:
+    store = RedisStore.from_url(REDIS_URL, redis_prefix)
+    client = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        await store.save_alert("a1", {"x": 1}, ttl=60)
+        await store.link_message("a1", MessageRef("C1", "17.01"), ttl=60)
+        await store.claim_dedup("r1|h", "a1", window=60)
+        await store.claim_dedup("r1|h", "a2", window=60)
+        await store.append_audit(_entry("a1", "closed", datetime(2024, 5, 1, tzinfo=UTC)))
+        p = redis_prefix
+        assert await client.get(f"{p}msg:a1") == "C1|17.01"
+        assert await client.get(f"{p}ts:C1:17.01") == "a1"
+        assert 0 < await client.ttl(f"{p}alert:a1") <= 60
+        dedup = await client.hgetall(f"{p}dedup:r1|h")
+        assert (dedup["first"], dedup["count"]) == ("a1", "2")
+        assert 0 < await client.ttl(f"{p}dedup:r1|h") <= 60
+        entries = await client.xrange(f"{p}audit") or []
+        assert len(entries) == 1
+        assert {"who", "when", "what", "why", "rule", "alert"} <= set(entries[0][1] or {})
+    finally:
+        await client.aclose()
+        await store.close()
+
+
+async def test_redis_prefixes_isolate_stores(redis_prefix: str) -> None:
+    one = RedisStore.from_url(REDIS_URL, redis_prefix + "one:")
+    two = RedisStore.from_url(REDIS_URL, redis_prefix + "two:")
+    try:
+        await one.set_checkpoint("poller", "1")
+        assert await two.get_checkpoint("poller") is None
+        assert await one.claim_post("a1", ttl=60)
+        assert await two.claim_post("a1", ttl=60)
+    finally:
+        await one.close()
+        await two.close()
+
+
+async def test_redis_works_with_a_bytes_client(redis_prefix: str) -> None:
+    store = RedisStore(aioredis.Redis.from_url(REDIS_URL), prefix=redis_prefix)  # no decoding
+    try:
+        await store.link_message("a1", MessageRef("C1", "17.01"), ttl=60)
+        assert await store.message_for_alert("a1") == MessageRef("C1", "17.01")
+        assert (await store.claim_dedup("k", "a1", window=60)).first_uuid == "a1"
+        entry = _entry("a1", "closed", datetime(2024, 5, 1, tzinfo=UTC), extra={"k": "v"})
+        await store.append_audit(entry)
+        assert await store.read_audit("a1") == [entry]
+    finally:
+        await store.close()
+
+
+async def test_redis_unreachable_raises_store_unavailable() -> None:
+    url = "redis://:s3cret@127.0.0.1:1/0"  # nothing listens on port 1
+    store = RedisStore.from_url(url, "x:", socket_timeout=0.5, connect_timeout=0.5)
+    try:
+        assert await store.ping() is False
+        with pytest.raises(StoreUnavailable) as caught:
+            await store.get_checkpoint("poller")
+        assert "s3cret" not in str(caught.value)
+        assert url not in str(caught.value)
+        with pytest.raises(StoreUnavailable):
+            await store.claim_dedup("k", "a1", window=60)
+        with pytest.raises(StoreUnavailable):
+            await store.link_message("a1", MessageRef("C1", "1.2"), ttl=60)
+        with pytest.raises(StoreUnavailable):
+            await store.read_audit("a1")
+    finally:
+        await store.close()
+
+
+async def test_redis_filtered_audit_read_pages_through_the_stream(
+    redis_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("secbot.store.redis._AUDIT_PAGE", 2)  # force many small XREVRANGE pages
+    store = RedisStore.from_url(REDIS_URL, redis_prefix)
+    t0 = datetime(2024, 5, 1, tzinfo=UTC)
+    try:
+        await store.append_audit(_entry("old", "closed", t0))
+        for i in range(7):
+            await store.append_audit(_entry("noise", "open", t0 + timedelta(seconds=i)))
+        await store.append_audit(_entry("old", "open", t0 + timedelta(minutes=1)))
+        assert [e.action for e in await store.read_audit("old")] == ["closed", "open"]
+        assert [e.action for e in await store.read_audit("old", limit=1)] == ["open"]
+        assert len(await store.read_audit(limit=5)) == 5
+    finally:
+        await store.close()
+
+
+# -- memory only -------------------------------------------------------------------------------
+
+
+async def test_memory_store_expiry_follows_an_injected_clock() -> None:
+    now = [1000.0]
+    store = MemoryStore(clock=lambda: now[0])
+    await store.save_alert("a1", {"x": 1}, ttl=30)
+    assert (await store.claim_dedup("k", "a1", window=30)).count == 1
+    now[0] += 29.9
+    assert await store.load_alert("a1") == {"x": 1}
+    assert (await store.claim_dedup("k", "a2", window=30)).count == 2
+    now[0] += 0.2
+    assert await store.load_alert("a1") is None
+    assert (await store.claim_dedup("k", "a3", window=30)).first_uuid == "a3"
