@@ -1,0 +1,419 @@
+"""Embedded SIEM: a local alert store on SQLite with Kibana's semantics (demo and tests).
+
+Each "index" (the alerts index, an auth-log index for ``locate user``, ...) is one table::
+
+    id TEXT PRIMARY KEY,   -- the document _id
+    uuid TEXT,             -- kibana.alert.uuid, falling back to _id
+    ts INTEGER,            -- @timestamp in epoch milliseconds (ES ``date`` precision), or NULL
+    status TEXT,           -- kibana.alert.workflow_status
+    bb INTEGER,            -- 1 for building-block alerts (excluded from polling, as in Kibana)
+    source TEXT            -- the _source, JSON
+
+Timestamps are kept in milliseconds because that is what Elasticsearch sorts on for a ``date``
+field: the embedded and the elastic backend then page identically, and a checkpoint taken from
+one is meaningful to the other. sqlite3 is blocking, so every call runs in a worker thread
+(``asyncio.to_thread``) on one shared connection guarded by a lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import threading
+import uuid as uuidlib
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+from secbot.alert import Alert, has_field, lookup, parse_timestamp
+from secbot.siem.base import (
+    CLOSING_REASONS,
+    STATUSES,
+    Checkpoint,
+    Page,
+    Status,
+    StatusChange,
+)
+
+T = TypeVar("T")
+
+DEFAULT_ALERTS_INDEX = ".alerts-security.alerts-default"
+WORKFLOW_STATUS = "kibana.alert.workflow_status"
+WORKFLOW_USER = "kibana.alert.workflow_user"
+WORKFLOW_UPDATED_AT = "kibana.alert.workflow_status_updated_at"
+WORKFLOW_REASON = "kibana.alert.workflow_reason"
+WORKFLOW_TAGS = "kibana.alert.workflow_tags"
+BUILDING_BLOCK = "kibana.alert.building_block_type"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+# --- helpers shared with the elastic backend's tests and the CLI ---------------------------
+
+
+def to_millis(value: datetime) -> int:
+    """Epoch milliseconds, floored like Elasticsearch's ``date`` type (no float rounding)."""
+    aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+    return (aware - _EPOCH) // timedelta(milliseconds=1)
+
+
+def iso_millis(value: datetime) -> str:
+    """``2024-01-02T03:04:05.678Z``: what JavaScript's ``toISOString`` (Kibana) writes."""
+    aware = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    return aware.strftime("%Y-%m-%dT%H:%M:%S.") + f"{aware.microsecond // 1000:03d}Z"
+
+
+def iter_json_documents(text: str) -> Iterator[Any]:
+    """Every JSON value in ``text``: NDJSON, concatenated pretty-printed objects, or arrays.
+
+    es_archiver ``data.json`` files are pretty-printed objects separated by blank lines, and
+    exported hits often come as one array, so line-by-line parsing is not enough.
+    """
+    decoder = json.JSONDecoder()
+    pos, end = 0, len(text)
+    while True:
+        while pos < end and text[pos] in " \t\r\n":
+            pos += 1
+        if pos >= end:
+            return
+        value, pos = decoder.raw_decode(text, pos)
+        if isinstance(value, list):
+            yield from value
+        else:
+            yield value
+
+
+def split_document(doc: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """``(_id, _source)`` of an ES hit, an es_archiver record, or a bare ``_source``."""
+    value = doc.get("value")
+    if doc.get("type") == "doc" and isinstance(value, Mapping) and "source" in value:
+        return str(value.get("id") or ""), dict(value["source"])
+    if isinstance(doc.get("_source"), Mapping):
+        return str(doc.get("_id") or ""), dict(doc["_source"])
+    return str(lookup(doc, "kibana.alert.uuid") or ""), dict(doc)
+
+
+def validate_status(status: str, reason: str | None) -> str | None:
+    """Check ``status``/``reason`` like Kibana; returns the reason that will be stored.
+
+    Kibana keeps a reason only when closing (``validateClosingReason`` answers
+    ``reason: undefined`` for other statuses) and rejects reasons outside its list.
+    """
+    if status not in STATUSES:
+        raise ValueError(f"unknown alert status {status!r}; expected one of {STATUSES}")
+    if status != "closed":
+        return None
+    if reason is not None and reason not in CLOSING_REASONS:
+        raise ValueError(f"{reason} is an invalid closing reason.")
+    return reason
+
+
+def apply_status(
+    source: dict[str, Any], status: str, reason: str | None, user: str | None, at: str
+) -> bool:
+    """Kibana's status painless script on a ``_source`` dict; False when nothing changed."""
+    current = lookup(source, WORKFLOW_STATUS)
+    changed = current is not None and current != status
+    if changed:
+        source[WORKFLOW_STATUS] = status
+        source[WORKFLOW_USER] = user
+        source[WORKFLOW_UPDATED_AT] = at
+        if reason is not None:
+            source[WORKFLOW_REASON] = reason
+        else:
+            source.pop(WORKFLOW_REASON, None)
+    signal = source.get("signal")
+    if isinstance(signal, dict) and signal.get("status") is not None:
+        signal["status"] = status  # legacy .siem-signals documents
+    return changed
+
+
+def apply_tags(source: dict[str, Any], add: Sequence[str], remove: Sequence[str] = ()) -> None:
+    """Kibana's set-alert-tags painless script: keep order, drop removed, append new."""
+    current = lookup(source, WORKFLOW_TAGS)
+    if current is None:
+        source[WORKFLOW_TAGS] = list(dict.fromkeys(add))
+        return
+    kept = [tag for tag in current if tag not in remove]
+    kept.extend(tag for tag in dict.fromkeys(add) if tag not in kept)
+    source[WORKFLOW_TAGS] = kept
+
+
+def field_equals(actual: Any, expected: Any) -> bool:
+    """Keyword ``term`` equality: arrays match on any element; numbers/bools as ES coerces."""
+    if isinstance(expected, (list, tuple)):
+        return any(field_equals(actual, item) for item in expected)
+    if isinstance(actual, (list, tuple)):
+        return any(field_equals(item, expected) for item in actual)
+    if actual == expected and type(actual) is type(expected):
+        return True
+    if actual is None or expected is None:
+        return False
+    if isinstance(actual, bool) or isinstance(expected, bool):
+        return str(actual).lower() == str(expected).lower()
+    if isinstance(actual, (int, float)) or isinstance(expected, (int, float)):
+        try:
+            return float(actual) == float(expected)
+        except (TypeError, ValueError):
+            return False
+    return bool(actual == expected)
+
+
+def _table_name(index: str) -> str:
+    # Prefixed so that no index name can collide with sqlite's reserved "sqlite_" tables.
+    return '"idx:' + index.replace('"', '""') + '"'
+
+
+def _row(index_is_alerts: bool, doc_id: str, source: dict[str, Any]) -> tuple[Any, ...]:
+    if index_is_alerts and lookup(source, WORKFLOW_STATUS) is None:
+        source[WORKFLOW_STATUS] = "open"  # Kibana always writes it; seed files may not
+    stamp = parse_timestamp(lookup(source, "@timestamp"))
+    status = lookup(source, WORKFLOW_STATUS)
+    return (
+        doc_id,
+        str(lookup(source, "kibana.alert.uuid") or doc_id),
+        None if stamp is None else to_millis(stamp),
+        None if status is None else str(status),
+        1 if lookup(source, BUILDING_BLOCK) is not None else 0,
+        json.dumps(source, separators=(",", ":")),
+    )
+
+
+class EmbeddedSiem:
+    """The :class:`~secbot.siem.base.Siem` contract on a local SQLite file (or ``:memory:``).
+
+    Semantics follow Kibana/Elasticsearch: polling returns open, non-building-block alerts in
+    (``@timestamp``, uuid) order; status changes run Kibana's painless script logic (same
+    status is a no-op, the reason is kept only when closing); tags use Kibana's tag script.
+    Extra tables (other "indices") hold log documents for investigation searches.
+    """
+
+    def __init__(
+        self,
+        path: str | Path = ":memory:",
+        *,
+        index: str = DEFAULT_ALERTS_INDEX,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.index = index
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._conn = sqlite3.connect(str(path), check_same_thread=False)
+        self._lock = threading.Lock()
+        self._tables: set[str] = set()
+
+    # --- plumbing -------------------------------------------------------------------------
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.to_thread(self._locked, fn, *args)
+
+    def _locked(self, fn: Callable[..., T], *args: Any) -> T:
+        with self._lock:
+            return fn(*args)
+
+    def _table(self, index: str, *, create: bool) -> str | None:
+        name = _table_name(index)
+        if index in self._tables:
+            return name
+        found = self._conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", ("idx:" + index,)
+        ).fetchone()
+        if not found:
+            if not create:
+                return None
+            with self._conn:
+                self._conn.execute(
+                    f"CREATE TABLE {name} (id TEXT PRIMARY KEY, uuid TEXT NOT NULL, ts INTEGER,"
+                    " status TEXT, bb INTEGER NOT NULL DEFAULT 0, source TEXT NOT NULL)"
+                )
+                poll = _table_name(index + ":poll")
+                by_uuid = _table_name(index + ":uuid")
+                self._conn.execute(f"CREATE INDEX {poll} ON {name} (status, bb, ts, uuid)")
+                self._conn.execute(f"CREATE INDEX {by_uuid} ON {name} (uuid)")
+        self._tables.add(index)
+        return name
+
+    # --- loading --------------------------------------------------------------------------
+    async def insert(self, docs: Iterable[Mapping[str, Any]], *, index: str | None = None) -> int:
+        """Upsert ``_source`` documents or ES hits (or es_archiver records); returns the count."""
+        pairs = []
+        for doc in docs:
+            doc_id, source = split_document(doc)
+            pairs.append((doc_id or uuidlib.uuid4().hex, source))
+        return await self._run(self._insert_sync, pairs, index or self.index)
+
+    def _insert_sync(self, pairs: list[tuple[str, dict[str, Any]]], index: str) -> int:
+        table = self._table(index, create=True)
+        rows = [_row(index == self.index, doc_id, source) for doc_id, source in pairs]
+        with self._conn:
+            self._conn.executemany(
+                f"INSERT OR REPLACE INTO {table} (id, uuid, ts, status, bb, source)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+        return len(rows)
+
+    async def seed_ndjson(self, path: str | Path, *, index: str | None = None) -> int:
+        """Load a file of alert ``_source``s or hits (NDJSON, JSON array, or es_archiver)."""
+        text = await asyncio.to_thread(Path(path).read_text, encoding="utf-8")
+        return await self.insert(list(iter_json_documents(text)), index=index)
+
+    # --- the Siem protocol ------------------------------------------------------------------
+    async def fetch_new(
+        self, since: Checkpoint | None, *, overlap_seconds: float = 0.0, limit: int = 500
+    ) -> Page:
+        """Open, non-building-block alerts with (ts, uuid) > since − overlap, up to now."""
+        after: tuple[int, str] | None = None
+        if since is not None:
+            after = (to_millis(since.timestamp) - round(overlap_seconds * 1000), since.uuid)
+        now_ms = to_millis(self._clock())
+        rows = await self._run(self._fetch_sync, after, now_ms, max(1, limit))
+        alerts = [Alert(source=json.loads(src), id=doc_id, index=self.index)
+                  for doc_id, src in rows[:limit]]
+        return Page(alerts=alerts, more=len(rows) > limit)
+
+    def _fetch_sync(
+        self, after: tuple[int, str] | None, now_ms: int, limit: int
+    ) -> list[tuple[str, str]]:
+        table = self._table(self.index, create=False)
+        if table is None:
+            return []
+        sql = (f"SELECT id, source FROM {table} WHERE status = 'open' AND bb = 0"
+               " AND ts IS NOT NULL AND ts <= ?")
+        args: list[Any] = [now_ms]
+        if after is not None:
+            sql += " AND (ts > ? OR (ts = ? AND uuid > ?))"
+            args += [after[0], after[0], after[1]]
+        sql += " ORDER BY ts, uuid LIMIT ?"
+        # One extra row tells whether another page follows without a second query.
+        args.append(limit + 1)
+        return list(self._conn.execute(sql, args).fetchall())
+
+    async def set_status(
+        self, ids: Sequence[str], status: Status, *, reason: str | None, user: str
+    ) -> StatusChange:
+        """Kibana's status change: same status is a no-op; unknown ids come back as missing."""
+        kept_reason = validate_status(status, reason)
+        at = iso_millis(self._clock())
+        return await self._run(self._set_status_sync, list(ids), status, kept_reason, user, at)
+
+    def _set_status_sync(
+        self, ids: list[str], status: str, reason: str | None, user: str, at: str
+    ) -> StatusChange:
+        table = self._table(self.index, create=False)
+        updated, noops, missing = 0, 0, []
+        with self._conn:
+            for alert_id in dict.fromkeys(ids):
+                row = None if table is None else self._conn.execute(
+                    f"SELECT id, source FROM {table} WHERE id = ? OR uuid = ? LIMIT 1",
+                    (alert_id, alert_id),
+                ).fetchone()
+                if row is None:
+                    missing.append(alert_id)
+                    continue
+                source = json.loads(row[1])
+                if not apply_status(source, status, reason, user, at):
+                    noops += 1
+                    continue
+                self._conn.execute(
+                    f"UPDATE {table} SET status = ?, source = ? WHERE id = ?",
+                    (status, json.dumps(source, separators=(",", ":")), row[0]),
+                )
+                updated += 1
+        return StatusChange(updated=updated, noops=noops, missing=tuple(missing))
+
+    async def add_tags(self, ids: Sequence[str], tags: Sequence[str]) -> None:
+        """Append ``tags`` to ``kibana.alert.workflow_tags`` (no duplicates)."""
+        await self._run(self._add_tags_sync, list(ids), list(tags))
+
+    def _add_tags_sync(self, ids: list[str], tags: list[str]) -> None:
+        table = self._table(self.index, create=False)
+        if table is None:
+            return
+        with self._conn:
+            for alert_id in dict.fromkeys(ids):
+                row = self._conn.execute(
+                    f"SELECT id, source FROM {table} WHERE id = ? OR uuid = ? LIMIT 1",
+                    (alert_id, alert_id),
+                ).fetchone()
+                if row is None:
+                    continue
+                source = json.loads(row[1])
+                apply_tags(source, tags)
+                self._conn.execute(
+                    f"UPDATE {table} SET source = ? WHERE id = ?",
+                    (json.dumps(source, separators=(",", ":")), row[0]),
+                )
+
+    async def get(self, alert_id: str) -> Alert | None:
+        """One alert by ``_id`` (or ``kibana.alert.uuid``), whatever its status."""
+        row = await self._run(self._get_sync, alert_id)
+        return None if row is None else Alert(source=json.loads(row[1]), id=row[0],
+                                              index=self.index)
+
+    def _get_sync(self, alert_id: str) -> tuple[str, str] | None:
+        table = self._table(self.index, create=False)
+        if table is None:
+            return None
+        row = self._conn.execute(
+            f"SELECT id, source FROM {table} WHERE id = ? UNION ALL "
+            f"SELECT id, source FROM {table} WHERE uuid = ? LIMIT 1",
+            (alert_id, alert_id),
+        ).fetchone()
+        return None if row is None else (str(row[0]), str(row[1]))
+
+    async def search(
+        self,
+        filters: Mapping[str, Any],
+        *,
+        index: str | None = None,
+        since: datetime | None = None,
+        size: int = 50,
+    ) -> list[dict[str, Any]]:
+        """``_source``s whose dotted fields equal ``filters`` (term semantics), newest first."""
+        since_ms = None if since is None else to_millis(since)
+        return await self._run(self._search_sync, dict(filters), index or self.index,
+                               since_ms, size)
+
+    def _search_sync(
+        self, filters: dict[str, Any], index: str, since_ms: int | None, size: int
+    ) -> list[dict[str, Any]]:
+        table = self._table(index, create=False)
+        if table is None or size <= 0:
+            return []
+        sql = f"SELECT source FROM {table}"
+        args: list[Any] = []
+        if since_ms is not None:
+            sql += " WHERE ts >= ?"
+            args.append(since_ms)
+        # NULL timestamps sort last in DESC order, as ES puts missing values last.
+        sql += " ORDER BY ts DESC, uuid DESC"
+        found: list[dict[str, Any]] = []
+        for (text,) in self._conn.execute(sql, args):
+            doc = json.loads(text)
+            if all(has_field(doc, name) and field_equals(lookup(doc, name), value)
+                   for name, value in filters.items()):
+                found.append(doc)
+                if len(found) >= size:
+                    break
+        return found
+
+    async def ping(self) -> bool:
+        await self._run(lambda: self._conn.execute("SELECT 1").fetchone())
+        return True
+
+    async def close(self) -> None:
+        await self._run(self._conn.close)
+
+
+__all__ = [
+    "DEFAULT_ALERTS_INDEX",
+    "EmbeddedSiem",
+    "apply_status",
+    "apply_tags",
+    "field_equals",
+    "iso_millis",
+    "iter_json_documents",
+    "split_document",
+    "to_millis",
+    "validate_status",
+]
