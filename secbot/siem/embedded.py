@@ -49,7 +49,7 @@ BUILDING_BLOCK = "kibana.alert.building_block_type"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-# --- helpers shared with the elastic backend's tests and the CLI ---------------------------
+# --- Kibana document semantics, shared with the elastic backend and the emulator -----------
 
 
 def to_millis(value: datetime) -> int:
@@ -110,7 +110,7 @@ def validate_status(status: str, reason: str | None) -> str | None:
 
 
 def apply_status(
-    source: dict[str, Any], status: str, reason: str | None, user: str | None, at: str
+    source: dict[str, Any], status: str, reason: str | None, user: str | None, at: str | None
 ) -> bool:
     """Kibana's status painless script on a ``_source`` dict; False when nothing changed."""
     current = lookup(source, WORKFLOW_STATUS)
@@ -165,19 +165,18 @@ def _table_name(index: str) -> str:
     return '"idx:' + index.replace('"', '""') + '"'
 
 
+def _dump(source: Mapping[str, Any]) -> str:
+    return json.dumps(source, separators=(",", ":"))
+
+
 def _row(index_is_alerts: bool, doc_id: str, source: dict[str, Any]) -> tuple[Any, ...]:
     if index_is_alerts and lookup(source, WORKFLOW_STATUS) is None:
         source[WORKFLOW_STATUS] = "open"  # Kibana always writes it; seed files may not
     stamp = parse_timestamp(lookup(source, "@timestamp"))
     status = lookup(source, WORKFLOW_STATUS)
-    return (
-        doc_id,
-        str(lookup(source, "kibana.alert.uuid") or doc_id),
-        None if stamp is None else to_millis(stamp),
-        None if status is None else str(status),
-        1 if lookup(source, BUILDING_BLOCK) is not None else 0,
-        json.dumps(source, separators=(",", ":")),
-    )
+    return (doc_id, str(lookup(source, "kibana.alert.uuid") or doc_id),
+            None if stamp is None else to_millis(stamp), None if status is None else str(status),
+            1 if lookup(source, BUILDING_BLOCK) is not None else 0, _dump(source))
 
 
 class EmbeddedSiem:
@@ -189,13 +188,8 @@ class EmbeddedSiem:
     Extra tables (other "indices") hold log documents for investigation searches.
     """
 
-    def __init__(
-        self,
-        path: str | Path = ":memory:",
-        *,
-        index: str = DEFAULT_ALERTS_INDEX,
-        clock: Callable[[], datetime] | None = None,
-    ) -> None:
+    def __init__(self, path: str | Path = ":memory:", *, index: str = DEFAULT_ALERTS_INDEX,
+                 clock: Callable[[], datetime] | None = None) -> None:
         self.index = index
         self._clock = clock or (lambda: datetime.now(UTC))
         self._conn = sqlite3.connect(str(path), check_same_thread=False)
@@ -303,10 +297,7 @@ class EmbeddedSiem:
         updated, noops, missing = 0, 0, []
         with self._conn:
             for alert_id in dict.fromkeys(ids):
-                row = None if table is None else self._conn.execute(
-                    f"SELECT id, source FROM {table} WHERE id = ? OR uuid = ? LIMIT 1",
-                    (alert_id, alert_id),
-                ).fetchone()
+                row = self._find(table, alert_id)
                 if row is None:
                     missing.append(alert_id)
                     continue
@@ -314,10 +305,8 @@ class EmbeddedSiem:
                 if not apply_status(source, status, reason, user, at):
                     noops += 1
                     continue
-                self._conn.execute(
-                    f"UPDATE {table} SET status = ?, source = ? WHERE id = ?",
-                    (status, json.dumps(source, separators=(",", ":")), row[0]),
-                )
+                self._conn.execute(f"UPDATE {table} SET status = ?, source = ? WHERE id = ?",
+                                   (status, _dump(source), row[0]))
                 updated += 1
         return StatusChange(updated=updated, noops=noops, missing=tuple(missing))
 
@@ -331,18 +320,12 @@ class EmbeddedSiem:
             return
         with self._conn:
             for alert_id in dict.fromkeys(ids):
-                row = self._conn.execute(
-                    f"SELECT id, source FROM {table} WHERE id = ? OR uuid = ? LIMIT 1",
-                    (alert_id, alert_id),
-                ).fetchone()
-                if row is None:
-                    continue
-                source = json.loads(row[1])
-                apply_tags(source, tags)
-                self._conn.execute(
-                    f"UPDATE {table} SET source = ? WHERE id = ?",
-                    (json.dumps(source, separators=(",", ":")), row[0]),
-                )
+                row = self._find(table, alert_id)
+                if row is not None:
+                    source = json.loads(row[1])
+                    apply_tags(source, tags)
+                    self._conn.execute(f"UPDATE {table} SET source = ? WHERE id = ?",
+                                       (_dump(source), row[0]))
 
     async def get(self, alert_id: str) -> Alert | None:
         """One alert by ``_id`` (or ``kibana.alert.uuid``), whatever its status."""
@@ -351,13 +334,15 @@ class EmbeddedSiem:
                                               index=self.index)
 
     def _get_sync(self, alert_id: str) -> tuple[str, str] | None:
-        table = self._table(self.index, create=False)
+        return self._find(self._table(self.index, create=False), alert_id)
+
+    def _find(self, table: str | None, alert_id: str) -> tuple[str, str] | None:
+        """The row whose ``_id`` is ``alert_id``, else one whose uuid is (``_id`` wins)."""
         if table is None:
             return None
         row = self._conn.execute(
             f"SELECT id, source FROM {table} WHERE id = ? UNION ALL "
-            f"SELECT id, source FROM {table} WHERE uuid = ? LIMIT 1",
-            (alert_id, alert_id),
+            f"SELECT id, source FROM {table} WHERE uuid = ? LIMIT 1", (alert_id, alert_id),
         ).fetchone()
         return None if row is None else (str(row[0]), str(row[1]))
 
@@ -405,15 +390,5 @@ class EmbeddedSiem:
         await self._run(self._conn.close)
 
 
-__all__ = [
-    "DEFAULT_ALERTS_INDEX",
-    "EmbeddedSiem",
-    "apply_status",
-    "apply_tags",
-    "field_equals",
-    "iso_millis",
-    "iter_json_documents",
-    "split_document",
-    "to_millis",
-    "validate_status",
-]
+__all__ = ["DEFAULT_ALERTS_INDEX", "EmbeddedSiem", "apply_status", "apply_tags", "field_equals",
+           "iso_millis", "iter_json_documents", "split_document", "to_millis", "validate_status"]

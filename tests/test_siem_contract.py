@@ -1,0 +1,195 @@
+"""The Siem contract, run unchanged against every backend.
+
+``embedded`` is the SQLite store; ``elastic`` is :class:`ElasticSiem` with real
+``AsyncElasticsearch`` and ``httpx`` clients talking to the Elastic/Kibana emulator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from secbot.alert import parse_timestamp
+from secbot.emulators.elastic import ElasticEmulator
+from secbot.settings import Settings
+from secbot.siem.base import Checkpoint, Siem
+from secbot.siem.elastic import build_elastic_siem
+from secbot.siem.embedded import EmbeddedSiem
+
+ALERTS = ".alerts-security.alerts-default"
+Seeder = Callable[[list[dict[str, Any]], str | None], Awaitable[None]]
+
+
+@dataclass
+class Backend:
+    name: str
+    siem: Siem
+    seed: Seeder
+
+
+@pytest.fixture(params=["embedded", "elastic"])
+async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
+    if request.param == "embedded":
+        embedded = EmbeddedSiem(":memory:")
+
+        async def seed_embedded(docs: list[dict[str, Any]], index: str | None) -> None:
+            await embedded.insert(docs, index=index)
+
+        yield Backend("embedded", embedded, seed_embedded)
+        await embedded.close()
+        return
+    async with ElasticEmulator.running(api_key="test-key") as emu:
+        settings = Settings(
+            elasticsearch_url=emu.url, kibana_url=emu.kibana_url,
+            elasticsearch_api_key="test-key", alerts_index=ALERTS,
+        )
+        elastic = build_elastic_siem(settings)
+
+        async def seed_elastic(docs: list[dict[str, Any]], index: str | None) -> None:
+            emu.index_documents(index or ALERTS, docs)
+
+        yield Backend("elastic", elastic, seed_elastic)
+        await elastic.close()
+
+
+BASE = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+
+
+def at(seconds: float) -> datetime:
+    return BASE + timedelta(seconds=seconds)
+
+
+async def drain(siem: Siem, since: Checkpoint | None, limit: int) -> tuple[list[str], int]:
+    """All pages from ``since`` (overlap 0 after the first page), as uuids; and page count."""
+    uuids: list[str] = []
+    pages = 0
+    while True:
+        page = await siem.fetch_new(since, limit=limit)
+        pages += 1
+        uuids += [alert.uuid for alert in page.alerts]
+        if not page.more:
+            return uuids, pages
+        last = page.alerts[-1]
+        assert last.timestamp is not None
+        since = Checkpoint(last.timestamp, last.uuid)
+
+
+async def test_sample_alerts_load_and_come_in_order(
+    backend: Backend, sample_alerts: list[dict[str, Any]]
+) -> None:
+    await backend.seed(list(reversed(sample_alerts)), None)
+    page = await backend.siem.fetch_new(None)
+    assert not page.more
+    assert [a.id for a in page.alerts] == [hit["_id"] for hit in sample_alerts]
+    first, _, endpoint = page.alerts
+    assert first.rule_name == "threat-match-rule"
+    assert first.get_field("host.name") == "security-linux-1"
+    assert endpoint.get_field("user.name") == "user1"
+    assert endpoint.get_field("host.ip")[0] == "10.249.37.72"
+    assert endpoint.timestamp == parse_timestamp("2023-04-27T11:03:57.906Z")
+
+
+async def test_paging_across_more_than_limit(
+    backend: Backend, make_alert: Callable[..., dict[str, Any]]
+) -> None:
+    # Three alerts per second: the uuid tiebreaker must order ties and page through them.
+    docs = [make_alert(f"uuid-{i:03d}", at(i // 3)) for i in range(25)]
+    await backend.seed(list(reversed(docs)), None)
+    uuids, pages = await drain(backend.siem, None, limit=10)
+    assert uuids == [f"uuid-{i:03d}" for i in range(25)]
+    assert pages == 3
+
+
+async def test_overlap_rereads_recent_alerts(
+    backend: Backend, make_alert: Callable[..., dict[str, Any]]
+) -> None:
+    await backend.seed([make_alert(f"u{i}", at(i)) for i in range(10)], None)
+    since = Checkpoint(at(9), "u9")
+    assert (await backend.siem.fetch_new(since)).alerts == []
+    page = await backend.siem.fetch_new(since, overlap_seconds=3.5)
+    assert [a.uuid for a in page.alerts] == ["u6", "u7", "u8", "u9"]
+    page = await backend.siem.fetch_new(Checkpoint(at(4), "u4"))
+    assert [a.uuid for a in page.alerts] == [f"u{i}" for i in range(5, 10)]
+
+
+async def test_building_block_and_triaged_alerts_are_excluded(
+    backend: Backend, make_alert: Callable[..., dict[str, Any]]
+) -> None:
+    await backend.seed([
+        make_alert("open-1", at(1)),
+        make_alert("bb", at(2), building_block=True),
+        make_alert("closed", at(3), status="closed"),
+        make_alert("acked", at(4), status="acknowledged"),
+        make_alert("open-2", at(5)),
+        make_alert("future", datetime.now(UTC) + timedelta(hours=1)),
+    ], None)
+    page = await backend.siem.fetch_new(None)
+    assert [a.uuid for a in page.alerts] == ["open-1", "open-2"]
+
+
+async def test_set_status_with_reason_and_noop(
+    backend: Backend, make_alert: Callable[..., dict[str, Any]]
+) -> None:
+    await backend.seed([make_alert("a1", at(1)), make_alert("a2", at(2))], None)
+    before = datetime.now(UTC) - timedelta(seconds=1)
+    change = await backend.siem.set_status(
+        ["a1"], "closed", reason="false_positive", user="U123"
+    )
+    assert (change.updated, change.noops, list(change.missing)) == (1, 0, [])
+    alert = await backend.siem.get("a1")
+    assert alert is not None
+    assert alert.workflow_status == "closed"
+    assert alert.get_field("kibana.alert.workflow_reason") == "false_positive"
+    assert alert.get_field("kibana.alert.workflow_user")
+    updated_at = parse_timestamp(alert.get_field("kibana.alert.workflow_status_updated_at"))
+    assert updated_at is not None and updated_at >= before
+
+    again = await backend.siem.set_status(["a1", "a2"], "closed", reason=None, user="U123")
+    assert (again.updated, again.noops) == (1, 1)
+    assert [a.uuid for a in (await backend.siem.fetch_new(None)).alerts] == []
+
+    reopened = await backend.siem.set_status(["a1", "nope"], "open", reason=None, user="U9")
+    assert (reopened.updated, reopened.noops, list(reopened.missing)) == (1, 0, ["nope"])
+    alert = await backend.siem.get("a1")
+    assert alert is not None and alert.workflow_status == "open"
+    assert not alert.has_field("kibana.alert.workflow_reason")
+    with pytest.raises(ValueError, match="invalid closing reason"):
+        await backend.siem.set_status(["a1"], "closed", reason="bored", user="U9")
+
+
+async def test_add_tags(backend: Backend, make_alert: Callable[..., dict[str, Any]]) -> None:
+    await backend.seed([make_alert("t1", at(1))], None)
+    await backend.siem.add_tags(["t1"], ["closed_by:U123"])
+    await backend.siem.add_tags(["t1"], ["closed_by:U123", "secbot"])
+    alert = await backend.siem.get("t1")
+    assert alert is not None
+    assert list(alert.get_field("kibana.alert.workflow_tags")) == ["closed_by:U123", "secbot"]
+    assert await backend.siem.get("missing") is None
+
+
+async def test_search_by_user_email(
+    backend: Backend, make_alert: Callable[..., dict[str, Any]]
+) -> None:
+    await backend.seed([
+        make_alert("s1", at(1), user_email="ann@example.com"),
+        make_alert("s2", at(2), user_email="bob@example.com"),
+        make_alert("s3", at(3), **{"user.email": "ann@example.com"}),  # literal dotted key
+    ], None)
+    found = await backend.siem.search({"user.email": "ann@example.com"})
+    assert [doc["kibana.alert.uuid"] for doc in found] == ["s3", "s1"]
+    recent = await backend.siem.search({"user.email": "ann@example.com"}, since=at(2))
+    assert [doc["kibana.alert.uuid"] for doc in recent] == ["s3"]
+    logs = [
+        {"@timestamp": at(i).isoformat(), "user": {"email": "ann@example.com"},
+         "source": {"ip": f"10.0.0.{i}"}, "event": {"action": "login"}}
+        for i in range(3)
+    ]
+    await backend.seed(logs, "logs-auth")
+    hits = await backend.siem.search({"user.email": "ann@example.com"}, index="logs-auth",
+                                     size=2)
+    assert [doc["source"]["ip"] for doc in hits] == ["10.0.0.2", "10.0.0.1"]
+    assert await backend.siem.search({"user.email": "x"}, index="no-such-index") == []
