@@ -19,7 +19,8 @@ from secbot.siem.base import Checkpoint, Siem
 
 log = logging.getLogger(__name__)
 
-AlertHandler = Callable[[Alert], Awaitable[None]]
+# The return value is ignored: handlers may report what they did (e.g. a triage decision).
+AlertHandler = Callable[[Alert], Awaitable[object]]
 
 
 class PollerStore(Protocol):
@@ -89,7 +90,13 @@ class AlertPoller:
         self.checkpoint = checkpoint
 
     async def _is_done(self, alert: Alert) -> bool:
-        return alert.uuid in self._handled or await self.store.is_posted(alert.uuid)
+        if alert.uuid in self._handled:
+            return True
+        if not await self.store.is_posted(alert.uuid):
+            return False
+        if alert.timestamp is not None:  # remembered: the next overlap re-read costs nothing
+            self._handled[alert.uuid] = alert.timestamp
+        return True
 
     async def poll_once(self, handler: AlertHandler) -> int:
         """Hand every new alert to ``handler``; returns how many were handed off.

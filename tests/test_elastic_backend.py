@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 import time
 from collections import Counter
@@ -34,6 +35,13 @@ KEY = "test-api-key"
 FAST = RetryPolicy(attempts=40, base=0.05, cap=0.4, budget=8.0)
 BASE = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
 MakeAlert = Callable[..., dict[str, Any]]
+
+
+@pytest.fixture(autouse=True)
+def _no_secbot_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings read SECBOT_* first; a developer's exported variables must not leak in."""
+    for name in [n for n in os.environ if n.startswith("SECBOT_")]:
+        monkeypatch.delenv(name)
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
@@ -25,6 +26,13 @@ MakeAlert = Callable[..., dict[str, Any]]
 
 def at(seconds: float) -> datetime:
     return BASE + timedelta(seconds=seconds)
+
+
+@pytest.fixture(autouse=True)
+def _no_secbot_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings read SECBOT_* first; a developer's exported variables must not leak in."""
+    for name in [n for n in os.environ if n.startswith("SECBOT_")]:
+        monkeypatch.delenv(name)
 
 
 class Recorder:

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,6 +23,13 @@ from secbot.siem.embedded import EmbeddedSiem
 
 ALERTS = ".alerts-security.alerts-default"
 Seeder = Callable[[list[dict[str, Any]], str | None], Awaitable[None]]
+
+
+@pytest.fixture(autouse=True)
+def _no_secbot_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings read SECBOT_* first; a developer's exported variables must not leak in."""
+    for name in [n for n in os.environ if n.startswith("SECBOT_")]:
+        monkeypatch.delenv(name)
 
 
 @dataclass

@@ -81,7 +81,8 @@ def polling_query(since: Checkpoint | None, overlap_seconds: float, limit: int) 
 
     One extra hit is requested to learn whether another page follows. ``search_after`` is
     (since − overlap, since.uuid), the same boundary the range filter states, so ES can
-    skip older segments while the tiebreaker keeps equal timestamps exact.
+    skip older segments while the tiebreaker keeps equal timestamps exact. ``lte: now`` keeps
+    a future-stamped alert (clock skew) from dragging the checkpoint past alerts still to come.
     """
     window: dict[str, Any] = {"lte": "now", "format": "strict_date_optional_time"}
     body: dict[str, Any] = {

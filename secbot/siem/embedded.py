@@ -255,7 +255,11 @@ class EmbeddedSiem:
     async def fetch_new(
         self, since: Checkpoint | None, *, overlap_seconds: float = 0.0, limit: int = 500
     ) -> Page:
-        """Open, non-building-block alerts with (ts, uuid) > since − overlap, up to now."""
+        """Open, non-building-block alerts with (ts, uuid) > since − overlap, up to now.
+
+        "Up to now", as the elastic backend's ``lte: now``: a future-stamped alert would
+        otherwise carry the poller's checkpoint past alerts that have yet to arrive.
+        """
         after: tuple[int, str] | None = None
         if since is not None:
             after = (to_millis(since.timestamp) - round(overlap_seconds * 1000), since.uuid)
