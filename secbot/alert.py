@@ -95,8 +95,9 @@ class Alert(Mapping[str, Any]):
     def from_hit(cls, hit: Mapping[str, Any]) -> Alert:
         """From an Elasticsearch search hit, or a bare ``_source`` (detected by ``_source``)."""
         if "_source" in hit:
-            return cls(source=hit["_source"], id=str(hit.get("_id", "")),
-                       index=str(hit.get("_index", "")))
+            return cls(
+                source=hit["_source"], id=str(hit.get("_id", "")), index=str(hit.get("_index", ""))
+            )
         return cls(source=hit)
 
     # Mapping protocol over the frozen source -------------------------------------------
@@ -140,8 +141,11 @@ class Alert(Mapping[str, Any]):
 
     @property
     def severity(self) -> str:
-        return str(self.get_field("kibana.alert.severity")
-                   or self.get_field("kibana.alert.rule.severity") or "")
+        return str(
+            self.get_field("kibana.alert.severity")
+            or self.get_field("kibana.alert.rule.severity")
+            or ""
+        )
 
     @property
     def workflow_status(self) -> str:

@@ -59,9 +59,13 @@ class Settings(BaseSettings):
     rules_dir: Path = Field(Path("rules"), validation_alias=_env("SECBOT_RULES_DIR"))
     poll_interval: float = Field(2.0, gt=0, validation_alias=_env("SECBOT_POLL_INTERVAL"))
     poll_overlap: float = Field(300.0, ge=0, validation_alias=_env("SECBOT_POLL_OVERLAP"))
-    poll_page_size: int = Field(500, ge=1, le=10_000, validation_alias=_env("SECBOT_POLL_PAGE_SIZE"))
+    poll_page_size: int = Field(
+        500, ge=1, le=10_000, validation_alias=_env("SECBOT_POLL_PAGE_SIZE")
+    )
     default_channel: str | None = Field(None, validation_alias=_env("SECBOT_DEFAULT_CHANNEL"))
-    triagers: Annotated[list[str], NoDecode] = Field(default_factory=list, validation_alias=_env("SECBOT_TRIAGERS"))
+    triagers: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias=_env("SECBOT_TRIAGERS")
+    )
     gcp_endpoint: str | None = Field(None, validation_alias=_env("SECBOT_GCP_ENDPOINT"))
     http_port: int = Field(8080, ge=0, le=65535, validation_alias=_env("SECBOT_HTTP_PORT"))
     embedded_db: Path = Field(
@@ -72,6 +76,86 @@ class Settings(BaseSettings):
         0.25, gt=0, validation_alias=_env("SECBOT_EXPRESSION_TIMEOUT")
     )
     alert_ttl: int = Field(30 * 86400, gt=0, validation_alias=_env("SECBOT_ALERT_TTL"))
+
+    # Enrichers (docs/enrichers.md). An enricher is built only when its provider is configured.
+    enrich_provider_timeout: float = Field(
+        4.0, gt=0, validation_alias=_env("SECBOT_ENRICH_PROVIDER_TIMEOUT")
+    )
+    enrich_retries: int = Field(2, ge=0, le=10, validation_alias=_env("SECBOT_ENRICH_RETRIES"))
+    enrich_concurrency: int = Field(
+        20, ge=1, le=1000, validation_alias=_env("SECBOT_ENRICH_CONCURRENCY")
+    )
+    enrich_cache_ttl: int = Field(900, ge=1, validation_alias=_env("SECBOT_ENRICH_CACHE_TTL"))
+    enrich_negative_ttl: int = Field(
+        60, ge=1, validation_alias=_env("SECBOT_ENRICH_NEGATIVE_TTL")
+    )
+    enrich_local_cache_ttl: float = Field(
+        10.0, ge=0, validation_alias=_env("SECBOT_ENRICH_LOCAL_CACHE_TTL")
+    )
+    enrich_breaker_threshold: int = Field(
+        5, ge=1, validation_alias=_env("SECBOT_ENRICH_BREAKER_THRESHOLD")
+    )
+    enrich_breaker_window: float = Field(
+        60.0, gt=0, validation_alias=_env("SECBOT_ENRICH_BREAKER_WINDOW")
+    )
+    gcp_enabled: bool = Field(False, validation_alias=_env("SECBOT_GCP_ENABLED"))
+    gcp_iam_url: str = Field(
+        "https://iam.googleapis.com", validation_alias=_env("SECBOT_GCP_IAM_URL")
+    )
+    gcp_project_fields: str = Field(
+        "cloud.project.id,gcp.audit.resource_name",
+        validation_alias=_env("SECBOT_GCP_PROJECT_FIELDS"),
+    )
+    gcp_service_account_fields: str = Field(
+        "gcp.audit.resource_name,gcp.audit.request.name,user.email",
+        validation_alias=_env("SECBOT_GCP_SERVICE_ACCOUNT_FIELDS"),
+    )
+    jit_provider: Literal["entitle", "generic"] = Field(
+        "entitle", validation_alias=_env("SECBOT_JIT_PROVIDER")
+    )
+    entitle_url: str | None = Field(None, validation_alias=_env("SECBOT_ENTITLE_URL"))
+    entitle_token: SecretStr | None = Field(None, validation_alias=_env("SECBOT_ENTITLE_TOKEN"))
+    jit_fields: str = Field("user.email", validation_alias=_env("SECBOT_JIT_FIELDS"))
+    jit_cache_ttl: int = Field(60, ge=1, validation_alias=_env("SECBOT_JIT_CACHE_TTL"))
+    pagerduty_url: str = Field(
+        "https://api.pagerduty.com", validation_alias=_env("SECBOT_PAGERDUTY_URL")
+    )
+    pagerduty_token: SecretStr | None = Field(
+        None, validation_alias=_env("SECBOT_PAGERDUTY_TOKEN")
+    )
+    oncall_fields: str = Field("user.email", validation_alias=_env("SECBOT_ONCALL_FIELDS"))
+    oncall_cache_ttl: int = Field(60, ge=1, validation_alias=_env("SECBOT_ONCALL_CACHE_TTL"))
+    hris_url: str | None = Field(None, validation_alias=_env("SECBOT_HRIS_URL"))
+    hris_token: SecretStr | None = Field(None, validation_alias=_env("SECBOT_HRIS_TOKEN"))
+    hr_fields: str = Field("user.email", validation_alias=_env("SECBOT_HR_FIELDS"))
+    hr_alert_prefix: str = Field(
+        "enriched_employee", validation_alias=_env("SECBOT_HR_ALERT_PREFIX")
+    )
+    abuseipdb_url: str = Field(
+        "https://api.abuseipdb.com", validation_alias=_env("SECBOT_ABUSEIPDB_URL")
+    )
+    abuseipdb_key: SecretStr | None = Field(None, validation_alias=_env("SECBOT_ABUSEIPDB_KEY"))
+    greynoise_url: str = Field(
+        "https://api.greynoise.io", validation_alias=_env("SECBOT_GREYNOISE_URL")
+    )
+    greynoise_key: SecretStr | None = Field(None, validation_alias=_env("SECBOT_GREYNOISE_KEY"))
+    virustotal_url: str = Field(
+        "https://www.virustotal.com", validation_alias=_env("SECBOT_VIRUSTOTAL_URL")
+    )
+    virustotal_key: SecretStr | None = Field(
+        None, validation_alias=_env("SECBOT_VIRUSTOTAL_KEY")
+    )
+    threat_intel_fields: str = Field(
+        "source.ip,destination.ip,url.domain,dns.question.name,file.hash.sha256",
+        validation_alias=_env("SECBOT_THREAT_INTEL_FIELDS"),
+    )
+    whois_enabled: bool = Field(True, validation_alias=_env("SECBOT_WHOIS_ENABLED"))
+    rdap_url: str = Field("https://rdap.org", validation_alias=_env("SECBOT_RDAP_URL"))
+    whois_fields: str = Field(
+        "url.domain,dns.question.name,destination.domain,source.ip,destination.ip",
+        validation_alias=_env("SECBOT_WHOIS_FIELDS"),
+    )
+    whois_young_days: int = Field(30, ge=0, validation_alias=_env("SECBOT_WHOIS_YOUNG_DAYS"))
 
     @field_validator("triagers", mode="before")
     @classmethod
@@ -108,8 +192,11 @@ class Settings(BaseSettings):
 
 
 _FIELD_TO_ENV = {
-    name: (field.validation_alias.choices[0] if isinstance(field.validation_alias, AliasChoices)
-           else name.upper())
+    name: (
+        field.validation_alias.choices[0]
+        if isinstance(field.validation_alias, AliasChoices)
+        else name.upper()
+    )
     for name, field in Settings.model_fields.items()
 }
 

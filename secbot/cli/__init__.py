@@ -1,0 +1,22 @@
+"""The ``secbot`` command line (DESIGN.md §3)."""
+
+from __future__ import annotations
+
+import typer
+
+from secbot.cli.rules import rules_app
+from secbot.cli.service import demo_command, run_command
+
+app = typer.Typer(
+    name="secbot",
+    no_args_is_help=True,
+    add_completion=False,
+    help="Triage Elastic Security alerts from Slack.",
+)
+app.add_typer(rules_app, name="rules")
+app.command("run")(run_command)
+app.command("demo")(demo_command)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,128 @@
+"""``secbot rules validate | test | backtest | schema``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from secbot.backtest import BacktestInputError, BacktestReport, backtest
+from secbot.cli.common import fail
+from secbot.rules.loader import RuleLoadError, load_rules, validate_rules
+from secbot.rules.ruleset import RuleSet
+from secbot.rules.schema import rule_json_schema
+from secbot.rules.testing import rules_without_tests, run_rule_tests
+
+rules_app = typer.Typer(no_args_is_help=True, help="Validate, test and backtest rule files.")
+
+DirArg = Annotated[Path, typer.Argument(help="rules directory")]
+
+
+def _load_or_exit(directory: Path) -> RuleSet:
+    try:
+        return load_rules(directory)
+    except RuleLoadError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        raise typer.Exit(1) from exc
+
+
+@rules_app.command("validate")
+def validate_command(directory: DirArg = Path("rules")) -> None:
+    """Schema, expressions, enricher names, templates. Errors as path:line: message; exit 1."""
+    ruleset, problems = validate_rules(directory)
+    for problem in problems:
+        print(problem)
+    for rule in rules_without_tests(ruleset):
+        print(f"{rule.path}:1: warning: rule {rule.id!r} lacks a positive or a negative test")
+    if problems:
+        print(f"{len(problems)} problem(s) in {directory}", file=sys.stderr)
+        raise typer.Exit(1)
+    print(f"{len(ruleset)} rules OK")
+
+
+@rules_app.command("test")
+def test_command(
+    directory: DirArg = Path("rules"),
+    default_channel: Annotated[
+        str | None, typer.Option(help="channel for rules without route")
+    ] = None,
+) -> None:
+    """Run every rule's inline tests; ends with 'N passed, N failed'."""
+    ruleset = _load_or_exit(directory)
+    outcomes = asyncio.run(run_rule_tests(ruleset, default_channel=default_channel))
+    for outcome in outcomes:
+        mark = "PASS" if outcome.passed else "FAIL"
+        print(f"{mark} {outcome.rule_id}: {outcome.name}")
+        for failure in outcome.failures:
+            print(f"     {outcome.path}: {failure}")
+    passed = sum(o.passed for o in outcomes)
+    failed = len(outcomes) - passed
+    print(f"{passed} passed, {failed} failed")
+    if failed:
+        raise typer.Exit(1)
+
+
+def _print_table(report: BacktestReport) -> None:
+    table = Table(title=f"Backtest over {report.alerts} alerts")
+    for column in (
+        "rule",
+        "matched",
+        "deduplicated",
+        "would auto-close",
+        "would post",
+        "humans closed too",
+        "risky auto-closes",
+    ):
+        table.add_column(column, justify="left" if column == "rule" else "right")
+    for stats in report.rules.values():
+        table.add_row(
+            stats.rule_id,
+            str(stats.matched),
+            str(stats.deduplicated),
+            str(stats.would_auto_close),
+            str(stats.would_post),
+            str(stats.humans_closed_too),
+            str(len(stats.risky_auto_closes)),
+        )
+    console = Console(width=max(120, Console().width))
+    console.print(table)
+    for stats in report.rules.values():
+        for uuid in stats.risky_auto_closes:
+            console.print(
+                f"risky auto-close: {stats.rule_id} would close {uuid} "
+                "(humans kept it open/acknowledged)",
+                markup=False,
+            )
+
+
+@rules_app.command("backtest")
+def backtest_command(
+    alerts: Annotated[Path, typer.Option("--alerts", help="NDJSON of alert _sources or ES hits")],
+    directory: DirArg = Path("rules"),
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Per rule: matched, deduplicated, would auto-close, would post (+ human agreement)."""
+    ruleset = _load_or_exit(directory)
+    if not alerts.is_file():
+        fail(f"{alerts}: no such alerts file")
+    try:
+        report = asyncio.run(backtest(ruleset, alerts))
+    except BacktestInputError as exc:
+        fail(str(exc))
+    if as_json:
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        _print_table(report)
+
+
+@rules_app.command("schema")
+def schema_command() -> None:
+    """Print the JSON Schema of rule files (for editors' YAML validation)."""
+    print(json.dumps(rule_json_schema(), indent=2))

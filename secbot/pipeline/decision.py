@@ -1,0 +1,71 @@
+"""What the pipeline decided for one alert: a value, easy to test, print and serialise."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from secbot.alert import thaw
+from secbot.enrich.base import Enrichment
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome for one alert.
+
+    ``post`` is True for a new top-level Slack message; a duplicate inside its rule's dedup
+    window has ``post`` False and ``duplicate_of`` set, and is threaded as new context under
+    the first alert's message. Nothing is ever dropped: an unmatched alert goes to the default
+    channel with the generic template.
+    """
+
+    alert_uuid: str
+    rule_id: str | None
+    channel: str | None
+    post: bool
+    auto_close: bool
+    close_reason: str | None
+    explanation: str
+    severity: str
+    duplicate_of: str | None = None
+    duplicate_count: int = 1
+    notes: tuple[str, ...] = ()
+    fields: Mapping[str, Any] = field(default_factory=dict)
+    enrichments: Mapping[str, Enrichment] = field(default_factory=dict)
+    message: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def matched(self) -> bool:
+        return self.rule_id is not None
+
+    @property
+    def deduplicated(self) -> bool:
+        return self.duplicate_of is not None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "alert_uuid": self.alert_uuid,
+            "rule_id": self.rule_id,
+            "matched": self.matched,
+            "channel": self.channel,
+            "post": self.post,
+            "deduplicated": self.deduplicated,
+            "duplicate_of": self.duplicate_of,
+            "duplicate_count": self.duplicate_count,
+            "auto_close": self.auto_close,
+            "close_reason": self.close_reason,
+            "explanation": self.explanation,
+            "severity": self.severity,
+            "notes": list(self.notes),
+            "fields": thaw(self.fields),
+            "enrichments": {
+                name: (
+                    {"available": True, "data": thaw(e.data)}
+                    if e.available
+                    else {"available": False, "reason": e.error}
+                )
+                for name, e in self.enrichments.items()
+            },
+            "message": thaw(self.message),
+        }

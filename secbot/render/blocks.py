@@ -1,0 +1,168 @@
+"""Alert → Block Kit message. Pure: the same view always renders the same JSON.
+
+Every string that carries alert data is escaped (mrkdwn) or sent as ``plain_text``, then cut to
+Block Kit's limits, so ``<!channel>`` or ``<http://evil|x>`` in an alert renders inert.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from jinja2 import Template
+
+from secbot.alert import Alert
+from secbot.enrich.base import Enrichment
+from secbot.render import mrkdwn as md
+from secbot.render.templates import TemplateProblem, render_template
+
+SEVERITY_EMOJI = {
+    "critical": ":red_circle:",
+    "high": ":large_orange_circle:",
+    "medium": ":large_yellow_circle:",
+    "low": ":large_blue_circle:",
+    "info": ":white_circle:",
+}
+
+
+@dataclass(frozen=True)
+class AlertView:
+    """Everything a message shows. ``title``/``rule_name`` come from the reviewed rule."""
+
+    alert: Alert
+    title: str
+    rule_id: str | None
+    severity: str
+    fields: Mapping[str, Any]
+    enrichments: Mapping[str, Enrichment]
+    status_line: str
+    runbook: str | None = None
+    title_template: Template | None = None
+    body_template: Template | None = None
+    notes: tuple[str, ...] = ()
+    extra_context: Mapping[str, Any] = field(default_factory=dict)
+
+
+def summarize_enrichment(enrichment: Enrichment) -> str:
+    """One escaped line per enricher: its data, or why it is unavailable (never silent)."""
+    if not enrichment.available:
+        return f"*{md.escape(enrichment.name)}* unavailable: {md.escape(enrichment.error)}"
+    items = [f"{md.escape(k)}={md.escape(v)}" for k, v in list(enrichment.data.items())[:8]]
+    return f"*{md.escape(enrichment.name)}*: " + (", ".join(items) or "no data")
+
+
+def _section(text: str) -> dict[str, Any]:
+    return {
+        "type": "section",
+        "text": {
+            "type": "mrkdwn",
+            "text": md.truncate(text, md.SECTION_TEXT_MAX),
+            "verbatim": True,
+        },
+    }
+
+
+def _context(texts: list[str]) -> dict[str, Any]:
+    return {
+        "type": "context",
+        "elements": [
+            {"type": "mrkdwn", "text": md.truncate(t, md.FIELD_TEXT_MAX), "verbatim": True}
+            for t in texts[: md.CONTEXT_ELEMENTS_MAX]
+        ],
+    }
+
+
+def _template_context(view: AlertView) -> dict[str, Any]:
+    return {
+        "alert": view.alert.frozen,
+        "field": view.alert.get_field,
+        "fields": view.fields,
+        "IncludedFields": view.fields,
+        "enrichments": {n: e.data for n, e in view.enrichments.items() if e.available},
+        "severity": view.severity,
+        "rule_name": view.alert.rule_name,
+        "uuid": view.alert.uuid,
+        **view.extra_context,
+    }
+
+
+def _fields_block(fields: Mapping[str, Any]) -> list[dict[str, Any]]:
+    items = [
+        {
+            "type": "mrkdwn",
+            "verbatim": True,
+            "text": md.truncate(f"*{md.escape(name)}*\n{md.escape(value)}", md.FIELD_TEXT_MAX),
+        }
+        for name, value in fields.items()
+    ]
+    # Slack allows 10 fields per section: split, don't drop.
+    return [
+        {"type": "section", "fields": items[i : i + md.MAX_FIELDS]}
+        for i in range(0, len(items), md.MAX_FIELDS)
+    ]
+
+
+def _custom_texts(view: AlertView) -> tuple[str | None, str | None, list[str]]:
+    notes: list[str] = []
+    rendered: list[str | None] = []
+    context = _template_context(view)
+    for template in (view.title_template, view.body_template):
+        if template is None:
+            rendered.append(None)
+            continue
+        try:
+            rendered.append(render_template(template, context))
+        except TemplateProblem as exc:
+            rendered.append(None)
+            notes.append(f"message template failed, default shown: {exc}")
+    return rendered[0], rendered[1], notes
+
+
+def render_message(view: AlertView) -> dict[str, Any]:
+    """``{"text": fallback, "blocks": [...]}`` ready for ``chat.postMessage``."""
+    title, body, notes = _custom_texts(view)
+    emoji = SEVERITY_EMOJI.get(view.severity, ":white_circle:")
+    blocks: list[dict[str, Any]] = [
+        {
+            "type": "header",
+            "text": {
+                "type": "plain_text",
+                "emoji": True,
+                "text": md.plain(view.title, md.HEADER_MAX),
+            },
+        },
+        _section(
+            f"{emoji} *{md.escape(view.severity or 'unknown').upper()}* · "
+            f"SIEM rule: {md.escape(view.alert.rule_name or 'unknown')}"
+        ),
+    ]
+    if title:
+        blocks.append(_section(f"*{title}*"))
+    if body:
+        blocks.append(_section(body))
+    elif view.alert.reason:
+        blocks.append(_section(md.escape(view.alert.reason)))
+    blocks.extend(_fields_block(view.fields))
+    if view.enrichments:
+        blocks.append(
+            _section("\n".join(summarize_enrichment(e) for e in view.enrichments.values()))
+        )
+    if view.runbook:
+        blocks.append(_section(f"*Runbook*\n{md.escape(view.runbook)}"))
+    for note in (*view.notes, *notes):
+        blocks.append(_context([f":warning: {md.escape(note)}"]))
+    blocks.append(_context([md.escape(view.status_line)]))
+    blocks.append(
+        _context(
+            [
+                f"alert `{md.escape(view.alert.uuid)}`"
+                + (f" · rule `{md.escape(view.rule_id)}`" if view.rule_id else "")
+            ]
+        )
+    )
+    fallback = f"{view.severity.upper()} {view.title}: {view.alert.rule_name}"
+    return {
+        "text": md.truncate(md.escape(fallback), md.MESSAGE_TEXT_MAX),
+        "blocks": blocks[: md.MAX_BLOCKS],
+    }

@@ -1,0 +1,146 @@
+"""The rule file format (DESIGN.md §5) as a pydantic model: precise types, unknown keys rejected.
+
+These models are pure data: what a reviewer approved in a pull request. Compiled expressions
+and templates live beside them in :class:`secbot.rules.ruleset.CompiledRule`, never inside.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from secbot.rules.durations import Duration
+from secbot.siem.base import CLOSING_REASONS
+
+Severity = Literal["info", "low", "medium", "high", "critical"]
+ClosingReason = Literal[
+    "false_positive",
+    "issue_resolved",
+    "acceptable_risk",
+    "expected_activity",
+    "low_severity",
+    "duplicate",
+    "investigation_required",
+]
+assert set(ClosingReason.__args__) == set(CLOSING_REASONS)  # type: ignore[attr-defined]
+
+_RULE_ID = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,99}$")
+_CHANNEL = re.compile(r"^[CGD][A-Z0-9]{2,}$|^#[a-z0-9_\-]{1,80}$")
+_FIELD = re.compile(r"^[@A-Za-z_][\w@.\-]*$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def _check_channel(value: str) -> str:
+    if not _CHANNEL.match(value):
+        raise ValueError(f"{value!r} is not a Slack channel id (C…/G…) or #name")
+    return value
+
+
+StrOrList = str | list[str]
+
+
+class Match(_Strict):
+    """Every given condition must hold."""
+
+    rule_name: StrOrList | None = Field(None, description="kibana.alert.rule.name (any of)")
+    rule_id: StrOrList | None = Field(None, description="kibana.alert.rule.rule_id (any of)")
+    when: str | None = Field(None, description="expression over alert and IncludedFields")
+
+    @model_validator(mode="after")
+    def _at_least_one(self) -> Match:
+        if self.rule_name is None and self.rule_id is None and self.when is None:
+            raise ValueError("match needs at least one of rule_name, rule_id, when")
+        return self
+
+
+class Dedup(_Strict):
+    key: list[str] = Field(min_length=1, description="alert fields that make two alerts 'the same'")
+    window: Duration = Field(description="how long a first alert absorbs duplicates, e.g. 2h")
+
+
+class RouteWhen(_Strict):
+    if_: str = Field(alias="if", description="expression; first true wins")
+    channel: str
+
+    _channel = field_validator("channel")(_check_channel)
+
+
+class Route(_Strict):
+    channel: str | None = None
+    when: list[RouteWhen] = Field(default_factory=list)
+
+    @field_validator("channel")
+    @classmethod
+    def _chan(cls, value: str | None) -> str | None:
+        return None if value is None else _check_channel(value)
+
+
+class AutoClose(_Strict):
+    when: str = Field(description="expression; true closes the alert in the SIEM")
+    reason: ClosingReason = "expected_activity"
+
+
+class Message(_Strict):
+    title: str | None = Field(None, max_length=2000)
+    body: str | None = Field(None, max_length=20000)
+
+
+class Expect(_Strict):
+    matched: bool | None = None
+    auto_close: bool | None = None
+    channel: str | None = None
+
+
+class RuleTest(_Strict):
+    name: str = Field(min_length=1)
+    alert: dict[str, Any]
+    enrichments: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    expect: Expect
+
+
+class Rule(_Strict):
+    """One detection-to-Slack rule, as reviewed in ``rules/<id>.yaml``."""
+
+    id: str
+    name: str = Field(min_length=1, max_length=150)
+    description: str = ""
+    severity: Severity | None = None
+    match: Match
+    fields: list[str] = Field(default_factory=list)
+    enrich: list[str] = Field(default_factory=list)
+    dedup: Dedup | None = None
+    route: Route | None = None
+    auto_close: AutoClose | None = None
+    message: Message | None = None
+    runbook: str | None = Field(None, max_length=5000)
+    tests: list[RuleTest] = Field(default_factory=list)
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        if not _RULE_ID.match(value):
+            raise ValueError(f"{value!r}: use lowercase letters, digits, '_' and '-'")
+        return value
+
+    @field_validator("fields")
+    @classmethod
+    def _fields(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not _FIELD.match(name):
+                raise ValueError(f"{name!r} is not a field name")
+        if len(set(value)) != len(value):
+            raise ValueError("fields lists a name twice")
+        return value
+
+
+def rule_json_schema() -> dict[str, Any]:
+    """JSON Schema of the rule file format, for editors (``secbot rules schema``)."""
+    schema = Rule.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "SecBot rule"
+    return schema

@@ -1,0 +1,128 @@
+"""The command-line contract (DESIGN.md §3), run as a user would: ``python -m secbot``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = REPO / "secbot" / "data" / "sample_alerts.ndjson"
+
+
+def secbot(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("SECBOT_")}
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "secbot", *args],
+        cwd=REPO,
+        text=True,
+        capture_output=True,
+        env=full_env,
+        timeout=120,
+    )
+
+
+def test_validate_passes_on_shipped_rules() -> None:
+    result = secbot("rules", "validate", "rules")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "rules OK" in result.stdout
+
+
+def test_validate_fails_with_path_and_line(tmp_path: Path) -> None:
+    (tmp_path / "bad.yaml").write_text(
+        "id: bad\nname: Bad\nmatch: {rule_name: x}\nauto_close:\n  when: alert.__class__\n"
+    )
+    result = secbot("rules", "validate", str(tmp_path))
+    assert result.returncode == 1
+    assert f"{tmp_path / 'bad.yaml'}:5: " in result.stdout
+
+
+def test_rules_test_ends_with_counts_line() -> None:
+    result = secbot("rules", "test", "rules")
+    assert result.returncode == 0, result.stdout + result.stderr
+    last = result.stdout.strip().splitlines()[-1]
+    passed, failed = (int(part.split()[0]) for part in last.split(", "))
+    assert failed == 0 and passed >= 10
+    assert last == f"{passed} passed, 0 failed"
+
+
+def test_rules_test_reports_a_failing_expectation(tmp_path: Path) -> None:
+    (tmp_path / "r.yaml").write_text(
+        "id: r\nname: R\nmatch: {rule_name: X}\nroute: {channel: C0X}\ntests:\n"
+        "  - name: wrong expectation\n    alert: {kibana.alert.rule.name: Y}\n"
+        "    expect: {matched: true}\n"
+    )
+    result = secbot("rules", "test", str(tmp_path))
+    assert result.returncode == 1
+    assert "expected matched=True, got False" in result.stdout
+    assert result.stdout.strip().endswith("0 passed, 1 failed")
+
+
+def expected_backtest() -> dict[str, dict[str, Any]]:
+    """Independent count of what the bundled samples should give, from the raw data."""
+    gcp = {"matched": 0, "auto": 0, "seen": set(), "dedup": 0, "risky": 0}
+    for line in SAMPLES.read_text().splitlines():
+        hit = json.loads(line)
+        src = hit["_source"]
+        if src["kibana.alert.rule.name"] != "GCP Service Account Key Creation":
+            continue
+        gcp["matched"] += 1
+        key = (src["user"]["email"], src["cloud"]["project"]["id"])
+        gcp["dedup"] += key in gcp["seen"]
+        gcp["seen"].add(key)
+        enr = hit.get("enrichments", {})
+        internal = enr["gcp_project"]["labels"].get("instance-type") == "internal"
+        oncall = enr["oncall"]["on_call"] and src["enriched_employee"]["division"] == "Platform"
+        if internal or oncall:
+            gcp["auto"] += 1
+            gcp["risky"] += src["kibana.alert.workflow_status"] == "acknowledged"
+    return {"gcp_sa_key_created": gcp}
+
+
+def test_backtest_json_counts_match_the_data() -> None:
+    result = secbot("rules", "backtest", "--alerts", str(SAMPLES), "rules", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    rows = {row["rule_id"]: row for row in report["rules"]}
+    assert report["alerts"] == len(SAMPLES.read_text().splitlines())
+    assert sum(r["matched"] for r in rows.values()) == report["alerts"]  # nothing dropped
+    want = expected_backtest()["gcp_sa_key_created"]
+    got = rows["gcp_sa_key_created"]
+    assert got["matched"] == want["matched"] > 0
+    assert got["deduplicated"] == want["dedup"]
+    assert got["would_post"] == want["matched"] - want["dedup"]
+    assert got["would_auto_close"] == want["auto"] > 0
+    assert len(got["risky_auto_closes"]) == want["risky"]
+    assert rows["threat_intel_match"]["matched"] >= 2  # the two real 8.1.0 alerts
+    assert rows["endpoint_malware"]["matched"] >= 1  # the real 8.8.0 alert
+
+
+def test_backtest_table_for_people() -> None:
+    result = secbot("rules", "backtest", "--alerts", str(SAMPLES), "rules")
+    assert result.returncode == 0, result.stderr
+    assert "gcp_sa_key_created" in result.stdout and "would auto-close" in result.stdout
+
+
+def test_backtest_bad_input_names_file_and_line(tmp_path: Path) -> None:
+    alerts = tmp_path / "alerts.ndjson"
+    alerts.write_text('{"kibana.alert.uuid": "a"}\nnot json\n')
+    result = secbot("rules", "backtest", "--alerts", str(alerts), "rules")
+    assert result.returncode == 1
+    assert f"{alerts}:2:" in result.stderr
+
+
+def test_schema_is_json() -> None:
+    result = secbot("rules", "schema")
+    assert result.returncode == 0
+    assert json.loads(result.stdout)["title"] == "SecBot rule"
+
+
+def test_demo_runs_the_whole_loop_on_embedded_defaults() -> None:
+    result = secbot("demo", "--count", "12")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "auto-closed" in result.stdout
+    assert "gcp_sa_key_created" in result.stdout and "Demo summary" in result.stdout
