@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from functools import partial
 from types import MappingProxyType
 
 from secbot.alert import Alert
@@ -54,13 +55,13 @@ class EnrichmentEngine:
     async def enrich(self, alert: Alert, names: Iterable[str]) -> dict[str, Enrichment]:
         """Each named enricher's result for ``alert``, run concurrently."""
         wanted = sorted(set(names))
-        jobs = []
+        jobs: list[Awaitable[Enrichment]] = []
         for name in wanted:
             enricher = self._enrichers.get(name)
             if enricher is None:
                 jobs.append(_constant(Enrichment.unavailable(name, "not configured")))
             else:
-                jobs.append(self._guarded(name, lambda e=enricher: e.enrich(alert)))
+                jobs.append(self._guarded(name, partial(enricher.enrich, alert)))
         results = await asyncio.gather(*jobs)
         return dict(zip(wanted, results, strict=True))
 
@@ -80,7 +81,7 @@ class EnrichmentEngine:
         if not call.args or any(a is None or a == "" for a in call.args):
             return Enrichment.unavailable(call.enricher, f"{call.function}: no value to look up")
         key = ", ".join(str(a) for a in call.args)
-        return await self._guarded(call.enricher, lambda: enricher.lookup(key))
+        return await self._guarded(call.enricher, partial(enricher.lookup, key))
 
 
 async def _constant(value: Enrichment) -> Enrichment:
