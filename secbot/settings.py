@@ -191,13 +191,14 @@ class Settings(BaseSettings):
         return env_settings, init_settings
 
 
-_FIELD_TO_ENV = {
-    name: (
-        field.validation_alias.choices[0]
-        if isinstance(field.validation_alias, AliasChoices)
-        else name.upper()
-    )
-    for name, field in Settings.model_fields.items()
+def _env_of(name: str, alias: object) -> str:
+    if isinstance(alias, AliasChoices) and isinstance(alias.choices[0], str):
+        return alias.choices[0]
+    return name.upper()
+
+
+_FIELD_TO_ENV: dict[str, str] = {
+    name: _env_of(name, field.validation_alias) for name, field in Settings.model_fields.items()
 }
 
 
