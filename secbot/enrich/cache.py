@@ -1,0 +1,229 @@
+"""TTL cache in front of an enricher's ``lookup``: Redis shared by replicas, memory otherwise.
+
+* Keyed by enricher name + the normalised key, hashed (no emails or IPs in Redis key names).
+* Data is cached for ``ttl``; "not found" for ``negative_ttl`` (short: the project may be
+  created a minute later), and so is data marked ``partial: true`` (some sources failed);
+  failures are never cached (the breaker deals with those).
+* An optional per-process layer (``local_ttl`` seconds) in front of Redis makes the hot path a
+  dict lookup; it is kept short so replicas never disagree for long.
+* Concurrent lookups of one key share one provider call (a burst of 500 alerts from one project
+  costs one request).
+* When Redis is missing or fails, the in-process cache takes over: slower to warm up, never an
+  error for the alert.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from secbot.alert import Alert, thaw
+from secbot.enrich.base import Enrichment
+from secbot.enrich.common import Source, enrich_via, is_not_found
+
+log = logging.getLogger(__name__)
+
+CACHE_VERSION = "v1"
+
+
+class CacheBackend(Protocol):
+    """Where cached results live. Values are JSON text."""
+
+    async def get(self, key: str) -> str | None: ...
+
+    async def set(self, key: str, value: str, ttl: float) -> None: ...
+
+
+class MemoryCache:
+    """An in-process TTL cache with a size bound (oldest entries evicted first)."""
+
+    def __init__(
+        self, max_entries: int = 50_000, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._data: OrderedDict[str, tuple[float, Any]] = OrderedDict()
+        self._max = max_entries
+        self._clock = clock
+
+    def get_now(self, key: str) -> Any | None:
+        item = self._data.get(key)
+        if item is None:
+            return None
+        expires, value = item
+        if expires <= self._clock():
+            del self._data[key]
+            return None
+        return value
+
+    def set_now(self, key: str, value: Any, ttl: float) -> None:
+        self._data[key] = (self._clock() + ttl, value)
+        self._data.move_to_end(key)
+        while len(self._data) > self._max:
+            self._data.popitem(last=False)
+
+    async def get(self, key: str) -> str | None:
+        value = self.get_now(key)
+        return value if isinstance(value, str) else None
+
+    async def set(self, key: str, value: str, ttl: float) -> None:
+        self.set_now(key, value, ttl)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+class RedisCache:
+    """Redis string keys with a TTL (``PX``), under ``prefix``."""
+
+    def __init__(self, redis: Redis, prefix: str = "secbot:") -> None:
+        self._redis = redis
+        self.prefix = prefix
+
+    async def get(self, key: str) -> str | None:
+        value = await self._redis.get(self.prefix + key)
+        if value is None:
+            return None
+        return value.decode() if isinstance(value, bytes) else str(value)
+
+    async def set(self, key: str, value: str, ttl: float) -> None:
+        await self._redis.set(self.prefix + key, value, px=max(1, int(ttl * 1000)))
+
+
+def cache_key(enricher: str, key: str) -> str:
+    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:40]
+    return f"enrich:{CACHE_VERSION}:{enricher}:{digest}"
+
+
+def encode(result: Enrichment) -> str:
+    if result.available:
+        return json.dumps({"data": thaw(result.data)}, default=str, separators=(",", ":"))
+    return json.dumps({"missing": result.error})
+
+
+def decode(name: str, text: str) -> Enrichment | None:
+    try:
+        payload = json.loads(text)
+    except ValueError:
+        return None
+    if isinstance(payload, dict) and isinstance(payload.get("data"), dict):
+        return Enrichment.ok(name, payload["data"])
+    if isinstance(payload, dict) and isinstance(payload.get("missing"), str):
+        return Enrichment.unavailable(name, payload["missing"])
+    return None
+
+
+class CachedEnricher:
+    """A :class:`Source` whose ``lookup`` goes through the cache."""
+
+    def __init__(
+        self,
+        inner: Source,
+        backend: CacheBackend | None = None,
+        *,
+        ttl: float = 900.0,
+        negative_ttl: float = 60.0,
+        local_ttl: float = 0.0,
+    ) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.fields = getattr(inner, "fields", ())
+        self.fallback = MemoryCache()
+        self.backend: CacheBackend = backend or self.fallback
+        self.ttl = ttl
+        self.negative_ttl = negative_ttl
+        self.local_ttl = min(local_ttl, ttl)
+        self._local = MemoryCache()
+        self._inflight: dict[str, asyncio.Task[Enrichment]] = {}
+        self._backend_down_logged = False
+
+    def key_for(self, alert: Alert) -> str | None:
+        return self.inner.key_for(alert)
+
+    def from_alert(self, alert: Alert) -> Enrichment | None:
+        return self.inner.from_alert(alert)
+
+    def normalize_key(self, key: str) -> str:
+        return self.inner.normalize_key(key)
+
+    async def enrich(self, alert: Alert) -> Enrichment:
+        return await enrich_via(self, alert, self.lookup)
+
+    async def lookup(self, key: str) -> Enrichment:
+        ckey = cache_key(self.name, self.inner.normalize_key(str(key)))
+        if self.local_ttl > 0:
+            hit = self._local.get_now(ckey)
+            if isinstance(hit, Enrichment):
+                return hit
+        cached = await self._get(ckey)
+        if cached is not None:
+            self._remember_locally(ckey, cached)
+            return cached
+        task = self._inflight.get(ckey)
+        if task is None:
+            task = asyncio.create_task(self._fill(ckey, key))
+            self._inflight[ckey] = task
+            task.add_done_callback(self._forget(ckey))
+        # shield: one caller timing out must not cancel the fetch the others wait for.
+        return await asyncio.shield(task)
+
+    def _forget(self, ckey: str) -> Callable[[asyncio.Task[Enrichment]], None]:
+        def done(_task: asyncio.Task[Enrichment]) -> None:
+            self._inflight.pop(ckey, None)
+
+        return done
+
+    async def _fill(self, ckey: str, key: str) -> Enrichment:
+        result = await self.inner.lookup(key)
+        if result.available:
+            # A merged result missing some of its sources is kept only briefly.
+            partial = result.data.get("partial") is True
+            await self._set(ckey, result, self.negative_ttl if partial else self.ttl)
+        elif is_not_found(result):
+            await self._set(ckey, result, self.negative_ttl)
+        return result
+
+    def _remember_locally(self, ckey: str, result: Enrichment) -> None:
+        if self.local_ttl > 0:
+            ttl = self.local_ttl if result.available else min(self.local_ttl, self.negative_ttl)
+            self._local.set_now(ckey, result, ttl)
+
+    async def _get(self, ckey: str) -> Enrichment | None:
+        try:
+            text = await self.backend.get(ckey)
+        except (RedisError, OSError) as exc:
+            self._backend_failed(exc)
+            text = await self.fallback.get(ckey)
+        return decode(self.name, text) if text is not None else None
+
+    async def _set(self, ckey: str, result: Enrichment, ttl: float) -> None:
+        self._remember_locally(ckey, result)
+        text = encode(result)
+        try:
+            await self.backend.set(ckey, text, ttl)
+        except (RedisError, OSError) as exc:
+            self._backend_failed(exc)
+            await self.fallback.set(ckey, text, ttl)
+
+    def _backend_failed(self, exc: Exception) -> None:
+        if not self._backend_down_logged:  # once: a Redis outage would flood the log
+            log.warning("enrichment cache unavailable, using in-process cache: %s", exc)
+            self._backend_down_logged = True
+
+
+__all__ = [
+    "CacheBackend",
+    "CachedEnricher",
+    "MemoryCache",
+    "RedisCache",
+    "cache_key",
+    "decode",
+    "encode",
+]

@@ -1,0 +1,158 @@
+"""``oncall``: is the user on call right now, and for which schedules (PagerDuty REST API v2).
+
+Two calls, both with ``Authorization: Token token=…`` and
+``Accept: application/vnd.pagerduty+json;version=2``:
+
+1. ``GET /users?query=<email>`` → ``{users: [{id, name, email, …}], more, …}``. ``query``
+   matches substrings of names and emails, so only an exact (case-insensitive) email match
+   counts: ``bob@example.com`` must not borrow the shifts of ``bob@example.com.evil``.
+2. ``GET /oncalls?user_ids[]=<id>&since=<now>&until=<now+1s>`` → ``{oncalls: [{user,
+   schedule: {id, summary}|null, escalation_policy: {id, summary}, escalation_level, start,
+   end}]}``. An on-call period overlapping that one-second range is one happening now.
+
+Result: ``{on_call, schedules: [schedule names], escalation_policies: [...], oncalls: [...],
+user: {id, name, email}, provider: "pagerduty"}``. A user unknown to PagerDuty is "not found"
+(unavailable): ``isUserOnCall`` then never lets an auto-close through on a guess.
+
+The provider is an :class:`OnCallAdapter` so Opsgenie or another tool can be plugged in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+import httpx
+
+from secbot.enrich.common import InvalidKeyError, NotFoundError, ProviderError, SourceBase
+from secbot.enrich.http import RetryPolicy, get_json, join_url
+
+Clock = Callable[[], datetime]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+class OnCallAdapter(Protocol):
+    """One on-call product: the user's current on-call status in the ``oncall`` shape."""
+
+    provider: str
+
+    async def status(self, http: httpx.AsyncClient, email: str) -> dict[str, Any]: ...
+
+
+def _summary(node: Any) -> str | None:
+    if not isinstance(node, Mapping):
+        return None
+    return str(node.get("summary") or node.get("name") or node.get("id") or "") or None
+
+
+class PagerDutyAdapter:
+    """PagerDuty REST API v2 (see the module docstring)."""
+
+    provider = "pagerduty"
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        policy: RetryPolicy | None = None,
+        clock: Clock = _utcnow,
+    ) -> None:
+        self._base = base_url
+        self._headers = {
+            "Authorization": f"Token token={token}",
+            "Accept": "application/vnd.pagerduty+json;version=2",
+        }
+        self._policy = policy or RetryPolicy()
+        self._clock = clock
+
+    async def _get(self, http: httpx.AsyncClient, path: str, params: Any, what: str) -> Any:
+        body = await get_json(
+            http,
+            join_url(self._base, path),
+            provider="PagerDuty",
+            what=what,
+            policy=self._policy,
+            headers=self._headers,
+            params=params,
+        )
+        if not isinstance(body, Mapping):
+            raise ProviderError("PagerDuty: unexpected response shape")
+        return body
+
+    async def find_user(self, http: httpx.AsyncClient, email: str) -> Mapping[str, Any]:
+        body = await self._get(
+            http, "users", {"query": email, "limit": 100}, f"PagerDuty user {email!r}"
+        )
+        for user in body.get("users") or []:
+            if isinstance(user, Mapping) and str(user.get("email", "")).lower() == email:
+                return user
+        raise NotFoundError(f"PagerDuty user {email!r}")
+
+    async def status(self, http: httpx.AsyncClient, email: str) -> dict[str, Any]:
+        user = await self.find_user(http, email)
+        now = self._clock()
+        params = [
+            ("user_ids[]", str(user.get("id"))),
+            ("since", _iso(now)),
+            ("until", _iso(now + timedelta(seconds=1))),
+            ("limit", "100"),
+        ]
+        body = await self._get(http, "oncalls", params, f"PagerDuty on-calls for {email!r}")
+        entries = [e for e in body.get("oncalls") or [] if isinstance(e, Mapping)]
+        oncalls = [
+            {
+                "schedule": _summary(e.get("schedule")),
+                "escalation_policy": _summary(e.get("escalation_policy")),
+                "escalation_level": e.get("escalation_level"),
+                "start": e.get("start"),
+                "end": e.get("end"),
+            }
+            for e in entries
+        ]
+        return {
+            "on_call": bool(oncalls),
+            "schedules": sorted({o["schedule"] for o in oncalls if o["schedule"]}),
+            "escalation_policies": sorted(
+                {o["escalation_policy"] for o in oncalls if o["escalation_policy"]}
+            ),
+            "oncalls": oncalls,
+            "user": {"id": user.get("id"), "name": user.get("name"), "email": email},
+            "provider": self.provider,
+        }
+
+
+class OnCallEnricher(SourceBase):
+    """On-call status by email; powers ``isUserOnCall(email)``."""
+
+    name = "oncall"
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        adapter: OnCallAdapter,
+        *,
+        fields: Iterable[str] = ("user.email",),
+    ) -> None:
+        self.fields = tuple(fields)
+        self._http = http
+        self._adapter = adapter
+
+    def normalize_key(self, key: str) -> str:
+        return key.strip().lower()
+
+    async def fetch(self, key: str) -> Mapping[str, Any]:
+        if "@" not in key:
+            raise InvalidKeyError(f"{key!r} (not an email address)")
+        return await self._adapter.status(self._http, key)
+
+
+__all__ = ["OnCallAdapter", "OnCallEnricher", "PagerDutyAdapter"]
