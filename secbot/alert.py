@@ -14,13 +14,15 @@ from types import MappingProxyType
 from typing import Any
 
 _MISSING: Any = object()
+_FAST_MAPPINGS = (dict, MappingProxyType)
 
 
 def _lookup(node: Any, parts: tuple[str, ...]) -> Any:
     """Resolve ``parts`` in ``node`` trying the longest literal dotted key first at each level."""
     if not parts:
         return node
-    if not isinstance(node, Mapping):
+    # type() first: the ABC isinstance check dominates lookups on the hot path.
+    if type(node) not in _FAST_MAPPINGS and not isinstance(node, Mapping):
         return _MISSING
     for cut in range(len(parts), 0, -1):
         key = ".".join(parts[:cut])

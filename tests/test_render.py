@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from secbot.alert import Alert
 from secbot.enrich.base import Enrichment
 from secbot.render import mrkdwn as md
@@ -104,3 +106,16 @@ def test_sandbox_blocks_attribute_escapes() -> None:
     body = compile_template("{{ fields.__class__.__mro__ }}")
     joined = "\n".join(texts(render_message(view(body_template=body))))
     assert "message template failed" in joined
+
+
+def test_invisible_character_class_matches_unicodedata() -> None:
+    import sys
+    import unicodedata
+
+    if unicodedata.unidata_version != "14.0.0":
+        pytest.skip("the class is generated from Unicode 14 (Python 3.11)")
+    step = 1 if "--full-unicode" in sys.argv else 7  # sampled: the full scan takes seconds
+    for cp in range(0, 0x110000, step):
+        ch = chr(cp)
+        invisible = unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co") and ch not in "\n\t"
+        assert (md.strip_invisible(ch) == "") == invisible, hex(cp)

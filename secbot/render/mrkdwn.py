@@ -7,7 +7,7 @@ escaping, because ``&amp;`` is longer than ``&``.
 from __future__ import annotations
 
 import json
-import unicodedata
+import re
 from typing import Any
 
 # Block Kit limits (docs.slack.dev block reference).
@@ -19,16 +19,22 @@ CONTEXT_ELEMENTS_MAX = 10
 MESSAGE_TEXT_MAX = 4000
 MAX_BLOCKS = 50
 
-_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+
+# Unicode categories Cc, Cf, Cs, Co (Unicode 14) except \n and \t: control, bidi-override and
+# invisible format characters make text lie about what it says (e.g. U+202E). A precomputed
+# class keeps escaping fast; tests check it against unicodedata.
+_INVISIBLE = re.compile(
+    "[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f"
+    "\u0890-\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f"
+    "\ud800-\uf8ff\ufeff\ufff9-\ufffb\U000110bd\U000110cd\U00013430-\U00013438"
+    "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f"
+    "\U000f0000-\U000ffffd\U00100000-\U0010fffd]"
+)
 
 
-def _strip_controls(text: str) -> str:
-    # Control and bidi-override characters make text lie about what it says (e.g. U+202E).
-    return "".join(
-        ch
-        for ch in text
-        if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cf", "Cs", "Co")
-    )
+def strip_invisible(text: str) -> str:
+    return _INVISIBLE.sub("", text)
 
 
 def to_text(value: Any) -> str:
@@ -46,8 +52,7 @@ def to_text(value: Any) -> str:
 
 def escape(value: Any) -> str:
     """``value`` as mrkdwn-safe text: controls removed, then ``&``, ``<``, ``>`` escaped."""
-    text = _strip_controls(to_text(value))
-    return "".join(_ESCAPES.get(ch, ch) for ch in text)
+    return strip_invisible(to_text(value)).translate(_ESCAPES)
 
 
 def truncate(text: str, limit: int) -> str:
