@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 import requests
 from google.api_core import exceptions as gexc
+from google.auth.exceptions import GoogleAuthError
 
 from secbot.enrich.common import InvalidKeyError, NotFoundError, ProviderError, SourceBase
 from secbot.enrich.http import RetryPolicy, Sleep, backoff_delay, retry_after_seconds
@@ -131,10 +132,13 @@ class GcpProjectEnricher(SourceBase):
         for attempt in range(self._policy.retries + 1):
             try:
                 return await asyncio.to_thread(fn, api)
-            except (gexc.NotFound, gexc.PermissionDenied) as exc:
+            except (gexc.NotFound, gexc.Forbidden) as exc:  # Forbidden covers PermissionDenied
                 raise NotFoundError(what) from exc
-            except gexc.Unauthenticated as exc:
+            except gexc.Unauthorized as exc:
                 raise ProviderError("GCP: unauthorized (HTTP 401), check credentials") from exc
+            except GoogleAuthError as exc:
+                # A 401 makes google-auth refresh the token; when that fails we land here.
+                raise ProviderError(f"GCP: unauthorized, credentials rejected ({exc})") from exc
             except _RETRYABLE as exc:
                 delay = backoff_delay(self._policy, attempt, _retry_after(exc))
                 if attempt == self._policy.retries or delay is None:

@@ -233,6 +233,8 @@ class ThreatIntelEnricher(SourceBase):
             raise
         except TimeoutError:
             error = f"timeout after {self._timeout:g}s"
+        except httpx.TimeoutException:
+            error = "provider timed out"
         except (ProviderError, httpx.HTTPError, ValueError, TypeError) as exc:
             error = str(exc) or type(exc).__name__
         else:
