@@ -167,8 +167,10 @@ def test_same_result_as_python(pair: tuple[str, str]) -> None:
 
 # -- the linear-time regex engine agrees with re -------------------------------------------------
 
+# The subset where RE2 and Python's re agree: RE2's \w, \d, \s, \b are ASCII-only, its $ does
+# not match before a final newline, and it has no \Z (README: matches() uses RE2 syntax).
 REGEX_ATOMS = st.sampled_from(["a", "b", "A", "1", ".", "[ab]", "[^a]", "[a-c1]", "\\d", "\\w",
-                               "\\W", "\\s", "\\b", "\\B", "^", "$", "\\A", "\\Z", " ", "\\."])
+                               "\\W", "\\s", "\\b", "^", "$", "\\A", " ", "\\."])
 
 
 def _regex(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
@@ -182,9 +184,9 @@ def _regex(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
 
 
 @settings(deadline=None, max_examples=500)
-@given(st.sampled_from(["", "(?i)", "(?m)", "(?s)", "(?a)"]),
+@given(st.sampled_from(["", "(?i)", "(?s)"]),
        st.recursive(REGEX_ATOMS, _regex, max_leaves=6),
-       st.text(alphabet="aAb1 _.\n\u00e9", max_size=10))
+       st.text(alphabet="aAb1 _.", max_size=10))
 def test_regex_engine_agrees_with_re(flags: str, pattern: str, text: str) -> None:
     pattern = flags + pattern
     expected = re.search(pattern, text) is not None

@@ -86,7 +86,7 @@ def cidr_match(ip: Any, cidr: Any) -> bool:
 def matches(value: Any, regex: str) -> bool:
     """True if the regular expression ``regex`` matches anywhere in ``value`` (re.search).
 
-    Runs in linear time (see :mod:`secbot.expressions.patterns`); numbers are matched as
+    RE2 syntax, linear time (see :mod:`secbot.expressions.patterns`); numbers are matched as
     text, other non-strings never match; inputs over MAX_MATCH_INPUT characters are errors.
     """
     try:
