@@ -86,9 +86,7 @@ class Settings(BaseSettings):
         20, ge=1, le=1000, validation_alias=_env("SECBOT_ENRICH_CONCURRENCY")
     )
     enrich_cache_ttl: int = Field(900, ge=1, validation_alias=_env("SECBOT_ENRICH_CACHE_TTL"))
-    enrich_negative_ttl: int = Field(
-        60, ge=1, validation_alias=_env("SECBOT_ENRICH_NEGATIVE_TTL")
-    )
+    enrich_negative_ttl: int = Field(60, ge=1, validation_alias=_env("SECBOT_ENRICH_NEGATIVE_TTL"))
     enrich_local_cache_ttl: float = Field(
         10.0, ge=0, validation_alias=_env("SECBOT_ENRICH_LOCAL_CACHE_TTL")
     )
@@ -120,9 +118,7 @@ class Settings(BaseSettings):
     pagerduty_url: str = Field(
         "https://api.pagerduty.com", validation_alias=_env("SECBOT_PAGERDUTY_URL")
     )
-    pagerduty_token: SecretStr | None = Field(
-        None, validation_alias=_env("SECBOT_PAGERDUTY_TOKEN")
-    )
+    pagerduty_token: SecretStr | None = Field(None, validation_alias=_env("SECBOT_PAGERDUTY_TOKEN"))
     oncall_fields: str = Field("user.email", validation_alias=_env("SECBOT_ONCALL_FIELDS"))
     oncall_cache_ttl: int = Field(60, ge=1, validation_alias=_env("SECBOT_ONCALL_CACHE_TTL"))
     hris_url: str | None = Field(None, validation_alias=_env("SECBOT_HRIS_URL"))
@@ -142,9 +138,7 @@ class Settings(BaseSettings):
     virustotal_url: str = Field(
         "https://www.virustotal.com", validation_alias=_env("SECBOT_VIRUSTOTAL_URL")
     )
-    virustotal_key: SecretStr | None = Field(
-        None, validation_alias=_env("SECBOT_VIRUSTOTAL_KEY")
-    )
+    virustotal_key: SecretStr | None = Field(None, validation_alias=_env("SECBOT_VIRUSTOTAL_KEY"))
     threat_intel_fields: str = Field(
         "source.ip,destination.ip,url.domain,dns.question.name,file.hash.sha256",
         validation_alias=_env("SECBOT_THREAT_INTEL_FIELDS"),
@@ -156,6 +150,36 @@ class Settings(BaseSettings):
         validation_alias=_env("SECBOT_WHOIS_FIELDS"),
     )
     whois_young_days: int = Field(30, ge=0, validation_alias=_env("SECBOT_WHOIS_YOUNG_DAYS"))
+
+    # Slack behaviour -------------------------------------------------------------------
+    reactions: dict[str, str] = Field(
+        default_factory=lambda: {
+            "white_check_mark": "closed:issue_resolved",
+            "x": "closed:false_positive",
+            "eyes": "acknowledged",
+            "arrows_counterclockwise": "open",
+        },
+        validation_alias=_env("SECBOT_REACTIONS"),
+        description='emoji → "status[:closing_reason]" (JSON in the environment)',
+    )
+    slack_pace: float = Field(1.0, ge=0, validation_alias=_env("SECBOT_SLACK_PACE"))
+    auth_log_indices: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["logs-okta.system-*", "logs-google_workspace.login-*"],
+        validation_alias=_env("SECBOT_AUTH_LOG_INDICES"),
+    )
+    locate_lookback_days: int = Field(
+        7, ge=1, le=90, validation_alias=_env("SECBOT_LOCATE_LOOKBACK_DAYS")
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", validation_alias=_env("SECBOT_LOG_LEVEL")
+    )
+
+    @field_validator("auth_log_indices", mode="before")
+    @classmethod
+    def _split_indices(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
 
     @field_validator("triagers", mode="before")
     @classmethod

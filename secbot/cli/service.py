@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import uuid as uuidlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,13 +12,15 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from secbot.cli.common import fail, settings_or_exit
+from secbot.cli.common import EXIT_INVALID_SETTINGS, fail, settings_or_exit
 from secbot.console_publisher import ConsolePublisher
 from secbot.demo_enrichers import demo_enrichers
 from secbot.enrich.engine import EnrichmentEngine
+from secbot.logs import configure_logging
 from secbot.pipeline.pipeline import Pipeline
 from secbot.poller import AlertPoller
 from secbot.rules.loader import RuleLoadError, load_rules
+from secbot.rules.ruleset import RuleSet
 from secbot.settings import Settings
 from secbot.siem.embedded import EmbeddedSiem
 from secbot.store.base import Store
@@ -25,22 +28,35 @@ from secbot.store.memory import MemoryStore
 from secbot.store.redis import RedisStore
 from secbot.synthetic import generate
 from secbot.triage import TriageHandler
+from secbot.wiring import ConfigError, build_service, check_run_settings
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="YAML settings file")]
 
 
 def run_command(config: ConfigOpt = None) -> None:
-    """The Socket Mode service. Validates settings and rules, then (for now) stops: see README."""
+    """The service: Socket Mode app, SIEM poller and pipeline in one asyncio process."""
     settings = settings_or_exit(config)
+    try:
+        check_run_settings(settings)
+    except ConfigError as exc:
+        fail(str(exc), EXIT_INVALID_SETTINGS)
     try:
         rules = load_rules(settings.rules_dir, timeout=settings.expression_timeout)
     except RuleLoadError as exc:
         fail(f"rules in {settings.rules_dir} are invalid:\n{exc}")
-    fail(
-        f"settings and {len(rules)} rules are valid, but the Slack service is not built yet "
-        "(issue #4); use `secbot demo` to see the pipeline",
-        code=3,
-    )
+    configure_logging(settings.log_level)
+    asyncio.run(_serve(settings, rules))
+
+
+async def _serve(settings: Settings, rules: RuleSet) -> None:
+    service, resources = await build_service(settings, rules)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, service.stop)
+    try:
+        await service.run()
+    finally:
+        await resources.aclose()
 
 
 async def _demo_store(settings: Settings, console: Console) -> Store:

@@ -72,6 +72,13 @@ class EnrichmentEngine:
         results = await asyncio.gather(*jobs)
         return MappingProxyType(dict(zip(unique.keys(), results, strict=True)))
 
+    async def lookup(self, enricher: str, key: str) -> Enrichment:
+        """One direct lookup (investigation commands: ``whois x``, ``gcp project y``)."""
+        return await self._lookup(IoCall(function=enricher, enricher=enricher, args=(key,)))
+
+    def configured(self, name: str) -> bool:
+        return name in self._enrichers
+
     async def _lookup(self, call: IoCall) -> Enrichment:
         enricher = self._enrichers.get(call.enricher)
         if enricher is None:

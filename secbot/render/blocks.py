@@ -73,6 +73,31 @@ def _context(texts: list[str]) -> dict[str, Any]:
     }
 
 
+STATUS_BLOCK_ID = "secbot_status"
+
+
+def status_block(line: str, *, trusted: bool = False) -> dict[str, Any]:
+    """The status line, with a fixed ``block_id`` so a status change can replace just it.
+
+    ``trusted`` lines are built by SecBot from Slack ids and fixed words (a ``<@U…>`` mention
+    must stay a mention); anything else is escaped.
+    """
+    return {**_context([line if trusted else md.escape(line)]), "block_id": STATUS_BLOCK_ID}
+
+
+def with_status(message: Mapping[str, Any], line: str, *, trusted: bool = False) -> dict[str, Any]:
+    """``message`` with its status block replaced (or appended if it has none)."""
+    blocks = [dict(b) for b in message.get("blocks", [])]
+    new = status_block(line, trusted=trusted)
+    for index, block in enumerate(blocks):
+        if block.get("block_id") == STATUS_BLOCK_ID:
+            blocks[index] = new
+            break
+    else:
+        blocks.append(new)
+    return {**message, "blocks": blocks}
+
+
 def _template_context(view: AlertView) -> dict[str, Any]:
     return {
         "alert": view.alert.frozen,
@@ -152,7 +177,7 @@ def render_message(view: AlertView) -> dict[str, Any]:
         blocks.append(_section(f"*Runbook*\n{md.escape(view.runbook)}"))
     for note in (*view.notes, *notes):
         blocks.append(_context([f":warning: {md.escape(note)}"]))
-    blocks.append(_context([md.escape(view.status_line)]))
+    blocks.append(status_block(view.status_line))
     blocks.append(
         _context(
             [

@@ -1,0 +1,1 @@
+"""The Slack side of SecBot: posting alerts, emoji triage, @-mention commands."""

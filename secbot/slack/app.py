@@ -1,0 +1,129 @@
+"""The slack-bolt ``AsyncApp``: event listeners wired to triage and commands.
+
+Listeners are thin: they dedupe redelivered events by ``event_id``, find the alert behind the
+message, and call :class:`ReactionTriage` / :class:`CommandRouter`. Refusals are ephemeral;
+command answers are visible replies in the thread of the mention.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from secbot.slack.actions import StatusChanger
+from secbot.slack.commands import CommandRouter
+from secbot.slack.context import CommandContext, Reply
+from secbot.slack.reactions import ReactionTriage
+from secbot.store.base import Store
+
+EVENT_MEMORY = 3600  # seconds an event_id is remembered; Slack retries within minutes
+
+
+class SlackHandlers:
+    """What the bolt listeners do, testable without bolt."""
+
+    def __init__(
+        self, client: AsyncWebClient, store: Store, reactions: ReactionTriage, router: CommandRouter
+    ) -> None:
+        self.client = client
+        self.store = store
+        self.reactions = reactions
+        self.router = router
+
+    async def first_delivery(self, body: Mapping[str, Any]) -> bool:
+        """False for a redelivered (or replayed) event already handled by any replica."""
+        event_id = body.get("event_id")
+        if not event_id:
+            return True
+        return await self.store.claim_post(f"event:{event_id}", EVENT_MEMORY)
+
+    async def on_reaction_added(self, event: Mapping[str, Any], body: Mapping[str, Any]) -> None:
+        if not await self.first_delivery(body):
+            return
+        outcome = await self.reactions.handle(event)
+        if outcome is not None and outcome.kind in ("refused", "missing"):
+            item = event.get("item") or {}
+            await self.client.chat_postEphemeral(
+                channel=str(item.get("channel")), user=str(event.get("user")), text=outcome.text
+            )
+
+    async def on_app_mention(self, event: Mapping[str, Any], body: Mapping[str, Any]) -> None:
+        if not await self.first_delivery(body):
+            return
+        ctx = await self.context_for(event)
+        reply = await self.router.run(str(event.get("text") or ""), ctx)
+        await self.answer(ctx, reply)
+
+    async def context_for(self, event: Mapping[str, Any]) -> CommandContext:
+        channel, ts = str(event.get("channel")), str(event.get("ts"))
+        thread_ts = event.get("thread_ts")
+        uuid = await self.store.alert_for_message(channel, str(thread_ts)) if thread_ts else None
+        if uuid is not None and uuid.startswith("context:"):
+            uuid = uuid.removeprefix("context:")
+        record = (await self.store.load_alert(uuid) or {}) if uuid else {}
+        return CommandContext(
+            user=str(event.get("user")),
+            channel=channel,
+            ts=ts,
+            thread_ts=str(thread_ts) if thread_ts else None,
+            alert_uuid=uuid,
+            alert=record,
+        )
+
+    async def answer(self, ctx: CommandContext, reply: Reply) -> None:
+        thread = ctx.thread_ts or ctx.ts
+        if reply.ephemeral:
+            await self.client.chat_postEphemeral(
+                channel=ctx.channel, user=ctx.user, text=reply.text, thread_ts=thread
+            )
+        else:
+            await self.client.chat_postMessage(
+                channel=ctx.channel, thread_ts=thread, text=reply.text, unfurl_links=False
+            )
+
+
+def status_command(changer: StatusChanger):  # type: ignore[no-untyped-def]
+    """``close`` / ``ack`` / ``reopen`` typed in an alert's thread: same rules as emoji."""
+
+    async def change(ctx: CommandContext, status: str, reason: str | None) -> Reply:
+        if not ctx.alert_uuid:
+            return Reply("Use this inside an alert's thread.", ephemeral=True)
+        outcome = await changer.change(ctx.alert_uuid, status, reason, ctx.user)  # type: ignore[arg-type]
+        if outcome.kind == "changed":
+            return Reply(
+                f"{status.capitalize()} by <@{ctx.user}>" + (f" · {reason}" if reason else "")
+            )
+        return Reply(outcome.text, ephemeral=True)
+
+    return change
+
+
+def build_app(client: AsyncWebClient, handlers: SlackHandlers, *, token: str) -> AsyncApp:
+    """The bolt app. ``client`` already points at the right Slack (``base_url``)."""
+    app = AsyncApp(
+        client=client,
+        token=token,
+        request_verification_enabled=False,
+        ignoring_self_events_enabled=True,
+    )
+
+    @app.event("reaction_added")
+    async def reaction_added(event: dict[str, Any], body: dict[str, Any]) -> None:
+        await handlers.on_reaction_added(event, body)
+
+    @app.event("reaction_removed")
+    async def reaction_removed() -> None:
+        """Removing an emoji changes nothing (DESIGN.md §10); acked so Slack won't retry."""
+
+    @app.event("app_mention")
+    async def app_mention(event: dict[str, Any], body: dict[str, Any]) -> None:
+        await handlers.on_app_mention(event, body)
+
+    @app.event("message")
+    async def message() -> None:
+        """Plain channel messages are not for SecBot; acked so Slack won't retry."""
+
+    return app

@@ -1,0 +1,152 @@
+"""Posting decided alerts to Slack, exactly once per alert uuid.
+
+Each top-level post carries message ``metadata`` (``event_type: secbot_alert``, payload
+``{alert_uuid}``). Before posting, an attempt token is claimed in the store; if an earlier
+attempt exists (a crash between ``chat.postMessage`` and recording it), the channel history is
+searched for the metadata first, so a retry adopts the earlier message instead of posting twice.
+Duplicates inside a dedup window become one threaded "new context" reply, edited in place.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from secbot.alert import Alert, thaw
+from secbot.pipeline.decision import Decision
+from secbot.render import mrkdwn as md
+from secbot.slack.pacing import ChannelPacer
+from secbot.store.base import MessageRef, Store
+
+EVENT_TYPE = "secbot_alert"
+HISTORY_PAGES = 5
+
+
+class NoChannelError(RuntimeError):
+    """Neither the rule nor SECBOT_DEFAULT_CHANNEL names a channel for this alert."""
+
+
+class SlackPublisher:
+    """The :class:`secbot.triage.Publisher` for Slack."""
+
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        store: Store,
+        *,
+        ttl: int = 30 * 86400,
+        pacer: ChannelPacer | None = None,
+        attempt_ttl: int = 7 * 86400,
+    ) -> None:
+        self.client = client
+        self.store = store
+        self.ttl = ttl
+        self.pacer = pacer or ChannelPacer(rate=0)
+        self.attempt_ttl = attempt_ttl
+
+    async def publish(self, alert: Alert, decision: Decision) -> None:
+        if decision.channel is None:
+            raise NoChannelError(f"alert {alert.uuid}: no channel (set SECBOT_DEFAULT_CHANNEL)")
+        if decision.duplicate_of:
+            first = await self.store.message_for_alert(decision.duplicate_of)
+            if first is not None:
+                await self._thread_context(alert, decision, first)
+                return
+        ref = await self._existing_post(alert.uuid, decision.channel)
+        if ref is None:
+            ref = await self._post(alert, decision, decision.channel)
+        await self.store.link_message(alert.uuid, ref, self.ttl)
+        record = await self.store.load_alert(alert.uuid) or {"uuid": alert.uuid}
+        record.update({"message": thaw(decision.message), "channel": ref.channel, "ts": ref.ts})
+        await self.store.save_alert(alert.uuid, record, self.ttl)
+        if decision.auto_close:
+            await self._react(ref, "white_check_mark")
+
+    async def _post(self, alert: Alert, decision: Decision, channel: str) -> MessageRef:
+        await self.pacer.wait(channel)
+        response = await self.client.chat_postMessage(
+            channel=channel,
+            text=decision.message.get("text", ""),
+            blocks=list(decision.message.get("blocks", [])),
+            metadata={"event_type": EVENT_TYPE, "event_payload": {"alert_uuid": alert.uuid}},
+            unfurl_links=False,
+            unfurl_media=False,
+        )
+        return MessageRef(channel=str(response["channel"]), ts=str(response["ts"]))
+
+    async def _existing_post(self, uuid: str, channel: str) -> MessageRef | None:
+        """The message an earlier attempt posted for ``uuid``, if any."""
+        known = await self.store.message_for_alert(uuid)
+        if known is not None:
+            return known
+        token = secrets.token_hex(8)
+        claim = await self.store.claim_dedup(f"post-attempt:{uuid}", token, self.attempt_ttl)
+        if claim.first_uuid == token:
+            return None  # first attempt: nothing can have been posted
+        return await self._find_in_history(uuid, channel)
+
+    async def _find_in_history(self, uuid: str, channel: str) -> MessageRef | None:
+        cursor: str | None = None
+        for _ in range(HISTORY_PAGES):
+            page = await self.client.conversations_history(
+                channel=channel, include_all_metadata=True, limit=200, cursor=cursor
+            )
+            messages: list[dict[str, Any]] = page.get("messages") or []
+            for message in messages:
+                meta = message.get("metadata") or {}
+                payload = meta.get("event_payload") or {}
+                if meta.get("event_type") == EVENT_TYPE and payload.get("alert_uuid") == uuid:
+                    return MessageRef(channel=channel, ts=str(message["ts"]))
+            cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
+            if not cursor:
+                break
+        return None
+
+    async def _react(self, ref: MessageRef, name: str) -> None:
+        try:
+            await self.client.reactions_add(channel=ref.channel, timestamp=ref.ts, name=name)
+        except SlackApiError as exc:
+            if exc.response.get("error") != "already_reacted":
+                raise
+
+    async def _thread_context(self, alert: Alert, decision: Decision, first: MessageRef) -> None:
+        assert decision.duplicate_of is not None
+        first_record = await self.store.load_alert(decision.duplicate_of) or {}
+        text = context_text(alert, decision, first_record.get("fields") or {})
+        key = f"context:{decision.duplicate_of}"
+        existing = await self.store.message_for_alert(key)
+        if existing is None:
+            await self.pacer.wait(first.channel)
+            response = await self.client.chat_postMessage(
+                channel=first.channel, thread_ts=first.ts, text=text, unfurl_links=False
+            )
+            existing = MessageRef(channel=first.channel, ts=str(response["ts"]))
+            await self.store.link_message(key, existing, self.ttl)
+        else:
+            await self.client.chat_update(channel=existing.channel, ts=existing.ts, text=text)
+        await self.store.link_message(alert.uuid, first, self.ttl)
+        if decision.auto_close:
+            await self._react(existing, "white_check_mark")
+
+
+def context_text(alert: Alert, decision: Decision, first_fields: Mapping[str, Any]) -> str:
+    """The in-place "new context" reply: count, latest alert, fields that differ from the first."""
+    more = decision.duplicate_count - 1
+    lines = [
+        f":repeat: *New context:* {more} more alert{'s' if more != 1 else ''} with the same "
+        f"dedup key since this one. Latest: `{md.escape(alert.uuid)}` at "
+        f"{md.escape(alert.get_field('@timestamp') or 'unknown time')}"
+    ]
+    changed = [
+        f"• *{md.escape(name)}*: {md.escape(first_fields.get(name))} → {md.escape(value)}"
+        for name, value in thaw(decision.fields).items()
+        if name in first_fields and first_fields.get(name) != value
+    ]
+    lines.extend(changed[:10] or ["No included field differs from the first alert."])
+    if decision.auto_close:
+        lines.append(f"Latest was auto-closed: {md.escape(decision.explanation)}")
+    return md.truncate("\n".join(lines), md.MESSAGE_TEXT_MAX)

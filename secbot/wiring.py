@@ -1,0 +1,173 @@
+"""The composition root: the one place that reads settings and builds clients.
+
+Everything else receives what it needs. ``build_service`` returns the service and a
+``Resources`` object that closes every client it built.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import redis.asyncio as aioredis
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from secbot.enrich.engine import EnrichmentEngine
+from secbot.enrich.registry import build_enrichers
+from secbot.health import HealthState
+from secbot.metrics import Metrics
+from secbot.pipeline.pipeline import Pipeline
+from secbot.poller import AlertPoller
+from secbot.rules.ruleset import RuleSet
+from secbot.service import SecBotService, ServiceParts, socket_connected
+from secbot.settings import Settings
+from secbot.siem.base import Siem
+from secbot.siem.elastic import build_elastic_siem
+from secbot.siem.embedded import EmbeddedSiem
+from secbot.slack.actions import StatusChanger
+from secbot.slack.app import SlackHandlers, build_app, status_command
+from secbot.slack.commands import CommandRouter
+from secbot.slack.investigate import Investigator
+from secbot.slack.pacing import ChannelPacer
+from secbot.slack.people import Directory, Triagers
+from secbot.slack.publisher import SlackPublisher
+from secbot.slack.reactions import ReactionTriage, parse_reaction_map
+from secbot.store.base import Store
+from secbot.store.redis import RedisStore
+from secbot.triage import TriageHandler
+
+
+class ConfigError(Exception):
+    """Settings that validate alone but cannot run the service; names the variable."""
+
+
+def check_run_settings(settings: Settings) -> None:
+    """What ``secbot run`` needs beyond the schema, each problem naming its variable."""
+    problems = []
+    if settings.slack_bot_token is None:
+        problems.append("SLACK_BOT_TOKEN: required (xoxb-…)")
+    if settings.slack_app_token is None:
+        problems.append("SLACK_APP_TOKEN: required for Socket Mode (xapp-…)")
+    if not settings.default_channel:
+        problems.append("SECBOT_DEFAULT_CHANNEL: required (unmatched alerts must go somewhere)")
+    if settings.siem == "elastic" and not settings.elasticsearch_url:
+        problems.append("SECBOT_ELASTICSEARCH_URL: required with SECBOT_SIEM=elastic")
+    if problems:
+        raise ConfigError("invalid settings:\n  " + "\n  ".join(problems))
+    try:
+        parse_reaction_map(settings.reactions)
+    except ValueError as exc:
+        raise ConfigError(f"SECBOT_REACTIONS: {exc}") from exc
+
+
+@dataclass
+class Resources:
+    """Clients the composition root built, closed in reverse order."""
+
+    closers: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
+
+    async def aclose(self) -> None:
+        for closer in reversed(self.closers):
+            with contextlib.suppress(Exception):
+                await closer()
+
+
+def slack_client(settings: Settings) -> AsyncWebClient:
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+    return AsyncWebClient(
+        token=token,
+        base_url=settings.slack_api_url,
+        retry_handlers=[
+            AsyncRateLimitErrorRetryHandler(max_retry_count=5),
+            AsyncServerErrorRetryHandler(max_retry_count=3),
+            AsyncConnectionErrorRetryHandler(max_retry_count=3),
+        ],
+    )
+
+
+def build_siem(settings: Settings) -> Siem:
+    if settings.siem == "embedded":
+        return EmbeddedSiem(settings.embedded_db)
+    return build_elastic_siem(settings)
+
+
+async def build_slack_side(
+    settings: Settings, web: AsyncWebClient, store: Store, siem: Siem, engine: EnrichmentEngine
+) -> AsyncSocketModeHandler:
+    """The bolt app and its Socket Mode handler (connected later by the service)."""
+    bot = await web.auth_test()
+    changer = StatusChanger(
+        web, siem, store, Triagers(web, settings.triagers), Directory(web), ttl=settings.alert_ttl
+    )
+    reactions = ReactionTriage(
+        changer,
+        store,
+        parse_reaction_map(settings.reactions),
+        bot_user_id=str(bot.get("user_id") or ""),
+    )
+    investigator = Investigator(
+        engine,
+        siem,
+        auth_indices=settings.auth_log_indices,
+        lookback=timedelta(days=settings.locate_lookback_days),
+    )
+    router = CommandRouter(investigator, status_command(changer))
+    handlers = SlackHandlers(web, store, reactions, router)
+    assert settings.slack_bot_token is not None and settings.slack_app_token is not None
+    app = build_app(web, handlers, token=settings.slack_bot_token.get_secret_value())
+    return AsyncSocketModeHandler(app, settings.slack_app_token.get_secret_value(), web_client=web)
+
+
+async def build_service(
+    settings: Settings, rules: RuleSet, *, store: Store | None = None
+) -> tuple[SecBotService, Resources]:
+    """Build every client from ``settings`` and wire the service. ``store`` may be injected."""
+    check_run_settings(settings)
+    resources = Resources()
+    redis_client = aioredis.Redis.from_url(
+        settings.redis_url, decode_responses=True, socket_timeout=5.0, socket_connect_timeout=2.0
+    )
+    resources.closers.append(redis_client.aclose)
+    store = store or RedisStore(redis_client, settings.redis_prefix)
+    siem = build_siem(settings)
+    resources.closers.append(siem.close)
+    enrichers = build_enrichers(settings, redis=redis_client)
+    resources.closers.append(enrichers.aclose)
+    metrics = Metrics()
+    engine = EnrichmentEngine(
+        enrichers, timeout=settings.enrich_timeout, observe=metrics.observe_enrichment
+    )
+    web = slack_client(settings)
+    pipeline = Pipeline(
+        rules, engine, store, default_channel=settings.default_channel, alert_ttl=settings.alert_ttl
+    )
+    publisher = SlackPublisher(
+        web, store, ttl=settings.alert_ttl, pacer=ChannelPacer(rate=settings.slack_pace)
+    )
+    socket = await build_slack_side(settings, web, store, siem, engine)
+    health = HealthState(
+        socket_connected=socket_connected(socket),
+        store_ping=store.ping,
+        poll_stale_after=max(60.0, 10 * settings.poll_interval),
+    )
+    parts = ServiceParts(
+        poller=AlertPoller(
+            siem, store, overlap_seconds=settings.poll_overlap, page_size=settings.poll_page_size
+        ),
+        handler=TriageHandler(pipeline, siem, store, publisher, posted_ttl=settings.alert_ttl),
+        socket=socket,
+        health=health,
+        metrics=metrics,
+        poll_interval=settings.poll_interval,
+        http_port=settings.http_port,
+    )
+    return SecBotService(parts), resources

@@ -1,0 +1,175 @@
+"""End to end: the real service (bolt + Socket Mode + poller) against the Slack emulator, the
+Elastic emulator and real Redis. Alert in → message out → reaction in → alert closed → edited."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from secbot.emulators.elastic import ElasticEmulator
+from secbot.emulators.slack import SlackEmulator
+from secbot.rules.loader import load_rules
+from secbot.service import SecBotService
+from secbot.settings import Settings, load_settings
+from secbot.store.redis import RedisStore
+from secbot.wiring import build_service
+
+RULES = load_rules(Path(__file__).resolve().parents[1] / "rules")
+INDEX = ".alerts-security.alerts-default"
+TRIAGER, VIEWER = "U0TRIAGER", "U0VIEWER"
+
+
+def gcp_alert(uid: str, project: str = "prod-payments", **extra: Any) -> dict[str, Any]:
+    return {
+        "@timestamp": "2026-11-01T10:00:00.000Z", "kibana.alert.uuid": uid,
+        "kibana.alert.workflow_status": "open", "kibana.alert.severity": "high",
+        "kibana.alert.rule.name": "GCP Service Account Key Creation",
+        "cloud": {"project": {"id": project}}, "user": {"email": "dev@example.com"},
+        "source.ip": "198.51.100.7", **extra,
+    }
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 10.0) -> Any:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
+
+
+@dataclass
+class Stack:
+    slack: SlackEmulator
+    elastic: ElasticEmulator
+    service: SecBotService
+    settings: Settings
+
+    def top_messages(self, channel: str) -> list[Any]:
+        return [m for m in self.slack.messages(channel) if not m.thread_ts or m.thread_ts == m.ts]
+
+
+@pytest.fixture
+async def stack() -> AsyncIterator[Stack]:
+    prefix = f"secbot-e2e:{uuid.uuid4().hex}:"
+    async with SlackEmulator.running(ack_timeout=1.0) as slack, ElasticEmulator.running() as es:
+        settings = load_settings(
+            slack_bot_token=slack.bot_token, slack_app_token=slack.app_token,
+            slack_api_url=slack.api_url, siem="elastic", elasticsearch_url=es.url,
+            kibana_url=es.kibana_url, default_channel="C0DEFAULT", triagers=["S0TRIAGE"],
+            poll_interval=0.2, http_port=0, redis_prefix=prefix, slack_pace=0,
+            rules_dir=Path("rules"),
+        )
+        service, resources = await build_service(settings, RULES)
+        task = asyncio.create_task(service.run())
+        try:
+            yield Stack(slack, es, service, settings)
+        finally:
+            service.stop()
+            await asyncio.wait_for(task, 10)
+            store = RedisStore.from_url(settings.redis_url, prefix)
+            client = store._client
+            keys = [k async for k in client.scan_iter(match=prefix + "*")]
+            if keys:
+                await client.delete(*keys)
+            await store.close()
+            await resources.aclose()
+
+
+async def posted(stack: Stack, channel: str, count: int = 1) -> list[Any]:
+    async def check() -> list[Any] | None:
+        top = stack.top_messages(channel)
+        return top if len(top) >= count else None
+    return list(await eventually(check))
+
+
+def es_status(stack: Stack, uid: str) -> str:
+    doc = stack.elastic.document(INDEX, uid) or {}
+    return str(doc.get("kibana.alert.workflow_status"))
+
+
+async def test_alert_is_posted_once_then_closed_by_a_triagers_reaction(stack: Stack) -> None:
+    stack.elastic.index_documents(INDEX, [gcp_alert("e2e-1")])
+    [message] = await posted(stack, "C0PRODSEC")
+    assert message.metadata == {"event_type": "secbot_alert",
+                                "event_payload": {"alert_uuid": "e2e-1"}}
+    assert "GCP service account key created" in json.dumps(message.blocks)
+    stack.slack.user_reacts(TRIAGER, "white_check_mark::skin-tone-3", "C0PRODSEC", message.ts)
+
+    async def closed() -> bool:
+        return es_status(stack, "e2e-1") == "closed"
+    await eventually(closed)
+    doc = stack.elastic.document(INDEX, "e2e-1") or {}
+    assert doc["kibana.alert.workflow_reason"] == "issue_resolved"
+    assert any(t.startswith("closed_by:") for t in doc.get("kibana.alert.workflow_tags", []))
+
+    async def edited() -> bool:
+        return "Closed by <@U0TRIAGER>" in json.dumps(stack.slack.message("C0PRODSEC", message.ts).blocks)
+    await eventually(edited)
+    await asyncio.sleep(0.6)  # several more polls: still exactly one top-level message
+    assert len(stack.top_messages("C0PRODSEC")) == 1
+
+
+async def test_non_triager_gets_an_ephemeral_refusal_and_nothing_changes(stack: Stack) -> None:
+    stack.elastic.index_documents(INDEX, [gcp_alert("e2e-2")])
+    [message] = await posted(stack, "C0PRODSEC")
+    stack.slack.user_reacts(VIEWER, "x", "C0PRODSEC", message.ts)
+
+    async def refused() -> bool:
+        return any(e.get("user") == VIEWER for e in stack.slack.ephemeral)
+    await eventually(refused)
+    assert es_status(stack, "e2e-2") == "open"
+
+
+async def test_ack_and_reopen_and_thread_command_uses_cached_fields(stack: Stack) -> None:
+    stack.elastic.index_documents(INDEX, [gcp_alert("e2e-3")])
+    [message] = await posted(stack, "C0PRODSEC")
+    stack.slack.user_reacts(TRIAGER, "eyes", "C0PRODSEC", message.ts)
+
+    async def acked() -> bool:
+        return es_status(stack, "e2e-3") == "acknowledged"
+    await eventually(acked)
+    stack.slack.user_mentions_bot(TRIAGER, "alert", "C0PRODSEC", thread_ts=message.ts)
+
+    async def answered() -> Any:
+        replies = [r for r in stack.slack.replies("C0PRODSEC", message.ts) if r.ts != message.ts]
+        return [r for r in replies if "dev@example.com" in r.text]
+    [reply] = await eventually(answered)
+    assert "acknowledged" in reply.text
+    stack.slack.user_mentions_bot(TRIAGER, "reopen", "C0PRODSEC", thread_ts=message.ts)
+
+    async def reopened() -> bool:
+        return es_status(stack, "e2e-3") == "open"
+    await eventually(reopened)
+
+
+async def test_auto_closed_alert_is_posted_with_the_bots_check_mark(stack: Stack) -> None:
+    # No GCP/PagerDuty configured here, so the expression's enrichment is unavailable: the
+    # alert must be posted and NOT closed, and the message must say why.
+    stack.elastic.index_documents(INDEX, [gcp_alert("e2e-4", project="sandbox-tools")])
+    [message] = await posted(stack, "C0SECALERTS")
+    assert es_status(stack, "e2e-4") == "open"
+    assert "unavailable" in json.dumps(message.blocks)
+    assert not message.reactions
+
+
+async def test_attacker_text_is_inert(stack: Stack) -> None:
+    evil = "<!channel> <http://evil|x>"
+    stack.elastic.index_documents(INDEX, [{
+        "@timestamp": "2026-11-01T10:00:00.000Z", "kibana.alert.uuid": "e2e-5",
+        "kibana.alert.workflow_status": "open", "kibana.alert.rule.name": evil,
+        "kibana.alert.reason": evil, "host": {"name": evil}}])
+    [message] = await posted(stack, "C0DEFAULT")
+    sent = stack.slack.calls_to("chat.postMessage")[-1]
+    dumped = json.dumps(sent.params)
+    assert "<!channel>" not in dumped and "<http://evil" not in dumped
+    assert "&lt;!channel&gt;" in json.dumps(message.blocks)
