@@ -212,3 +212,29 @@ def generate(
     for i in range(count):
         uuid = hashlib.sha256(f"{seed}-{i}".encode()).hexdigest()
         yield makers[i % len(makers)](rng, uuid, ts + i * step)
+
+
+def auth_events(count: int, *, seed: int = 5, end: datetime | None = None) -> Iterator[Source]:
+    """Okta sign-in events (ECS) for ``locate user``: who logged in from where, with what app."""
+    rng = random.Random(seed)
+    end = end or datetime.now(UTC)
+    places = [
+        ("192.0.2.10", "Amsterdam", "Netherlands"),
+        ("198.51.100.23", "Austin", "United States"),
+        ("203.0.113.50", "São Paulo", "Brazil"),
+    ]
+    apps = ["okta.system", "google_workspace.login"]
+    for i in range(count):
+        ip, city, country = rng.choice(places)
+        stamp = end - timedelta(minutes=rng.randint(1, 6 * 24 * 60))
+        yield {
+            "@timestamp": stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "event": {
+                "dataset": rng.choice(apps),
+                "action": "user.session.start",
+                "outcome": "success",
+                "id": f"auth-{seed}-{i}",
+            },
+            "user": {"email": rng.choice(USERS)},
+            "source": {"ip": ip, "geo": {"city_name": city, "country_name": country}},
+        }

@@ -7,7 +7,7 @@ Everything else receives what it needs. ``build_service`` returns the service an
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -21,6 +21,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from secbot.enrich.base import Enricher
 from secbot.enrich.engine import EnrichmentEngine
 from secbot.enrich.registry import build_enrichers
 from secbot.health import HealthState
@@ -128,9 +129,18 @@ async def build_slack_side(
 
 
 async def build_service(
-    settings: Settings, rules: RuleSet, *, store: Store | None = None
+    settings: Settings,
+    rules: RuleSet,
+    *,
+    store: Store | None = None,
+    siem: Siem | None = None,
+    enrichers: Mapping[str, Enricher] | None = None,
 ) -> tuple[SecBotService, Resources]:
-    """Build every client from ``settings`` and wire the service. ``store`` may be injected."""
+    """Build every client from ``settings`` and wire the service.
+
+    ``store``, ``siem`` and ``enrichers`` may be given instead (the demo passes its embedded
+    SIEM and stand-in enrichers); what is given is not closed by ``Resources``.
+    """
     check_run_settings(settings)
     resources = Resources()
     redis_client = aioredis.Redis.from_url(
@@ -138,10 +148,13 @@ async def build_service(
     )
     resources.closers.append(redis_client.aclose)
     store = store or RedisStore(redis_client, settings.redis_prefix)
-    siem = build_siem(settings)
-    resources.closers.append(siem.close)
-    enrichers = build_enrichers(settings, redis=redis_client)
-    resources.closers.append(enrichers.aclose)
+    if siem is None:
+        siem = build_siem(settings)
+        resources.closers.append(siem.close)
+    if enrichers is None:
+        built = build_enrichers(settings, redis=redis_client)
+        resources.closers.append(built.aclose)
+        enrichers = built
     metrics = Metrics()
     engine = EnrichmentEngine(
         enrichers, timeout=settings.enrich_timeout, observe=metrics.observe_enrichment

@@ -122,7 +122,7 @@ def test_schema_is_json() -> None:
 
 
 def test_demo_runs_the_whole_loop_on_embedded_defaults() -> None:
-    result = secbot("demo", "--count", "12")
+    result = secbot("demo", "--console", "--count", "12")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "auto-closed" in result.stdout
     assert "gcp_sa_key_created" in result.stdout and "Demo summary" in result.stdout

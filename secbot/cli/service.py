@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
-import uuid as uuidlib
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -14,6 +14,7 @@ from rich.console import Console
 
 from secbot.cli.common import EXIT_INVALID_SETTINGS, fail, settings_or_exit
 from secbot.console_publisher import ConsolePublisher
+from secbot.demo import demo_store, run_web_demo, seeded_siem
 from secbot.demo_enrichers import demo_enrichers
 from secbot.enrich.engine import EnrichmentEngine
 from secbot.logs import configure_logging
@@ -22,10 +23,6 @@ from secbot.poller import AlertPoller
 from secbot.rules.loader import RuleLoadError, load_rules
 from secbot.rules.ruleset import RuleSet
 from secbot.settings import Settings
-from secbot.siem.embedded import EmbeddedSiem
-from secbot.store.base import Store
-from secbot.store.memory import MemoryStore
-from secbot.store.redis import RedisStore
 from secbot.synthetic import generate
 from secbot.triage import TriageHandler
 from secbot.wiring import ConfigError, build_service, check_run_settings
@@ -59,29 +56,18 @@ async def _serve(settings: Settings, rules: RuleSet) -> None:
         await resources.aclose()
 
 
-async def _demo_store(settings: Settings, console: Console) -> Store:
-    """Real Redis if it answers (under a throwaway prefix), else a clearly labelled fallback."""
-    store = RedisStore.from_url(settings.redis_url, prefix=f"secbot-demo:{uuidlib.uuid4().hex}:")
-    if await store.ping():
-        console.print(f"store: Redis at {settings.redis_url}")
-        return store
-    await store.close()
-    console.print(
-        f"[yellow]store: Redis not reachable at {settings.redis_url}; using an "
-        "in-memory store (nothing persists)[/]"
-    )
-    return MemoryStore()
-
-
-async def _demo(
-    settings: Settings, count: int, follow: bool, interval: float, show_messages: bool
+async def _console_demo(
+    settings: Settings,
+    rules: RuleSet,
+    count: int,
+    follow: bool,
+    interval: float,
+    show_messages: bool,
+    console: Console,
 ) -> None:
-    console = Console(highlight=False)
-    rules = load_rules(settings.rules_dir, timeout=settings.expression_timeout)
-    siem = EmbeddedSiem(":memory:")
-    start = datetime.now(UTC) - timedelta(minutes=count)
-    await siem.insert(generate(count, seed=1, start=start, step=timedelta(seconds=30)))
-    store = await _demo_store(settings, console)
+    """The pipeline printing to the terminal instead of Slack (``secbot demo --console``)."""
+    siem = await seeded_siem(count)
+    store = await demo_store(settings, console)
     pipeline = Pipeline(
         rules,
         EnrichmentEngine(demo_enrichers(), timeout=settings.enrich_timeout),
@@ -115,15 +101,34 @@ def demo_command(
     config: ConfigOpt = None,
     rules: Annotated[Path | None, typer.Option(help="rules directory")] = None,
     count: Annotated[int, typer.Option(min=1, max=10_000, help="alerts to seed")] = 24,
-    follow: Annotated[bool, typer.Option(help="keep generating alerts until Ctrl-C")] = False,
-    interval: Annotated[float, typer.Option(help="seconds between new alerts with --follow")] = 3.0,
-    show_messages: Annotated[bool, typer.Option(help="print each message's text")] = False,
+    port: Annotated[int, typer.Option(help="port of the Slack emulator and its page")] = 8089,
+    interval: Annotated[float, typer.Option(help="seconds between new alerts")] = 5.0,
+    duration: Annotated[float | None, typer.Option(help="stop after N seconds")] = None,
+    console_mode: Annotated[
+        bool, typer.Option("--console", help="print to the terminal instead of the web page")
+    ] = False,
+    follow: Annotated[bool, typer.Option(help="with --console: keep generating alerts")] = False,
+    show_messages: Annotated[bool, typer.Option(help="with --console: print texts")] = False,
 ) -> None:
-    """Run the whole pipeline on embedded defaults: no Slack or Elastic account needed."""
+    """The main job on embedded defaults: no Slack or Elastic account needed."""
     settings = settings_or_exit(config, rules_dir=rules, siem="embedded")
     try:
-        asyncio.run(_demo(settings, count, follow, interval, show_messages))
+        ruleset = load_rules(settings.rules_dir, timeout=settings.expression_timeout)
     except RuleLoadError as exc:
         fail(f"rules in {settings.rules_dir} are invalid:\n{exc}")
-    except KeyboardInterrupt:
-        pass
+    console = Console(highlight=False)
+    if console_mode:
+        job = _console_demo(settings, ruleset, count, follow, interval, show_messages, console)
+    else:
+        configure_logging(settings.log_level)
+        job = run_web_demo(
+            settings,
+            ruleset,
+            port=port,
+            count=count,
+            interval=interval,
+            duration=duration,
+            console=console,
+        )
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(job)
