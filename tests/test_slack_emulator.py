@@ -202,11 +202,15 @@ async def test_rate_limit_is_retried_by_the_sdk_handler(emu: SlackEmulator) -> N
 
 async def test_server_error_injection(emu: SlackEmulator) -> None:
     retrying = AsyncWebClient(token=emu.bot_token, base_url=emu.api_url,
-                              retry_handlers=[AsyncServerErrorRetryHandler(max_retry_count=2)])
-    emu.fail("users.info", times=2, status=503)
+                              retry_handlers=[AsyncServerErrorRetryHandler(max_retry_count=1)])
+    emu.fail("users.info", times=1, status=503)
     response = await retrying.users_info(user="U0TRIAGER")
     assert response["user"]["id"] == "U0TRIAGER"
-    assert [c.status for c in emu.calls_to("users.info")] == [503, 503, 200]
+    assert [c.status for c in emu.calls_to("users.info")] == [503, 200]
+    emu.fail("*", times=1, status=500)
+    with pytest.raises(SlackApiError) as info:
+        await AsyncWebClient(token=emu.bot_token, base_url=emu.api_url).auth_test()
+    assert info.value.response.status_code == 500
 
 
 async def test_sync_client_form_encoded(emu: SlackEmulator) -> None:
@@ -250,6 +254,15 @@ async def test_apps_connections_open_needs_the_app_token(emu: SlackEmulator,
         "not_allowed_token_type")
     opened = await client.apps_connections_open(app_token=emu.app_token)
     assert opened["url"].startswith(emu.ws_url + "?ticket=")
+
+
+async def test_post_by_channel_name_and_stored_notifications(emu: SlackEmulator,
+                                                              client: AsyncWebClient) -> None:
+    posted = await client.chat_postMessage(channel="#sec-alerts", text="<!channel> &lt;!here&gt;")
+    assert posted["channel"] == CHANNEL
+    assert emu.message(CHANNEL, posted["ts"]).notifications() == ["!channel"]
+    assert await error_of(client.conversations_history(channel="#sec-alerts")) == (
+        "channel_not_found")  # only chat.postMessage resolves names
 
 
 def test_notifications_detects_unescaped_control_sequences() -> None:

@@ -201,6 +201,21 @@ async def test_unanswered_pings_make_the_client_reconnect(bot: Bot) -> None:
     await emu.wait_for_ack(emu.user_reacts("U0TRIAGER", "eyes", CHANNEL, ts), 5)
 
 
+async def test_connections_are_recycled_after_their_lifetime() -> None:
+    async with SlackEmulator.running(ack_timeout=0.5, connection_lifetime=0.3) as emu:
+        bot = await connect_bot(emu)
+        try:
+            await until(lambda: len(emu.socket.history) >= 3, timeout=5)
+            assert bot.frames[0]["debug_info"]["approximate_connection_time"] == 0
+            assert any(f.get("reason") == "refresh_requested" for f in bot.frames)
+            await emu.wait_for_connections(1)
+            ts = await bot.post()
+            await emu.wait_for_ack(emu.user_reacts("U0TRIAGER", "eyes", CHANNEL, ts), 5)
+            assert [e["reaction"] for e in bot.events] == ["eyes"]
+        finally:
+            await bot.handler.close_async()
+
+
 async def test_events_are_spread_over_replicas(emu: SlackEmulator) -> None:
     replicas = [await connect_bot(emu), await connect_bot(emu)]
     try:

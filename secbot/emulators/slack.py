@@ -79,7 +79,9 @@ class SlackEmulator:
     ``subscriptions`` (event types the app receives as side-effects), ``bot_self_events``
     (the bot's own reactions/posts come back as events, as on Slack; bolt ignores them),
     ``seed`` (the fixed demo directory), ``server_ping_interval``, ``max_connections``,
-    ``require_ticket`` (WebSocket URL must come from ``apps.connections.open``).
+    ``require_ticket`` (WebSocket URL must come from ``apps.connections.open``),
+    ``connection_lifetime`` (seconds before a socket gets ``refresh_requested``, as Slack
+    recycles connections; default: never), ``random_seed`` (which socket gets an envelope).
     """
 
     def __init__(self, *, bot_token: str = DEFAULT_BOT_TOKEN,
@@ -88,6 +90,7 @@ class SlackEmulator:
                  server_ping_interval: float | None = 10.0,
                  subscriptions: Iterable[str] = DEFAULT_SUBSCRIPTIONS,
                  bot_self_events: bool = True, seed: bool = True, require_ticket: bool = True,
+                 connection_lifetime: float | None = None,
                  clock: Callable[[], float] = time.time, random_seed: int | None = None
                  ) -> None:
         if not bot_token.startswith("xoxb-") or not app_token.startswith("xapp-"):
@@ -101,7 +104,8 @@ class SlackEmulator:
         self.socket = SocketModeHub(
             self.workspace.bot.app_id, ack_timeout=ack_timeout, max_retries=max_retries,
             max_connections=max_connections, server_ping_interval=server_ping_interval,
-            require_ticket=require_ticket, rng=random.Random(random_seed))
+            require_ticket=require_ticket, connection_lifetime=connection_lifetime,
+            rng=random.Random(random_seed))
         self.socket.on_change = self.workspace.touch
         self.methods = WebMethods(self.workspace, emit=self.inject_event,
                                   socket_url=self._socket_url,

@@ -183,8 +183,9 @@ class WebMethods:
                               "name": "SecBot", "deleted": False, "team_id": self.ws.team_id}
         return out
 
-    def _member_channel(self, params: Params) -> str:
-        channel = self.ws.channel(params.req("channel", "channel_not_found"))
+    def _member_channel(self, params: Params, *, by_name: bool = False) -> str:
+        ref = params.req("channel", "channel_not_found")
+        channel = self.ws.channel_by_id_or_name(ref) if by_name else self.ws.channel(ref)
         if not channel.has_member(self.ws.bot.user_id):
             raise SlackError("not_in_channel")
         return channel.id
@@ -201,7 +202,7 @@ class WebMethods:
 
     # --- chat ----------------------------------------------------------------------------------
     def chat_post_message(self, params: Params) -> JsonDict:
-        channel = self._member_channel(params)
+        channel = self._member_channel(params, by_name=True)
         content = self._content(params)
         text: str = content.pop("text") or ""
         warnings = ["message_truncated"] if len(text) > MAX_MESSAGE_TEXT else []

@@ -111,13 +111,15 @@ class SocketModeHub:
 
     def __init__(self, app_id: str, *, ack_timeout: float = 3.0, max_retries: int = 3,
                  max_connections: int = 10, server_ping_interval: float | None = 10.0,
-                 require_ticket: bool = True, rng: random.Random | None = None) -> None:
+                 require_ticket: bool = True, connection_lifetime: float | None = None,
+                 rng: random.Random | None = None) -> None:
         self.app_id = app_id
         self.ack_timeout = ack_timeout
         self.max_retries = max_retries
         self.max_connections = max_connections
         self.server_ping_interval = server_ping_interval
         self.require_ticket = require_ticket
+        self.connection_lifetime = connection_lifetime  # seconds before refresh_requested
         self.answer_pings = True  # False: pings go unanswered, the client must call it stale
         self.connections: dict[int, Connection] = {}
         self.history: list[Connection] = []  # every connection ever accepted
@@ -170,20 +172,22 @@ class SocketModeHub:
         self._tickets.discard(ticket)
         conn = Connection(self._next_id, ws, request, time.monotonic())
         self._next_id += 1
-        if len(self.live_connections()) >= self.max_connections:
+        if len(self.connections) >= self.max_connections:  # draining sockets count too
             await self._refuse(conn)
             return ws
         self.connections[conn.id] = conn
         self.history.append(conn)
         pinger = self._spawn(self._server_pings(conn)) if self.server_ping_interval else None
+        if self.connection_lifetime is not None:  # ends by itself when the socket closes
+            self._spawn(self._expire(conn, self.connection_lifetime))
         try:
             await ws.send_json(self._hello(conn))
             self._update_available()
             await self._read_loop(conn)
         finally:
+            conn.closed.set()
             if pinger is not None:
                 pinger.cancel()
-            conn.closed.set()
             self.connections.pop(conn.id, None)
             self._update_available()
         return ws
@@ -191,7 +195,8 @@ class SocketModeHub:
     def _hello(self, conn: Connection) -> JsonDict:
         return {"type": "hello", "num_connections": len(self.connections),
                 "debug_info": {"host": conn.host, "build_number": 1,
-                               "approximate_connection_time": 18060},
+                               "approximate_connection_time":
+                                   int(self.connection_lifetime or 18060)},
                 "connection_info": {"app_id": self.app_id}}
 
     async def _refuse(self, conn: Connection) -> None:
@@ -303,24 +308,41 @@ class SocketModeHub:
         await asyncio.wait_for(poll(), timeout)
 
     # --- connection faults -----------------------------------------------------------------
-    async def disconnect_all(self, reason: str = "refresh_requested", *, grace: float = 1.0
-                             ) -> int:
-        """Send ``disconnect`` to every socket; close those the client has not closed in
-        ``grace`` seconds. Returns how many sockets were told."""
-        targets = [c for c in self.connections.values() if not c.ws.closed]
+    @staticmethod
+    async def _wait_closed(targets: list[Connection], timeout: float) -> None:
+        waiters = [asyncio.ensure_future(c.closed.wait()) for c in targets]
+        if waiters:
+            _, pending = await asyncio.wait(waiters, timeout=timeout)
+            for waiter in pending:
+                waiter.cancel()
+
+    async def _disconnect(self, targets: list[Connection], reason: str, grace: float) -> None:
         for conn in targets:
             conn.draining = True
             with suppress(ConnectionError, RuntimeError):
                 await conn.ws.send_json({"type": "disconnect", "reason": reason,
                                          "debug_info": {"host": conn.host}})
         self._update_available()
-        if targets:  # real clients open the replacement first, then close the old socket
-            await asyncio.wait([asyncio.ensure_future(c.closed.wait()) for c in targets],
-                               timeout=grace)
+        # real clients open their replacement first, then close the old socket themselves
+        await self._wait_closed(targets, grace)
         for conn in targets:
             if not conn.closed.is_set():
                 await conn.ws.close()
+
+    async def disconnect_all(self, reason: str = "refresh_requested", *, grace: float = 1.0
+                             ) -> int:
+        """Send ``disconnect`` to every socket; close those the client has not closed in
+        ``grace`` seconds. Returns how many sockets were told."""
+        targets = [c for c in self.connections.values() if not c.ws.closed]
+        await self._disconnect(targets, reason, grace)
         return len(targets)
+
+    async def _expire(self, conn: Connection, lifetime: float) -> None:
+        """Slack recycles sockets regularly ("Connections refresh regularly")."""
+        with suppress(TimeoutError):
+            await asyncio.wait_for(conn.closed.wait(), lifetime)
+        if not conn.closed.is_set():
+            await self._disconnect([conn], "refresh_requested", 1.0)
 
     async def drop_connections(self) -> int:
         """Abort every socket's TCP connection with no close frame (a network failure)."""
@@ -331,9 +353,7 @@ class SocketModeHub:
             if transport is not None:
                 transport.abort()
         self._update_available()
-        if targets:
-            await asyncio.wait([asyncio.ensure_future(c.closed.wait()) for c in targets],
-                               timeout=2.0)
+        await self._wait_closed(targets, 2.0)
         return len(targets)
 
     async def close(self) -> None:

@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from secbot.emulators.slack_blocks import notifications
+
 JsonDict = dict[str, Any]
 
 
@@ -98,6 +100,11 @@ class Message:
     @property
     def is_reply(self) -> bool:
         return self.thread_ts is not None and self.thread_ts != self.ts
+
+    def notifications(self) -> list[str]:
+        """Control sequences this message triggers (``!channel``, ``@U…``): escaped alert
+        text must yield none (DESIGN.md §8)."""
+        return notifications(self.text, self.blocks, self.attachments)
 
     def reactions_api(self) -> list[JsonDict]:
         return [{"name": name, "users": list(users), "count": len(users)}
@@ -245,6 +252,15 @@ class Workspace:
         if channel_id is None or channel_id not in self.channels:
             raise SlackError("channel_not_found")
         return self.channels[channel_id]
+
+    def channel_by_id_or_name(self, ref: str | None) -> Channel:
+        """chat.postMessage also accepts ``#name`` / ``name`` (other methods need the id)."""
+        if ref is not None and ref not in self.channels:
+            name = ref.removeprefix("#")
+            for channel in self.channels.values():
+                if channel.name == name:
+                    return channel
+        return self.channel(ref)
 
     def message(self, channel_id: str | None, ts: str | None) -> Message:
         channel = self.channel(channel_id)
