@@ -11,6 +11,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
@@ -293,6 +294,18 @@ async def test_demo_json_api(emu: SlackEmulator) -> None:
             assert resp.status == 204
     assert [d.payload["event"]["type"] for d in emu.deliveries] == [
         "reaction_added", "app_mention"]
+
+
+async def test_extra_routes_share_the_port() -> None:
+    async def page(request: web.Request) -> web.Response:
+        return web.Response(text="demo page")
+
+    async with SlackEmulator.running(routes=[web.get("/", page)]) as emu, \
+            aiohttp.ClientSession() as http, http.get(f"{emu.base_url}/") as resp:
+        assert await resp.text() == "demo page"
+    async with SlackEmulator.running() as emu, aiohttp.ClientSession() as http, \
+            http.get(f"{emu.base_url}/") as resp:
+        assert "/_emulator/" in await resp.text()  # placeholder until a page is installed
 
 
 async def test_command_line_server() -> None:

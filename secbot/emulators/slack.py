@@ -81,7 +81,8 @@ class SlackEmulator:
     ``seed`` (the fixed demo directory), ``server_ping_interval``, ``max_connections``,
     ``require_ticket`` (WebSocket URL must come from ``apps.connections.open``),
     ``connection_lifetime`` (seconds before a socket gets ``refresh_requested``, as Slack
-    recycles connections; default: never), ``random_seed`` (which socket gets an envelope).
+    recycles connections; default: never), ``random_seed`` (which socket gets an envelope),
+    ``routes`` (extra aiohttp routes served on the same port, e.g. the demo page at ``/``).
     """
 
     def __init__(self, *, bot_token: str = DEFAULT_BOT_TOKEN,
@@ -91,8 +92,8 @@ class SlackEmulator:
                  subscriptions: Iterable[str] = DEFAULT_SUBSCRIPTIONS,
                  bot_self_events: bool = True, seed: bool = True, require_ticket: bool = True,
                  connection_lifetime: float | None = None,
-                 clock: Callable[[], float] = time.time, random_seed: int | None = None
-                 ) -> None:
+                 clock: Callable[[], float] = time.time, random_seed: int | None = None,
+                 routes: Iterable[web.AbstractRouteDef] = ()) -> None:
         if not bot_token.startswith("xoxb-") or not app_token.startswith("xapp-"):
             raise ValueError("bot token must start with xoxb-, app token with xapp-")
         self.bot_token = bot_token
@@ -115,6 +116,7 @@ class SlackEmulator:
         self.demo = DemoApi(self)
         self.base_url = ""  # http://host:port once started
         self.last_envelope_id: str | None = None
+        self.extra_routes = list(routes)  # e.g. the demo page at "/" (same origin as the API)
         self._runner: web.AppRunner | None = None
 
     # --- addresses -----------------------------------------------------------------------------
@@ -282,12 +284,22 @@ class SlackEmulator:
 
     # --- server --------------------------------------------------------------------------------
     def app(self) -> web.Application:
+        """The aiohttp application: Web API, Socket Mode, demo JSON API, extra routes."""
         app = web.Application(middlewares=[cors_middleware])
         handler = self.web.handle
         app.add_routes([web.get("/api/{method}", handler), web.post("/api/{method}", handler),
                         web.get("/link/", self.socket.handle),
-                        web.get("/link", self.socket.handle), *self.demo.routes()])
+                        web.get("/link", self.socket.handle), *self.demo.routes(),
+                        *self.extra_routes])
+        if "/" not in {getattr(r, "path", None) for r in self.extra_routes}:
+            app.router.add_get("/", self._placeholder_page)
         return app
+
+    async def _placeholder_page(self, request: web.Request) -> web.Response:
+        return web.Response(content_type="text/html", text=(
+            "<!doctype html><title>Slack emulator</title><h1>Slack emulator</h1>"
+            "<p>No demo page installed. JSON API: <a href='/_emulator/'>/_emulator/</a>; "
+            "Web API: <code>/api/&lt;method&gt;</code>; Socket Mode: <code>/link/</code>.</p>"))
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
         """Serve on ``host:port`` (0: any free port); sets ``base_url``."""

@@ -26,8 +26,9 @@ from aiohttp import web
 from secbot.emulators.slack_methods import Params, WebMethods
 from secbot.emulators.slack_state import JsonDict, SlackError
 
-BOT_SCOPES = ("app_mentions:read,channels:history,chat:write,reactions:read,reactions:write,"
-              "usergroups:read,users:read,users:read.email")
+# the scopes of slack-app-manifest.yaml; bolt reads them from this header after auth.test
+BOT_SCOPES = ("app_mentions:read,chat:write,reactions:read,reactions:write,channels:history,"
+              "groups:history,users:read,users:read.email,usergroups:read")
 
 
 @dataclass
