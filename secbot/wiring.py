@@ -37,6 +37,7 @@ from secbot.siem.embedded import EmbeddedSiem
 from secbot.slack.actions import StatusChanger
 from secbot.slack.app import SlackHandlers, build_app, status_command
 from secbot.slack.commands import CommandRouter
+from secbot.slack.flood import FloodGuard
 from secbot.slack.investigate import Investigator
 from secbot.slack.pacing import ChannelPacer
 from secbot.slack.people import Directory, Triagers
@@ -164,7 +165,11 @@ async def build_service(
         rules, engine, store, default_channel=settings.default_channel, alert_ttl=settings.alert_ttl
     )
     publisher = SlackPublisher(
-        web, store, ttl=settings.alert_ttl, pacer=ChannelPacer(rate=settings.slack_pace)
+        web,
+        store,
+        ttl=settings.alert_ttl,
+        pacer=ChannelPacer(rate=settings.slack_pace),
+        flood=FloodGuard(threshold=settings.flood_threshold),
     )
     socket = await build_slack_side(settings, web, store, siem, engine)
     health = HealthState(

@@ -19,6 +19,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from secbot.alert import Alert, thaw
 from secbot.pipeline.decision import Decision
 from secbot.render import mrkdwn as md
+from secbot.slack.flood import DigestState, FloodGuard, digest_line, digest_text
 from secbot.slack.pacing import ChannelPacer
 from secbot.store.base import MessageRef, Store
 
@@ -41,12 +42,14 @@ class SlackPublisher:
         ttl: int = 30 * 86400,
         pacer: ChannelPacer | None = None,
         attempt_ttl: int = 7 * 86400,
+        flood: FloodGuard | None = None,
     ) -> None:
         self.client = client
         self.store = store
         self.ttl = ttl
         self.pacer = pacer or ChannelPacer(rate=0)
         self.attempt_ttl = attempt_ttl
+        self.flood = flood or FloodGuard(threshold=0)
 
     async def publish(self, alert: Alert, decision: Decision) -> None:
         if decision.channel is None:
@@ -57,10 +60,13 @@ class SlackPublisher:
                 await self._thread_context(alert, decision, first)
                 return
         ref = await self._existing_post(alert.uuid, decision.channel)
-        if ref is None:
+        if ref is None and self.flood.flooding(decision.rule_id or "", decision.channel):
+            ref = await self._digest(alert, decision, decision.channel)
+        elif ref is None:
             ref = await self._post(alert, decision, decision.channel)
         await self.store.link_message(alert.uuid, ref, self.ttl)
         record = await self.store.load_alert(alert.uuid) or {"uuid": alert.uuid}
+        record.setdefault("fields", thaw(decision.fields))
         record.update({"message": thaw(decision.message), "channel": ref.channel, "ts": ref.ts})
         await self.store.save_alert(alert.uuid, record, self.ttl)
         if decision.auto_close:
@@ -77,6 +83,24 @@ class SlackPublisher:
             unfurl_media=False,
         )
         return MessageRef(channel=str(response["channel"]), ts=str(response["ts"]))
+
+    async def _digest(self, alert: Alert, decision: Decision, channel: str) -> MessageRef:
+        """Add ``alert`` to its rule's digest message (posted on the first flooded alert)."""
+        key = (decision.rule_id or "", channel)
+        state = self.flood.digests.get(key)
+        title = str(decision.message.get("text", ""))
+        if state is None:
+            await self.pacer.wait(channel)
+            response = await self.client.chat_postMessage(
+                channel=channel, text=md.truncate(f"Digest: {title}", md.MESSAGE_TEXT_MAX)
+            )
+            state = DigestState(ts=str(response["ts"]))
+            self.flood.digests[key] = state
+        state.total += 1
+        state.lines.append(digest_line(alert))
+        text = digest_text(decision.rule_id or "unmatched alerts", state, self.flood.threshold)
+        await self.client.chat_update(channel=channel, ts=state.ts, text=text)
+        return MessageRef(channel=channel, ts=state.ts)
 
     async def _existing_post(self, uuid: str, channel: str) -> MessageRef | None:
         """The message an earlier attempt posted for ``uuid``, if any."""

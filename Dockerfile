@@ -1,0 +1,21 @@
+# SecBot service image: slim, non-root, with a health check on /healthz.
+FROM python:3.11-slim AS build
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY secbot ./secbot
+RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+
+FROM python:3.11-slim
+RUN useradd --system --uid 10001 --home-dir /app secbot
+WORKDIR /app
+COPY --from=build /wheels /wheels
+RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
+COPY rules ./rules
+USER secbot
+ENV SECBOT_RULES_DIR=/app/rules SECBOT_HTTP_PORT=8080 PYTHONUNBUFFERED=1
+EXPOSE 8080
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+  CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=4).status == 200 else 1)"
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["secbot"]
+CMD ["run"]

@@ -1,0 +1,122 @@
+"""SlackPublisher against the Slack emulator with the real AsyncWebClient."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
+from slack_sdk.web.async_client import AsyncWebClient
+
+from secbot.alert import Alert
+from secbot.emulators.slack import SlackEmulator
+from secbot.pipeline.decision import Decision
+from secbot.slack.flood import FloodGuard
+from secbot.slack.publisher import SlackPublisher
+from secbot.store.base import MessageRef
+from secbot.store.memory import MemoryStore
+
+CHANNEL = "C0SECALERTS"
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[SlackEmulator]:
+    async with SlackEmulator.running() as emulator:
+        yield emulator
+
+
+def client(slack: SlackEmulator) -> AsyncWebClient:
+    return AsyncWebClient(token=slack.bot_token, base_url=slack.api_url,
+                          retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=5)])
+
+
+def alert(uid: str, **fields: Any) -> Alert:
+    return Alert.from_hit({"kibana.alert.uuid": uid, "@timestamp": "2026-11-01T10:00:00Z",
+                           "kibana.alert.rule.name": "Rule", **fields})
+
+
+def decision(uid: str, **changes: Any) -> Decision:
+    base = Decision(alert_uuid=uid, rule_id="r1", channel=CHANNEL, post=True, auto_close=False,
+                    close_reason=None, explanation="rule has no auto_close", severity="high",
+                    fields={"user.email": "a@example.com"},
+                    message={"text": f"alert {uid}", "blocks": [
+                        {"type": "section", "text": {"type": "mrkdwn", "text": f"alert {uid}"}}]})
+    return replace(base, **changes)
+
+
+def top(slack: SlackEmulator) -> list[Any]:
+    return [m for m in slack.messages(CHANNEL) if not m.thread_ts or m.thread_ts == m.ts]
+
+
+async def test_post_is_tagged_and_remembered(slack: SlackEmulator) -> None:
+    store = MemoryStore()
+    await SlackPublisher(client(slack), store).publish(alert("a1"), decision("a1"))
+    [message] = top(slack)
+    assert message.metadata == {"event_type": "secbot_alert", "event_payload": {"alert_uuid": "a1"}}
+    assert await store.alert_for_message(CHANNEL, message.ts) == "a1"
+    sent = slack.calls_to("chat.postMessage")[0].params
+    assert "link_names" not in sent
+
+
+async def test_crash_between_post_and_record_does_not_post_twice(slack: SlackEmulator) -> None:
+    store = MemoryStore()
+    publisher = SlackPublisher(client(slack), store)
+    await publisher.publish(alert("a2"), decision("a2"))
+    # Simulate the crash: the store lost the link, but the attempt marker survived.
+    fresh = MemoryStore()
+    await fresh.claim_dedup("post-attempt:a2", "earlier-attempt", 3600)
+    await SlackPublisher(client(slack), fresh).publish(alert("a2"), decision("a2"))
+    assert len(top(slack)) == 1
+    ref = await fresh.message_for_alert("a2")
+    assert ref is not None and ref.ts == top(slack)[0].ts
+
+
+async def test_duplicates_share_one_context_reply_edited_in_place(slack: SlackEmulator) -> None:
+    store = MemoryStore()
+    publisher = SlackPublisher(client(slack), store)
+    await publisher.publish(alert("d1"), decision("d1"))
+    for n, uid in enumerate(["d2", "d3", "d4"], start=2):
+        dup = decision(uid, post=False, duplicate_of="d1", duplicate_count=n,
+                       fields={"user.email": f"{uid}@example.com"})
+        await publisher.publish(alert(uid), dup)
+    [first] = top(slack)
+    replies = [r for r in slack.replies(CHANNEL, first.ts) if r.ts != first.ts]
+    assert len(replies) == 1
+    assert "3 more alerts" in replies[0].text and "d4@example.com" in replies[0].text
+    assert len(slack.calls_to("chat.update")) == 2
+
+
+async def test_auto_closed_alert_gets_the_bots_check_mark(slack: SlackEmulator) -> None:
+    await SlackPublisher(client(slack), MemoryStore()).publish(
+        alert("c1"), decision("c1", auto_close=True, close_reason="expected_activity"))
+    [message] = top(slack)
+    assert list(message.reactions) == ["white_check_mark"]
+
+
+async def test_rate_limit_storm_loses_nothing(slack: SlackEmulator) -> None:
+    slack.rate_limit("chat.postMessage", times=3, retry_after=1)
+    store = MemoryStore()
+    publisher = SlackPublisher(client(slack), store)
+    for uid in ("r1", "r2"):
+        await publisher.publish(alert(uid), decision(uid))
+    assert [json.dumps(m.metadata) for m in top(slack)] == [
+        json.dumps({"event_type": "secbot_alert", "event_payload": {"alert_uuid": u}})
+        for u in ("r1", "r2")]
+
+
+async def test_flooding_rule_switches_to_one_digest_message(slack: SlackEmulator) -> None:
+    store = MemoryStore()
+    publisher = SlackPublisher(client(slack), store, flood=FloodGuard(threshold=3))
+    for i in range(10):
+        uid = f"f{i}"
+        await publisher.publish(alert(uid, **{"kibana.alert.reason": f"reason {i}"}), decision(uid))
+    messages = top(slack)
+    assert len(messages) == 4  # three normal posts, then one digest
+    digest = messages[-1]
+    assert "switched it to this digest" in digest.text and "*7* alerts" in digest.text
+    assert "reason 9" in digest.text
+    ref = await store.message_for_alert("f9")
+    assert ref == MessageRef(CHANNEL, digest.ts)
