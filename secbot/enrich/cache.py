@@ -20,7 +20,7 @@ import json
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Protocol
 
 from redis.asyncio import Redis
@@ -81,20 +81,73 @@ class MemoryCache:
 
 
 class RedisCache:
-    """Redis string keys with a TTL (``PX``), under ``prefix``."""
+    """Redis string keys with a TTL (``PX``), under ``prefix``.
 
-    def __init__(self, redis: Redis, prefix: str = "secbot:") -> None:
+    Lookups issued in the same event-loop turn are sent as one ``MGET`` (writes as one
+    pipeline): a burst of 1,000 alerts costs a few round trips, not thousands, and never
+    exhausts the connection pool the rest of SecBot (dedup, posting) shares.
+    """
+
+    def __init__(self, redis: Redis, prefix: str = "secbot:", *, batch: int = 500) -> None:
         self._redis = redis
         self.prefix = prefix
+        self._batch = batch
+        self._gets: list[tuple[str, asyncio.Future[str | None]]] = []
+        self._sets: list[tuple[str, str, int, asyncio.Future[None]]] = []
+        self._flushers: set[asyncio.Task[None]] = set()  # strong refs: tasks may be GC'd
 
     async def get(self, key: str) -> str | None:
-        value = await self._redis.get(self.prefix + key)
-        if value is None:
-            return None
-        return value.decode() if isinstance(value, bytes) else str(value)
+        future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        self._gets.append((self.prefix + key, future))
+        if len(self._gets) == 1:
+            asyncio.get_running_loop().call_soon(self._spawn, self._flush_gets())
+        return await future
 
     async def set(self, key: str, value: str, ttl: float) -> None:
-        await self._redis.set(self.prefix + key, value, px=max(1, int(ttl * 1000)))
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._sets.append((self.prefix + key, value, max(1, int(ttl * 1000)), future))
+        if len(self._sets) == 1:
+            asyncio.get_running_loop().call_soon(self._spawn, self._flush_sets())
+        await future
+
+    def _spawn(self, flush: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(flush)
+        self._flushers.add(task)
+        task.add_done_callback(self._flushers.discard)
+
+    async def _flush_gets(self) -> None:
+        while self._gets:
+            batch, self._gets = self._gets[: self._batch], self._gets[self._batch :]
+            try:
+                values = await self._redis.mget([key for key, _ in batch])
+            except Exception as exc:  # handed to every waiter; CachedEnricher falls back
+                _fail(batch, exc)
+                continue
+            for (_, future), value in zip(batch, values, strict=True):
+                if not future.done():
+                    text = value.decode() if isinstance(value, bytes) else value
+                    future.set_result(None if text is None else str(text))
+
+    async def _flush_sets(self) -> None:
+        while self._sets:
+            batch, self._sets = self._sets[: self._batch], self._sets[self._batch :]
+            try:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for key, value, px, _ in batch:
+                        pipe.set(key, value, px=px)
+                    await pipe.execute()
+            except Exception as exc:
+                _fail([(key, future) for key, _, _, future in batch], exc)
+                continue
+            for *_, future in batch:
+                if not future.done():
+                    future.set_result(None)
+
+
+def _fail(batch: Sequence[tuple[str, asyncio.Future[Any]]], exc: Exception) -> None:
+    for _, future in batch:
+        if not future.done():
+            future.set_exception(exc)
 
 
 def cache_key(enricher: str, key: str) -> str:
