@@ -132,7 +132,7 @@ def key_alert(uuid: str, project: str, email: str, division: str) -> Alert:
             "cloud": {"project": {"id": project}},
             "user": {"email": email},
             "enriched_employee": {"division": division},
-            "gcp.audit.resource_name": f"projects/{project}/serviceAccounts/ci@{project}.iam.gserviceaccount.com",
+            "gcp.audit.resource_name": f"projects/{project}/serviceAccounts/ci@{project}.iam.x",
         }
     )
 
