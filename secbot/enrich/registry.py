@@ -74,7 +74,11 @@ class _Builder:
     def __init__(self, settings: Settings, cache: CacheBackend | None) -> None:
         self.s = settings
         self.cache = cache
-        self.policy = RetryPolicy(retries=settings.enrich_retries)
+        # A Retry-After longer than half the call's budget would only end in a timeout.
+        self.policy = RetryPolicy(
+            retries=settings.enrich_retries,
+            max_retry_after=min(10.0, settings.enrich_provider_timeout / 2),
+        )
 
     def wrap(self, source: Source, *, ttl: float, concurrency: int | None = None) -> Enricher:
         s = self.s
