@@ -9,8 +9,9 @@ page's last alert with no overlap, so paging always terminates.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -61,6 +62,7 @@ class AlertPoller:
         page_size: int = 500,
         checkpoint_name: str = "alerts",
         start: Checkpoint | None = None,
+        partition: Callable[[Alert], Hashable] | None = None,
     ) -> None:
         self.siem = siem
         self.store = store
@@ -68,6 +70,9 @@ class AlertPoller:
         self.page_size = page_size
         self.checkpoint_name = checkpoint_name
         self._start = start
+        # Alerts with different partition keys (e.g. rules) are independent and run
+        # concurrently; alerts sharing a key keep their order (dedup threading depends on it).
+        self.partition = partition
         self.checkpoint: Checkpoint | None = None
         # uuid -> @timestamp of alerts handed off by this process: spares a store round trip
         # for every overlap re-read and covers handlers that do not mark alerts posted.
@@ -114,15 +119,10 @@ class AlertPoller:
                 page = await self.siem.fetch_new(
                     since, overlap_seconds=overlap, limit=self.page_size
                 )
-                for alert in page.alerts:
-                    if not await self._is_done(alert):
-                        await handler(alert)
-                        delivered += 1
-                        if alert.timestamp is not None:
-                            self._handled[alert.uuid] = alert.timestamp
-                    position = _position(alert)
-                    if position is not None and _after(position, checkpoint):
-                        checkpoint = position
+                handled, checkpoint, error = await self._run_page(page.alerts, handler, checkpoint)
+                delivered += handled
+                if error is not None:
+                    raise error
                 # Persist per page: one store write per page, at most a page re-read on crash.
                 await self._save(checkpoint, saved)
                 saved = checkpoint
@@ -136,6 +136,50 @@ class AlertPoller:
             await self._save(checkpoint, saved)
             self._forget_before(checkpoint)
         return delivered
+
+    async def _handle_group(
+        self,
+        alerts: list[tuple[int, Alert]],
+        handler: AlertHandler,
+        failed: dict[int, BaseException],
+    ) -> int:
+        """One partition's alerts, in order; stops at its first failure."""
+        handled = 0
+        for index, alert in alerts:
+            if await self._is_done(alert):
+                continue
+            try:
+                await handler(alert)
+            except Exception as exc:
+                failed[index] = exc
+                return handled
+            handled += 1
+            if alert.timestamp is not None:
+                self._handled[alert.uuid] = alert.timestamp
+        return handled
+
+    async def _run_page(
+        self, alerts: Sequence[Alert], handler: AlertHandler, checkpoint: Checkpoint | None
+    ) -> tuple[int, Checkpoint | None, BaseException | None]:
+        """Hand a page off; partitions run concurrently, each in order.
+
+        The checkpoint advances over the page in order and stops before the first alert that
+        failed (or whose partition stopped before it): nothing after a failure is skipped.
+        """
+        groups: dict[Hashable, list[tuple[int, Alert]]] = {}
+        for index, alert in enumerate(alerts):
+            key = self.partition(alert) if self.partition else None
+            groups.setdefault(key, []).append((index, alert))
+        failed: dict[int, BaseException] = {}
+        counts = await asyncio.gather(
+            *(self._handle_group(items, handler, failed) for items in groups.values())
+        )
+        first_failure = min(failed, default=len(alerts))
+        for alert in alerts[:first_failure]:
+            position = _position(alert)
+            if position is not None and _after(position, checkpoint):
+                checkpoint = position
+        return sum(counts), checkpoint, failed.get(first_failure)
 
     def _forget_before(self, checkpoint: Checkpoint | None) -> None:
         """Drop memo entries the overlap window can no longer re-read."""

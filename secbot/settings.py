@@ -227,6 +227,11 @@ _FIELD_TO_ENV: dict[str, str] = {
 }
 
 
+_SECRET_FIELDS = frozenset(
+    name for name, f in Settings.model_fields.items() if "SecretStr" in str(f.annotation)
+)
+
+
 def env_name(field: str) -> str:
     """The environment variable that sets ``field``."""
     return str(_FIELD_TO_ENV.get(field, field))
@@ -267,8 +272,8 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
             name = env_name(field) if field in _FIELD_TO_ENV else field
             value = err.get("input")
             shown = "" if isinstance(value, dict) else f" (got {value!r})"
-            if field in ("slack_bot_token", "slack_app_token") or "api_key" in field:
-                shown = ""
+            if field in _SECRET_FIELDS:
+                shown = ""  # never echo a secret, even a malformed one
             problems.append(f"{name}: {err['msg']}{shown}")
         raise SettingsError("invalid settings:\n  " + "\n  ".join(problems)) from exc
 

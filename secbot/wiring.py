@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+import aiohttp
 import redis.asyncio as aioredis
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_sdk.http_retry.builtin_async_handlers import (
@@ -21,6 +22,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from secbot.alert import Alert
 from secbot.enrich.base import Enricher
 from secbot.enrich.engine import EnrichmentEngine
 from secbot.enrich.registry import build_enrichers
@@ -83,11 +85,14 @@ class Resources:
                 await closer()
 
 
-def slack_client(settings: Settings) -> AsyncWebClient:
+def slack_client(settings: Settings, session: aiohttp.ClientSession) -> AsyncWebClient:
+    """The Web API client. A shared ``session`` keeps connections alive between calls (without
+    one, slack_sdk opens a new connection per request)."""
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
     return AsyncWebClient(
         token=token,
         base_url=settings.slack_api_url,
+        session=session,
         retry_handlers=[
             AsyncRateLimitErrorRetryHandler(max_retry_count=5),
             AsyncServerErrorRetryHandler(max_retry_count=3),
@@ -125,8 +130,19 @@ async def build_slack_side(
     router = CommandRouter(investigator, status_command(changer))
     handlers = SlackHandlers(web, store, reactions, router)
     assert settings.slack_bot_token is not None and settings.slack_app_token is not None
-    app = build_app(web, handlers, token=settings.slack_bot_token.get_secret_value())
+    app = build_app(web, handlers)
     return AsyncSocketModeHandler(app, settings.slack_app_token.get_secret_value(), web_client=web)
+
+
+def rule_partition(rules: RuleSet) -> Callable[[Alert], str]:
+    """Alerts of different rules are independent, so the poller may run them concurrently;
+    one rule's alerts stay in order (its dedup threading and flood digest depend on it)."""
+
+    def key(alert: Alert) -> str:
+        rule = rules.match(alert)
+        return rule.id if rule is not None else ""
+
+    return key
 
 
 async def build_service(
@@ -160,7 +176,9 @@ async def build_service(
     engine = EnrichmentEngine(
         enrichers, timeout=settings.enrich_timeout, observe=metrics.observe_enrichment
     )
-    web = slack_client(settings)
+    session = aiohttp.ClientSession()
+    resources.closers.append(session.close)
+    web = slack_client(settings, session)
     pipeline = Pipeline(
         rules, engine, store, default_channel=settings.default_channel, alert_ttl=settings.alert_ttl
     )
@@ -179,7 +197,11 @@ async def build_service(
     )
     parts = ServiceParts(
         poller=AlertPoller(
-            siem, store, overlap_seconds=settings.poll_overlap, page_size=settings.poll_page_size
+            siem,
+            store,
+            overlap_seconds=settings.poll_overlap,
+            page_size=settings.poll_page_size,
+            partition=rule_partition(rules),
         ),
         handler=TriageHandler(pipeline, siem, store, publisher, posted_ttl=settings.alert_ttl),
         socket=socket,

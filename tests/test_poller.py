@@ -152,3 +152,36 @@ async def test_late_visibility_on_the_elastic_emulator(make_alert: MakeAlert) ->
             assert recorder.calls["late"] == 1 and set(recorder.calls.values()) == {1}
         finally:
             await siem.close()
+
+
+async def test_partitions_run_concurrently_and_a_failure_holds_the_checkpoint(
+    make_alert: Callable[..., dict[str, Any]],
+) -> None:
+    """Alerts of different partitions overlap in time; one partition's failure stops only the
+    checkpoint, and the next poll delivers the failed alert and the rest of its partition."""
+    siem, store = EmbeddedSiem(), MemoryStore()
+    await siem.insert([make_alert(f"a{i}", f"2026-11-01T10:00:0{i}Z",
+                                  rule_name="A" if i % 2 else "B") for i in range(6)])
+    running, peak, seen = 0, 0, []  # type: ignore[var-annotated]
+    fail_once = {"a3"}
+
+    async def handler(alert: Alert) -> None:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.01)
+        running -= 1
+        if alert.uuid in fail_once:
+            fail_once.discard(alert.uuid)
+            raise RuntimeError("slack down")
+        seen.append(alert.uuid)
+        await store.mark_posted(alert.uuid, 3600)
+
+    poller = AlertPoller(siem, store, overlap_seconds=300,
+                         partition=lambda a: a.rule_name)
+    with pytest.raises(RuntimeError):
+        await poller.poll_once(handler)
+    assert peak == 2  # both partitions were in flight together
+    assert "a5" not in seen and set(seen) == {"a0", "a1", "a2", "a4"}
+    await poller.poll_once(handler)
+    assert sorted(seen) == ["a0", "a1", "a2", "a3", "a4", "a5"]  # each exactly once

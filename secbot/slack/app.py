@@ -101,11 +101,10 @@ def status_command(changer: StatusChanger):  # type: ignore[no-untyped-def]
     return change
 
 
-def build_app(client: AsyncWebClient, handlers: SlackHandlers, *, token: str) -> AsyncApp:
+def build_app(client: AsyncWebClient, handlers: SlackHandlers) -> AsyncApp:
     """The bolt app. ``client`` already points at the right Slack (``base_url``)."""
     app = AsyncApp(
         client=client,
-        token=token,
         request_verification_enabled=False,
         ignoring_self_events_enabled=True,
     )
