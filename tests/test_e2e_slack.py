@@ -173,3 +173,69 @@ async def test_attacker_text_is_inert(stack: Stack) -> None:
     dumped = json.dumps(sent.params)
     assert "<!channel>" not in dumped and "<http://evil" not in dumped
     assert "&lt;!channel&gt;" in json.dumps(message.blocks)
+
+
+def okta_alert(uid: str, ip: str) -> dict[str, Any]:
+    return {
+        "@timestamp": "2026-11-01T10:00:00.000Z", "kibana.alert.uuid": uid,
+        "kibana.alert.workflow_status": "open", "kibana.alert.severity": "medium",
+        "kibana.alert.rule.name": "Okta Sign-In From New Country",
+        "user": {"email": f"{uid}@example.com"}, "source": {"ip": ip},
+    }
+
+
+async def test_auto_close_closes_in_the_siem_and_marks_the_message(stack: Stack) -> None:
+    stack.elastic.index_documents(INDEX, [okta_alert("e2e-6", "192.0.2.10")])
+    [message] = await posted(stack, "C0IDENTITY")
+
+    async def closed() -> bool:
+        return es_status(stack, "e2e-6") == "closed"
+    await eventually(closed)
+    doc = stack.elastic.document(INDEX, "e2e-6") or {}
+    assert doc["kibana.alert.workflow_reason"] == "expected_activity"
+
+    async def checked() -> bool:
+        return "white_check_mark" in stack.slack.message("C0IDENTITY", message.ts).reactions
+    await eventually(checked)
+    assert "Auto-closed by SecBot" in json.dumps(message.blocks)
+
+
+async def test_socket_refresh_loses_no_event(stack: Stack) -> None:
+    stack.elastic.index_documents(INDEX, [okta_alert("e2e-7", "203.0.113.9")])
+    [message] = await posted(stack, "C0IDENTITY")
+    await stack.slack.disconnect_all("refresh_requested")
+    stack.slack.user_reacts(TRIAGER, "x", "C0IDENTITY", message.ts)  # queued until reconnect
+
+    async def closed() -> bool:
+        return es_status(stack, "e2e-7") == "closed"
+    await eventually(closed, timeout=20)
+    doc = stack.elastic.document(INDEX, "e2e-7") or {}
+    assert doc["kibana.alert.workflow_reason"] == "false_positive"
+
+
+async def test_rate_limit_storm_delays_but_loses_nothing(stack: Stack) -> None:
+    stack.slack.rate_limit("chat.postMessage", times=4, retry_after=1)
+    stack.elastic.index_documents(INDEX, [okta_alert(f"e2e-r{i}", f"203.0.113.{20 + i}")
+                                          for i in range(3)])
+    messages = await posted(stack, "C0IDENTITY", count=3)
+    await asyncio.sleep(0.5)
+    uuids = sorted(m.metadata["event_payload"]["alert_uuid"] for m in stack.top_messages("C0IDENTITY"))
+    assert uuids == ["e2e-r0", "e2e-r1", "e2e-r2"]
+    assert len(messages) == 3
+
+
+async def test_replayed_event_is_handled_once(stack: Stack) -> None:
+    from secbot.emulators.slack_events import reaction_added
+
+    stack.elastic.index_documents(INDEX, [gcp_alert("e2e-8")])
+    [message] = await posted(stack, "C0PRODSEC")
+    event = reaction_added(VIEWER, "x", "C0PRODSEC", message.ts, item_user="U0SECBOT",
+                           event_ts="1700000000.000001")
+    stack.slack.inject_event(event, event_id="Ev0REPLAY")
+    stack.slack.inject_event(event, event_id="Ev0REPLAY")
+
+    async def refused() -> int:
+        return len([e for e in stack.slack.ephemeral if e.get("user") == VIEWER])
+    await eventually(refused)
+    await asyncio.sleep(0.5)
+    assert await refused() == 1
