@@ -42,8 +42,10 @@ def make_alert_source(
     Extra ``fields`` use dotted names and are stored as literal dotted keys, except that
     a ``user_email`` keyword is stored nested (``user: {email: ...}``) like ECS fields.
     """
-    stamp = timestamp if isinstance(timestamp, str) else (
-        timestamp.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    stamp = (
+        timestamp
+        if isinstance(timestamp, str)
+        else (timestamp.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"))
     )
     source: dict[str, Any] = {
         "@timestamp": stamp,

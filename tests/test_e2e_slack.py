@@ -28,11 +28,15 @@ TRIAGER, VIEWER = "U0TRIAGER", "U0VIEWER"
 
 def gcp_alert(uid: str, project: str = "prod-payments", **extra: Any) -> dict[str, Any]:
     return {
-        "@timestamp": "2026-11-01T10:00:00.000Z", "kibana.alert.uuid": uid,
-        "kibana.alert.workflow_status": "open", "kibana.alert.severity": "high",
+        "@timestamp": "2026-11-01T10:00:00.000Z",
+        "kibana.alert.uuid": uid,
+        "kibana.alert.workflow_status": "open",
+        "kibana.alert.severity": "high",
         "kibana.alert.rule.name": "GCP Service Account Key Creation",
-        "cloud": {"project": {"id": project}}, "user": {"email": "dev@example.com"},
-        "source.ip": "198.51.100.7", **extra,
+        "cloud": {"project": {"id": project}},
+        "user": {"email": "dev@example.com"},
+        "source.ip": "198.51.100.7",
+        **extra,
     }
 
 
@@ -63,10 +67,18 @@ async def stack() -> AsyncIterator[Stack]:
     prefix = f"secbot-e2e:{uuid.uuid4().hex}:"
     async with SlackEmulator.running(ack_timeout=1.0) as slack, ElasticEmulator.running() as es:
         settings = load_settings(
-            slack_bot_token=slack.bot_token, slack_app_token=slack.app_token,
-            slack_api_url=slack.api_url, siem="elastic", elasticsearch_url=es.url,
-            kibana_url=es.kibana_url, default_channel="C0DEFAULT", triagers=["S0TRIAGE"],
-            poll_interval=0.2, http_port=0, redis_prefix=prefix, slack_pace=0,
+            slack_bot_token=slack.bot_token,
+            slack_app_token=slack.app_token,
+            slack_api_url=slack.api_url,
+            siem="elastic",
+            elasticsearch_url=es.url,
+            kibana_url=es.kibana_url,
+            default_channel="C0DEFAULT",
+            triagers=["S0TRIAGE"],
+            poll_interval=0.2,
+            http_port=0,
+            redis_prefix=prefix,
+            slack_pace=0,
             rules_dir=Path("rules"),
         )
         service, resources = await build_service(settings, RULES)
@@ -89,6 +101,7 @@ async def posted(stack: Stack, channel: str, count: int = 1) -> list[Any]:
     async def check() -> list[Any] | None:
         top = stack.top_messages(channel)
         return top if len(top) >= count else None
+
     return list(await eventually(check))
 
 
@@ -100,20 +113,26 @@ def es_status(stack: Stack, uid: str) -> str:
 async def test_alert_is_posted_once_then_closed_by_a_triagers_reaction(stack: Stack) -> None:
     stack.elastic.index_documents(INDEX, [gcp_alert("e2e-1")])
     [message] = await posted(stack, "C0PRODSEC")
-    assert message.metadata == {"event_type": "secbot_alert",
-                                "event_payload": {"alert_uuid": "e2e-1"}}
+    assert message.metadata == {
+        "event_type": "secbot_alert",
+        "event_payload": {"alert_uuid": "e2e-1"},
+    }
     assert "GCP service account key created" in json.dumps(message.blocks)
     stack.slack.user_reacts(TRIAGER, "white_check_mark::skin-tone-3", "C0PRODSEC", message.ts)
 
     async def closed() -> bool:
         return es_status(stack, "e2e-1") == "closed"
+
     await eventually(closed)
     doc = stack.elastic.document(INDEX, "e2e-1") or {}
     assert doc["kibana.alert.workflow_reason"] == "issue_resolved"
     assert any(t.startswith("closed_by:") for t in doc.get("kibana.alert.workflow_tags", []))
 
     async def edited() -> bool:
-        return "Closed by <@U0TRIAGER>" in json.dumps(stack.slack.message("C0PRODSEC", message.ts).blocks)
+        return "Closed by <@U0TRIAGER>" in json.dumps(
+            stack.slack.message("C0PRODSEC", message.ts).blocks
+        )
+
     await eventually(edited)
     await asyncio.sleep(0.6)  # several more polls: still exactly one top-level message
     assert len(stack.top_messages("C0PRODSEC")) == 1
@@ -126,6 +145,7 @@ async def test_non_triager_gets_an_ephemeral_refusal_and_nothing_changes(stack: 
 
     async def refused() -> bool:
         return any(e.get("user") == VIEWER for e in stack.slack.ephemeral)
+
     await eventually(refused)
     assert es_status(stack, "e2e-2") == "open"
 
@@ -137,18 +157,21 @@ async def test_ack_and_reopen_and_thread_command_uses_cached_fields(stack: Stack
 
     async def acked() -> bool:
         return es_status(stack, "e2e-3") == "acknowledged"
+
     await eventually(acked)
     stack.slack.user_mentions_bot(TRIAGER, "alert", "C0PRODSEC", thread_ts=message.ts)
 
     async def answered() -> Any:
         replies = [r for r in stack.slack.replies("C0PRODSEC", message.ts) if r.ts != message.ts]
         return [r for r in replies if "dev@example.com" in r.text]
+
     [reply] = await eventually(answered)
     assert "acknowledged" in reply.text
     stack.slack.user_mentions_bot(TRIAGER, "reopen", "C0PRODSEC", thread_ts=message.ts)
 
     async def reopened() -> bool:
         return es_status(stack, "e2e-3") == "open"
+
     await eventually(reopened)
 
 
@@ -164,10 +187,19 @@ async def test_auto_closed_alert_is_posted_with_the_bots_check_mark(stack: Stack
 
 async def test_attacker_text_is_inert(stack: Stack) -> None:
     evil = "<!channel> <http://evil|x>"
-    stack.elastic.index_documents(INDEX, [{
-        "@timestamp": "2026-11-01T10:00:00.000Z", "kibana.alert.uuid": "e2e-5",
-        "kibana.alert.workflow_status": "open", "kibana.alert.rule.name": evil,
-        "kibana.alert.reason": evil, "host": {"name": evil}}])
+    stack.elastic.index_documents(
+        INDEX,
+        [
+            {
+                "@timestamp": "2026-11-01T10:00:00.000Z",
+                "kibana.alert.uuid": "e2e-5",
+                "kibana.alert.workflow_status": "open",
+                "kibana.alert.rule.name": evil,
+                "kibana.alert.reason": evil,
+                "host": {"name": evil},
+            }
+        ],
+    )
     [message] = await posted(stack, "C0DEFAULT")
     sent = stack.slack.calls_to("chat.postMessage")[-1]
     dumped = json.dumps(sent.params)
@@ -177,10 +209,13 @@ async def test_attacker_text_is_inert(stack: Stack) -> None:
 
 def okta_alert(uid: str, ip: str) -> dict[str, Any]:
     return {
-        "@timestamp": "2026-11-01T10:00:00.000Z", "kibana.alert.uuid": uid,
-        "kibana.alert.workflow_status": "open", "kibana.alert.severity": "medium",
+        "@timestamp": "2026-11-01T10:00:00.000Z",
+        "kibana.alert.uuid": uid,
+        "kibana.alert.workflow_status": "open",
+        "kibana.alert.severity": "medium",
         "kibana.alert.rule.name": "Okta Sign-In From New Country",
-        "user": {"email": f"{uid}@example.com"}, "source": {"ip": ip},
+        "user": {"email": f"{uid}@example.com"},
+        "source": {"ip": ip},
     }
 
 
@@ -190,12 +225,14 @@ async def test_auto_close_closes_in_the_siem_and_marks_the_message(stack: Stack)
 
     async def closed() -> bool:
         return es_status(stack, "e2e-6") == "closed"
+
     await eventually(closed)
     doc = stack.elastic.document(INDEX, "e2e-6") or {}
     assert doc["kibana.alert.workflow_reason"] == "expected_activity"
 
     async def checked() -> bool:
         return "white_check_mark" in stack.slack.message("C0IDENTITY", message.ts).reactions
+
     await eventually(checked)
     assert "Auto-closed by SecBot" in json.dumps(message.blocks)
 
@@ -208,6 +245,7 @@ async def test_socket_refresh_loses_no_event(stack: Stack) -> None:
 
     async def closed() -> bool:
         return es_status(stack, "e2e-7") == "closed"
+
     await eventually(closed, timeout=20)
     doc = stack.elastic.document(INDEX, "e2e-7") or {}
     assert doc["kibana.alert.workflow_reason"] == "false_positive"
@@ -215,11 +253,14 @@ async def test_socket_refresh_loses_no_event(stack: Stack) -> None:
 
 async def test_rate_limit_storm_delays_but_loses_nothing(stack: Stack) -> None:
     stack.slack.rate_limit("chat.postMessage", times=4, retry_after=1)
-    stack.elastic.index_documents(INDEX, [okta_alert(f"e2e-r{i}", f"203.0.113.{20 + i}")
-                                          for i in range(3)])
+    stack.elastic.index_documents(
+        INDEX, [okta_alert(f"e2e-r{i}", f"203.0.113.{20 + i}") for i in range(3)]
+    )
     messages = await posted(stack, "C0IDENTITY", count=3)
     await asyncio.sleep(0.5)
-    uuids = sorted(m.metadata["event_payload"]["alert_uuid"] for m in stack.top_messages("C0IDENTITY"))
+    uuids = sorted(
+        m.metadata["event_payload"]["alert_uuid"] for m in stack.top_messages("C0IDENTITY")
+    )
     assert uuids == ["e2e-r0", "e2e-r1", "e2e-r2"]
     assert len(messages) == 3
 
@@ -229,13 +270,15 @@ async def test_replayed_event_is_handled_once(stack: Stack) -> None:
 
     stack.elastic.index_documents(INDEX, [gcp_alert("e2e-8")])
     [message] = await posted(stack, "C0PRODSEC")
-    event = reaction_added(VIEWER, "x", "C0PRODSEC", message.ts, item_user="U0SECBOT",
-                           event_ts="1700000000.000001")
+    event = reaction_added(
+        VIEWER, "x", "C0PRODSEC", message.ts, item_user="U0SECBOT", event_ts="1700000000.000001"
+    )
     stack.slack.inject_event(event, event_id="Ev0REPLAY")
     stack.slack.inject_event(event, event_id="Ev0REPLAY")
 
     async def refused() -> int:
         return len([e for e in stack.slack.ephemeral if e.get("user") == VIEWER])
+
     await eventually(refused)
     await asyncio.sleep(0.5)
     assert await refused() == 1

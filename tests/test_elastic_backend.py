@@ -50,17 +50,23 @@ async def emu() -> AsyncIterator[ElasticEmulator]:
         yield emulator
 
 
-def make_siem(emu: ElasticEmulator, *, timeout: float = 5.0, retry: RetryPolicy = FAST,
-              **overrides: Any) -> ElasticSiem:
-    values: dict[str, Any] = {"elasticsearch_url": emu.url, "kibana_url": emu.kibana_url,
-                              "elasticsearch_api_key": KEY, "alerts_index": ALERTS}
+def make_siem(
+    emu: ElasticEmulator, *, timeout: float = 5.0, retry: RetryPolicy = FAST, **overrides: Any
+) -> ElasticSiem:
+    values: dict[str, Any] = {
+        "elasticsearch_url": emu.url,
+        "kibana_url": emu.kibana_url,
+        "elasticsearch_api_key": KEY,
+        "alerts_index": ALERTS,
+    }
     values.update(overrides)
     return build_elastic_siem(Settings(**values), request_timeout=timeout, retry=retry)
 
 
 def seed(emu: ElasticEmulator, make_alert: MakeAlert, count: int, prefix: str = "a") -> None:
-    emu.index_documents(ALERTS, [make_alert(f"{prefix}{i:03d}", BASE + timedelta(seconds=i))
-                                 for i in range(count)])
+    emu.index_documents(
+        ALERTS, [make_alert(f"{prefix}{i:03d}", BASE + timedelta(seconds=i)) for i in range(count)]
+    )
 
 
 class Recorder:
@@ -79,9 +85,14 @@ class Recorder:
         await self.store.mark_posted(alert.uuid, ttl=3600)
 
 
-async def deliver_all(siem: ElasticSiem, expected: int, *, page_size: int = 7,
-                      hooks: dict[str, Callable[[], None]] | None = None,
-                      attempts: int = 5) -> Recorder:
+async def deliver_all(
+    siem: ElasticSiem,
+    expected: int,
+    *,
+    page_size: int = 7,
+    hooks: dict[str, Callable[[], None]] | None = None,
+    attempts: int = 5,
+) -> Recorder:
     """Poll like the service loop (SiemError → try again later) until nothing is new."""
     store = MemoryStore()
     recorder = Recorder(store)
@@ -127,8 +138,10 @@ async def test_error_bodies_surface_as_elasticsearch_exceptions(emu: ElasticEmul
         with pytest.raises(NotFoundError) as missing:
             await es.search(index="no-such-index", query={"match_all": {}})
         cause = missing.value.body["error"]["root_cause"][0]
-        assert (cause["type"], cause["resource.id"]) == ("index_not_found_exception",
-                                                         "no-such-index")
+        assert (cause["type"], cause["resource.id"]) == (
+            "index_not_found_exception",
+            "no-such-index",
+        )
         assert "no such index [no-such-index]" in str(missing.value)
         with pytest.raises(BadRequestError) as bad:
             await es.search(index=ALERTS, query={"fuzzy": {"user.name": "x"}})
@@ -147,16 +160,22 @@ async def test_bulk_doc_and_pit_with_shard_doc_tiebreaker(
         stamp = BASE.isoformat()
         operations: list[dict[str, Any]] = []
         for i in range(5):
-            operations += [{"create": {"_index": ALERTS, "_id": f"p{i}"}},
-                           make_alert(f"p{i}", stamp)]
+            operations += [
+                {"create": {"_index": ALERTS, "_id": f"p{i}"}},
+                make_alert(f"p{i}", stamp),
+            ]
         assert not (await es.bulk(operations=operations))["errors"]
         assert (await es.get(index=ALERTS, id="p3"))["_index"] == BACKING
         pit = await es.open_point_in_time(index=ALERTS, keep_alive="1m")
         emu.index_documents(ALERTS, [make_alert("after-pit", stamp)])  # not in the snapshot
         seen, after = [], None
         while True:
-            page = await es.search(pit={"id": pit["id"], "keep_alive": "1m"}, size=2,
-                                   sort=[{"@timestamp": "asc"}], search_after=after)
+            page = await es.search(
+                pit={"id": pit["id"], "keep_alive": "1m"},
+                size=2,
+                sort=[{"@timestamp": "asc"}],
+                search_after=after,
+            )
             hits = page["hits"]["hits"]
             if not hits:
                 break
@@ -173,13 +192,16 @@ def test_polling_query_shape() -> None:
     since = Checkpoint(datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC), "u-1")
     body = polling_query(since, 300, 200)
     assert body["size"] == 201 and body["track_total_hits"] is False
-    assert body["sort"] == [{"@timestamp": {"order": "asc"}},
-                            {"kibana.alert.uuid": {"order": "asc"}}]
+    assert body["sort"] == [
+        {"@timestamp": {"order": "asc"}},
+        {"kibana.alert.uuid": {"order": "asc"}},
+    ]
     window = body["query"]["bool"]["filter"][0]["range"]["@timestamp"]
     assert window["gte"] == "2024-05-01T11:55:00.123Z" and window["lte"] == "now"
     assert body["query"]["bool"]["filter"][1] == {"term": {"kibana.alert.workflow_status": "open"}}
     assert body["query"]["bool"]["must_not"] == [
-        {"exists": {"field": "kibana.alert.building_block_type"}}]
+        {"exists": {"field": "kibana.alert.building_block_type"}}
+    ]
     assert body["search_after"] == [1714564500123, "u-1"]
     assert "search_after" not in polling_query(None, 300, 200)
 
@@ -198,14 +220,20 @@ async def test_kibana_requires_xsrf_or_version_header(
         refused = await kibana.post(path, json=body)
         assert refused.status_code == 400
         assert refused.json()["message"] == "Request must contain a kbn-xsrf header."
-        versioned = await kibana.post(path, json=body,
-                                      headers={"elastic-api-version": "2023-10-31"})
+        versioned = await kibana.post(
+            path, json=body, headers={"elastic-api-version": "2023-10-31"}
+        )
         assert versioned.json()["updated"] == 1
-        bad_reason = await kibana.post(path, headers={"kbn-xsrf": "x"}, json={
-            "signal_ids": ["a000"], "status": "closed", "reason": "bored"})
+        bad_reason = await kibana.post(
+            path,
+            headers={"kbn-xsrf": "x"},
+            json={"signal_ids": ["a000"], "status": "closed", "reason": "bored"},
+        )
         assert bad_reason.status_code == 400
-        assert bad_reason.json() == {"message": "bored is an invalid closing reason.",
-                                     "status_code": 400}
+        assert bad_reason.json() == {
+            "message": "bored is an invalid closing reason.",
+            "status_code": 400,
+        }
     assert emu.document(ALERTS, "a000")["kibana.alert.workflow_user"]  # type: ignore[index]
 
 
@@ -278,9 +306,7 @@ async def test_429_bursts_with_retry_after(emu: ElasticEmulator, make_alert: Mak
         await siem.close()
 
 
-async def test_hang_longer_than_client_timeout(
-    emu: ElasticEmulator, make_alert: MakeAlert
-) -> None:
+async def test_hang_longer_than_client_timeout(emu: ElasticEmulator, make_alert: MakeAlert) -> None:
     seed(emu, make_alert, 15)
     siem = make_siem(emu, timeout=0.3)
     try:
@@ -314,7 +340,8 @@ async def test_kibana_503_is_retried(emu: ElasticEmulator, make_alert: MakeAlert
         change = await siem.set_status(["a000"], "acknowledged", reason=None, user="U1")
         assert change.updated == 1
         assert (emu.document(ALERTS, "a000") or {})["kibana.alert.workflow_status"] == (
-            "acknowledged")
+            "acknowledged"
+        )
     finally:
         await siem.close()
 
@@ -352,11 +379,21 @@ async def test_missing_index_is_a_siem_error(emu: ElasticEmulator) -> None:
 
 async def test_cli_serves_a_seed_file(tmp_path: Path, make_alert: MakeAlert) -> None:
     seed_file = tmp_path / "alerts.ndjson"
-    seed_file.write_text("\n".join(json.dumps(make_alert(f"c{i}", BASE.isoformat()))
-                                   for i in range(3)))
+    seed_file.write_text(
+        "\n".join(json.dumps(make_alert(f"c{i}", BASE.isoformat())) for i in range(3))
+    )
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "secbot.emulators.elastic", "--port", "0", "--kibana-port", "0",
-        "--seed", str(seed_file), stdout=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "secbot.emulators.elastic",
+        "--port",
+        "0",
+        "--kibana-port",
+        "0",
+        "--seed",
+        str(seed_file),
+        stdout=asyncio.subprocess.PIPE,
+    )
     try:
         assert process.stdout is not None
         banner = json.loads(await asyncio.wait_for(process.stdout.readline(), 20))
@@ -373,8 +410,6 @@ async def test_cli_serves_a_seed_file(tmp_path: Path, make_alert: MakeAlert) -> 
 
 def make_siem_from_urls(es_url: str, kibana_url: str) -> ElasticSiem:
     return build_elastic_siem(Settings(elasticsearch_url=es_url, kibana_url=kibana_url))
-
-
 
 
 async def test_retry_policy_backoff_jitter_and_give_up() -> None:

@@ -38,33 +38,49 @@ EMAIL = "alice@example.com"
 def included_fields(division: str = "Platform") -> dict[str, Any]:
     """A realistic 30-field IncludedFields."""
     fields: dict[str, Any] = {f"custom.field_{i}": f"value-{i}" for i in range(27)}
-    fields.update({"cloud.project.id": PROJECT, "user.email": EMAIL,
-                   "enriched_employee.division": division})
+    fields.update(
+        {"cloud.project.id": PROJECT, "user.email": EMAIL, "enriched_employee.division": division}
+    )
     return fields
 
 
 def gcp(labels: Mapping[str, str] | None = None) -> Enrichment:
-    return Enrichment.ok("gcp_project", {
-        "project_id": PROJECT, "project_number": "123456", "display_name": "Payments",
-        "labels": dict(labels or {}), "parent": "folders/42", "state": "ACTIVE"})
+    return Enrichment.ok(
+        "gcp_project",
+        {
+            "project_id": PROJECT,
+            "project_number": "123456",
+            "display_name": "Payments",
+            "labels": dict(labels or {}),
+            "parent": "folders/42",
+            "state": "ACTIVE",
+        },
+    )
 
 
 def oncall(on_call: bool) -> Enrichment:
     return Enrichment.ok("oncall", {"on_call": on_call, "schedules": ["platform-primary"]})
 
 
-def context(*, project: Enrichment | None = None, person: Enrichment | None = None,
-            division: str = "Platform", alert: Mapping[str, Any] | None = None) -> EvalContext:
+def context(
+    *,
+    project: Enrichment | None = None,
+    person: Enrichment | None = None,
+    division: str = "Platform",
+    alert: Mapping[str, Any] | None = None,
+) -> EvalContext:
     resolved: dict[tuple[str, tuple[Any, ...]], Enrichment] = {}
     if project is not None:
         resolved[("getProjectDetails", (PROJECT,))] = project
     if person is not None:
         resolved[("isUserOnCall", (EMAIL,))] = person
-    return EvalContext(included_fields(division), alert or {"host": {"name": "web-1"}}, {},
-                       resolved)
+    return EvalContext(
+        included_fields(division), alert or {"host": {"name": "web-1"}}, {}, resolved
+    )
 
 
 # -- the DESIGN.md auto-close expression ---------------------------------------------------------
+
 
 def test_design_expression_internal_project_closes() -> None:
     expr = compile_expression(DESIGN_EXPRESSION)
@@ -86,18 +102,17 @@ def test_design_expression_not_on_call_stays_open() -> None:
 
 def test_design_expression_other_division_stays_open() -> None:
     expr = compile_expression(DESIGN_EXPRESSION)
-    ctx = context(project=gcp({"instance-type": "customer"}), person=oncall(True),
-                  division="Sales")
+    ctx = context(project=gcp({"instance-type": "customer"}), person=oncall(True), division="Sales")
     assert expr.decide(ctx).value is False
 
 
 def test_unavailable_gcp_project_means_false_with_reason() -> None:
     expr = compile_expression(DESIGN_EXPRESSION)
-    ctx = context(project=Enrichment.unavailable("gcp_project", "permission denied"),
-                  person=oncall(True))
+    ctx = context(
+        project=Enrichment.unavailable("gcp_project", "permission denied"), person=oncall(True)
+    )
     verdict = expr.decide(ctx)
-    assert verdict == Verdict(False, "gcp_project unavailable: permission denied",
-                              ("gcp_project",))
+    assert verdict == Verdict(False, "gcp_project unavailable: permission denied", ("gcp_project",))
     with pytest.raises(EnrichmentUnavailableError) as info:
         expr.evaluate(ctx)
     assert (info.value.enricher, info.value.reason) == ("gcp_project", "permission denied")
@@ -107,8 +122,9 @@ def test_unresolved_call_is_unavailable() -> None:
     verdict = compile_expression(DESIGN_EXPRESSION).decide(context())
     assert verdict.value is False
     assert verdict.unavailable == ("gcp_project",)
-    assert verdict.error == ("gcp_project unavailable: "
-                             "getProjectDetails('prod-payments') was not looked up")
+    assert verdict.error == (
+        "gcp_project unavailable: getProjectDetails('prod-payments') was not looked up"
+    )
 
 
 def test_a_side_never_evaluated_cannot_block() -> None:
@@ -141,22 +157,29 @@ def test_missing_field_argument_is_reported() -> None:
 
 
 def test_project_details_attributes() -> None:
-    expr = compile_expression(
-        'getProjectDetails(IncludedFields["cloud.project.id"])')
+    expr = compile_expression('getProjectDetails(IncludedFields["cloud.project.id"])')
     details = expr.evaluate(context(project=gcp({"team": "pay"})))
-    assert details == ProjectDetails("prod-payments", "123456", "Payments", {"team": "pay"},
-                                     "folders/42", "ACTIVE")
-    for attribute, expected in [("ProjectId", PROJECT), ("DisplayName", "Payments"),
-                                ("Parent", "folders/42"), ("State", "ACTIVE"),
-                                ("ProjectNumber", "123456"), ('Labels.get("team")', "pay")]:
+    assert details == ProjectDetails(
+        "prod-payments", "123456", "Payments", {"team": "pay"}, "folders/42", "ACTIVE"
+    )
+    for attribute, expected in [
+        ("ProjectId", PROJECT),
+        ("DisplayName", "Payments"),
+        ("Parent", "folders/42"),
+        ("State", "ACTIVE"),
+        ("ProjectNumber", "123456"),
+        ('Labels.get("team")', "pay"),
+    ]:
         source = f'getProjectDetails(IncludedFields["cloud.project.id"]).{attribute}'
-        assert compile_expression(source).evaluate(context(project=gcp({"team": "pay"}))) == \
-            expected
+        assert (
+            compile_expression(source).evaluate(context(project=gcp({"team": "pay"}))) == expected
+        )
 
 
 def test_project_labels_are_read_only() -> None:
-    details = compile_expression('getProjectDetails(IncludedFields["cloud.project.id"])'
-                                 ).evaluate(context(project=gcp({"a": "b"})))
+    details = compile_expression('getProjectDetails(IncludedFields["cloud.project.id"])').evaluate(
+        context(project=gcp({"a": "b"}))
+    )
     with pytest.raises(TypeError):
         details.Labels["a"] = "c"
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -170,7 +193,8 @@ def test_design_rule_yaml_folded_block() -> None:
         '    getProjectDetails(IncludedFields["cloud.project.id"]).Labels["instance-type"]'
         ' == "internal"\n'
         '    || (isUserOnCall(IncludedFields["user.email"]) &&'
-        ' IncludedFields["enriched_employee.division"] == "Platform")\n')
+        ' IncludedFields["enriched_employee.division"] == "Platform")\n'
+    )
     expr = compile_expression(document["auto_close"]["when"])
     ctx = context(project=gcp({"instance-type": "internal"}), person=oncall(False))
     assert expr.decide(ctx).value is True
@@ -188,6 +212,7 @@ def test_route_expression_from_design() -> None:
 
 # -- io_calls ------------------------------------------------------------------------------------
 
+
 def test_io_calls_returns_evaluated_arguments() -> None:
     expr = compile_expression(DESIGN_EXPRESSION)
     assert expr.io_functions() == frozenset({"getProjectDetails", "isUserOnCall"})
@@ -200,19 +225,23 @@ def test_io_calls_returns_evaluated_arguments() -> None:
 def test_io_calls_are_deduplicated_and_skip_missing_values() -> None:
     expr = compile_expression(
         'isUserOnCall(IncludedFields["user.email"]) || isUserOnCall(lower("ALICE@example.com"))'
-        ' || isUserOnCall(IncludedFields.get("absent")) || isUserOnCall(alert["nope"])')
+        ' || isUserOnCall(IncludedFields.get("absent")) || isUserOnCall(alert["nope"])'
+    )
     assert expr.io_calls(context()) == [IoCall("isUserOnCall", "oncall", (EMAIL,))]
 
 
 def test_io_calls_of_nested_calls_appear_once_the_inner_one_is_resolved() -> None:
     expr = compile_expression(
         'getProjectDetails(getProjectDetails(IncludedFields["cloud.project.id"]).Parent)'
-        '.State == "ACTIVE"')
+        '.State == "ACTIVE"'
+    )
     first = expr.io_calls(context())
     assert first == [IoCall("getProjectDetails", "gcp_project", (PROJECT,))]
     ctx = context(project=gcp())
-    assert expr.io_calls(ctx) == [IoCall("getProjectDetails", "gcp_project", ("folders/42",)),
-                                  first[0]]
+    assert expr.io_calls(ctx) == [
+        IoCall("getProjectDetails", "gcp_project", ("folders/42",)),
+        first[0],
+    ]
 
 
 def test_no_io_functions() -> None:
@@ -223,27 +252,33 @@ def test_no_io_functions() -> None:
 
 def test_io_function_table() -> None:
     assert {name: f.enricher for name, f in IO_FUNCTIONS.items()} == {
-        "getProjectDetails": "gcp_project", "isUserOnCall": "oncall"}
+        "getProjectDetails": "gcp_project",
+        "isUserOnCall": "oncall",
+    }
 
 
 # -- expr-lang synonyms --------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("source", "expected"), [
-    ("true && false", False),
-    ("true || false", True),
-    ("!true", False),
-    ("!!true", True),
-    ("1 != 2", True),
-    ("!(1 != 2)", False),
-    ("null == None", True),
-    ("true == True && false == False", True),
-    ('"&& || !" == "&& || !"', True),               # never inside string literals
-    ("!false == false", False),                      # `!` binds tighter than ==, as in expr-lang
-    ("!alert.host.name == false", True),
-    ('!contains(alert["tags"], "x") && true', True),
-    ("true and not false or false", True),           # Python spelling works too
-    ("1 if true else 2", 1),
-])
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("true && false", False),
+        ("true || false", True),
+        ("!true", False),
+        ("!!true", True),
+        ("1 != 2", True),
+        ("!(1 != 2)", False),
+        ("null == None", True),
+        ("true == True && false == False", True),
+        ('"&& || !" == "&& || !"', True),  # never inside string literals
+        ("!false == false", False),  # `!` binds tighter than ==, as in expr-lang
+        ("!alert.host.name == false", True),
+        ('!contains(alert["tags"], "x") && true', True),
+        ("true and not false or false", True),  # Python spelling works too
+        ("1 if true else 2", 1),
+    ],
+)
 def test_synonyms(source: str, expected: Any) -> None:
     ctx = context(alert={"host": {"name": "web-1", "true": 1}, "tags": ["a"]})
     assert compile_expression(source).evaluate(ctx) == expected
@@ -251,67 +286,87 @@ def test_synonyms(source: str, expected: Any) -> None:
 
 def test_attribute_named_like_a_literal_is_not_translated() -> None:
     ctx = context(alert={"flags": {"true": "yes", "null": "no"}})
-    assert compile_expression('alert.flags.true + alert.flags.null').evaluate(ctx) == "yesno"
+    assert compile_expression("alert.flags.true + alert.flags.null").evaluate(ctx) == "yesno"
 
 
 # -- helpers and methods -------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("source", "expected"), [
-    ('cidr_match("10.1.2.3", "10.0.0.0/8")', True),
-    ('cidr_match("192.168.1.1", "10.0.0.0/8")', False),
-    ('cidr_match(["8.8.8.8", "10.0.0.1"], "10.0.0.0/8")', True),
-    ('cidr_match("10.0.0.1", ["192.168.0.0/16", "10.0.0.0/8"])', True),
-    ('cidr_match("2001:db8::1", "2001:db8::/32")', True),
-    ('cidr_match("not-an-ip", "10.0.0.0/8")', False),
-    ('cidr_match(null, "10.0.0.0/8")', False),
-    ('matches("powershell -enc AAA", "-enc\\\\b")', True),
-    ('matches("Mimikatz.exe", "(?i)^mimikatz")', True),
-    ('matches(["a", "bob@example.com"], "@example\\\\.com$")', True),
-    ('matches(4625, "^46")', True),
-    ('matches(null, ".*")', False),
-    ('startswith("prod-1", "prod-")', True),
-    ('startswith(["dev-1", "prod-1"], "prod-")', True),
-    ('startswith(null, "prod-")', False),
-    ('endswith("a@corp.com", ("@corp.com", "@corp.net"))', True),
-    ('contains("hello", "ell")', True),
-    ('contains(["a", "b"], "b")', True),
-    ('contains(null, "b")', False),
-    ('contains(alert, "host")', True),
-    ('lower("ABC") + upper("d") + lower(null)', "abcD"),
-    ('len(IncludedFields)', 30),
-    ('any([false, 0, "x"]) and all([1, true])', True),
-    ('min(3, 1, 2) + max([4, 5]) + abs(-1) + round(2.5) + int("7") + sum([1, 2])', 19),
-    ('str(1.5) + str(true) + str(null)', "1.5TrueNone"),
-    ('float("1.5") * 2', 3.0),
-    ('bool("")', False),
-    ('sorted(["b", "a"])', ["a", "b"]),
-    ('lookup(alert, "host.name")', "web-1"),
-    ('lookup(alert, "kibana.alert.rule.name")', "Rule"),
-    ('lookup(alert, "no.such.field", "dflt")', "dflt"),
-    ('alert.host.name.upper().startswith("WEB")', True),
-    ('"a,b,c".split(",")[1]', "b"),
-    ('" x ".strip() + "-".join(["a", "b"]) + "aa".replace("a", "b")', "xa-bbb"),
-    ('alert.get("missing", "d") + alert.host.get("name")', "dweb-1"),
-    ('sorted(alert.host.keys())', ["name"]),
-    ('[k for k, v in alert.host.items() if v == "web-1"]', ["name"]),
-    ('{x.upper() for x in ["a", "a"]}', {"A"}),
-    ('{x: len(x) for x in ["ab"]}', {"ab": 2}),
-    ('any(t.startswith("x") for t in alert["tags"])', True),
-    ('f"{alert.host.name}!"', "web-1!"),
-    ('alert["tags"][-1] + alert["tags"][:1][0]', "xyaya"),
-    ('alert["tags"].count("ya") + alert["tags"].index("xya")', 2),
-    ('"b" in alert["tags"] or "ya" not in alert["tags"]', False),
-])
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ('cidr_match("10.1.2.3", "10.0.0.0/8")', True),
+        ('cidr_match("192.168.1.1", "10.0.0.0/8")', False),
+        ('cidr_match(["8.8.8.8", "10.0.0.1"], "10.0.0.0/8")', True),
+        ('cidr_match("10.0.0.1", ["192.168.0.0/16", "10.0.0.0/8"])', True),
+        ('cidr_match("2001:db8::1", "2001:db8::/32")', True),
+        ('cidr_match("not-an-ip", "10.0.0.0/8")', False),
+        ('cidr_match(null, "10.0.0.0/8")', False),
+        ('matches("powershell -enc AAA", "-enc\\\\b")', True),
+        ('matches("Mimikatz.exe", "(?i)^mimikatz")', True),
+        ('matches(["a", "bob@example.com"], "@example\\\\.com$")', True),
+        ('matches(4625, "^46")', True),
+        ('matches(null, ".*")', False),
+        ('startswith("prod-1", "prod-")', True),
+        ('startswith(["dev-1", "prod-1"], "prod-")', True),
+        ('startswith(null, "prod-")', False),
+        ('endswith("a@corp.com", ("@corp.com", "@corp.net"))', True),
+        ('contains("hello", "ell")', True),
+        ('contains(["a", "b"], "b")', True),
+        ('contains(null, "b")', False),
+        ('contains(alert, "host")', True),
+        ('lower("ABC") + upper("d") + lower(null)', "abcD"),
+        ("len(IncludedFields)", 30),
+        ('any([false, 0, "x"]) and all([1, true])', True),
+        ('min(3, 1, 2) + max([4, 5]) + abs(-1) + round(2.5) + int("7") + sum([1, 2])', 19),
+        ("str(1.5) + str(true) + str(null)", "1.5TrueNone"),
+        ('float("1.5") * 2', 3.0),
+        ('bool("")', False),
+        ('sorted(["b", "a"])', ["a", "b"]),
+        ('lookup(alert, "host.name")', "web-1"),
+        ('lookup(alert, "kibana.alert.rule.name")', "Rule"),
+        ('lookup(alert, "no.such.field", "dflt")', "dflt"),
+        ('alert.host.name.upper().startswith("WEB")', True),
+        ('"a,b,c".split(",")[1]', "b"),
+        ('" x ".strip() + "-".join(["a", "b"]) + "aa".replace("a", "b")', "xa-bbb"),
+        ('alert.get("missing", "d") + alert.host.get("name")', "dweb-1"),
+        ("sorted(alert.host.keys())", ["name"]),
+        ('[k for k, v in alert.host.items() if v == "web-1"]', ["name"]),
+        ('{x.upper() for x in ["a", "a"]}', {"A"}),
+        ('{x: len(x) for x in ["ab"]}', {"ab": 2}),
+        ('any(t.startswith("x") for t in alert["tags"])', True),
+        ('f"{alert.host.name}!"', "web-1!"),
+        ('alert["tags"][-1] + alert["tags"][:1][0]', "xyaya"),
+        ('alert["tags"].count("ya") + alert["tags"].index("xya")', 2),
+        ('"b" in alert["tags"] or "ya" not in alert["tags"]', False),
+    ],
+)
 def test_helpers_and_methods(source: str, expected: Any) -> None:
-    alert = {"host": {"name": "web-1"}, "kibana.alert.rule.name": "Rule",
-             "tags": ["ya", "xya"]}
+    alert = {"host": {"name": "web-1"}, "kibana.alert.rule.name": "Rule", "tags": ["ya", "xya"]}
     assert compile_expression(source).evaluate(context(alert=alert)) == expected
 
 
 def test_helper_table_is_the_documented_one() -> None:
-    for name in ("cidr_match", "matches", "lower", "upper", "len", "contains", "startswith",
-                 "endswith", "any", "all", "int", "str", "float", "bool", "min", "max", "abs",
-                 "round"):
+    for name in (
+        "cidr_match",
+        "matches",
+        "lower",
+        "upper",
+        "len",
+        "contains",
+        "startswith",
+        "endswith",
+        "any",
+        "all",
+        "int",
+        "str",
+        "float",
+        "bool",
+        "min",
+        "max",
+        "abs",
+        "round",
+    ):
         assert name in HELPERS
 
 
@@ -323,6 +378,7 @@ def test_invalid_cidr_is_an_evaluation_error() -> None:
 
 # -- errors as users see them --------------------------------------------------------------------
 
+
 def test_missing_key_is_an_error_and_decide_is_false() -> None:
     expr = compile_expression('IncludedFields["nope"] == "x"')
     with pytest.raises(ExpressionError, match="key 'nope' not found"):
@@ -331,8 +387,14 @@ def test_missing_key_is_an_error_and_decide_is_false() -> None:
 
 
 def test_type_errors_are_expression_errors() -> None:
-    for source in ('alert.host + 1', 'len(1)', '1 / 0', 'alert.host.name.nothing',
-                   'int("x")', 'alert["tags"].get("a")'):
+    for source in (
+        "alert.host + 1",
+        "len(1)",
+        "1 / 0",
+        "alert.host.name.nothing",
+        'int("x")',
+        'alert["tags"].get("a")',
+    ):
         expr = compile_expression(source)
         with pytest.raises(ExpressionError):
             expr.evaluate(context(alert={"host": {"name": "a"}, "tags": []}))
@@ -376,6 +438,7 @@ def test_timeout_must_be_positive() -> None:
 
 # -- context and performance ---------------------------------------------------------------------
 
+
 def test_context_is_deep_read_only() -> None:
     ctx = EvalContext({"a": [1, {"b": 2}]}, {"x": {"y": [1]}}, {"hr": {"d": ["p"]}})
     assert isinstance(ctx.included_fields["a"], tuple)
@@ -387,8 +450,9 @@ def test_context_is_deep_read_only() -> None:
 
 def test_enrichments_are_visible_to_expressions() -> None:
     ctx = EvalContext({}, {}, {"hr": {"division": "Platform"}})
-    expr = compile_expression('enrichments.hr.division == "Platform" && '
-                              'enrichments["hr"]["division"] == "Platform"')
+    expr = compile_expression(
+        'enrichments.hr.division == "Platform" && enrichments["hr"]["division"] == "Platform"'
+    )
     assert expr.evaluate(ctx) is True
 
 

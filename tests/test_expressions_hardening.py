@@ -55,75 +55,79 @@ def evaluate_fast(source: str, ctx: EvalContext, *, timeout: float = 0.25) -> Ex
 
 # -- rejected at compile time --------------------------------------------------------------------
 
-@pytest.mark.parametrize(("source", "message"), [
-    ("().__class__.__bases__[0].__subclasses__()", "dunder access '__class__'"),
-    ("alert.__class__", "dunder access '__class__'"),
-    ('alert["x"].__len__()', "dunder access '__len__'"),
-    ("__import__('os').system('id')", "dunder access '__import__'"),
-    ("_private", "private name '_private'"),
-    ("alert._frozen", "private attribute '_frozen'"),
-    ("[x for _x in alert]", "private name '_x'"),
-    ("open('/etc/passwd')", "unknown function 'open'"),
-    ("eval('1')", "unknown function 'eval'"),
-    ("getattr(alert, 'x')", "unknown function 'getattr'"),
-    ("type(alert)", "unknown function 'type'"),
-    ("exec", "unknown name 'exec'"),
-    ("globals", "unknown name 'globals'"),
-    ("os.system('id')", "unknown name 'os'"),
-    ("len", "function 'len' must be called"),
-    ("any([len])", "function 'len' must be called"),
-    ("alert['tags'][0]()", "only named functions and methods can be called"),
-    ("lambda: 1", "lambda is not allowed"),
-    ("(x := 1)", "assignment (:=) is not allowed"),
-    ("[*alert]", "unpacking is not allowed"),
-    ("len(*alert)", "unpacking is not allowed"),
-    ("dict(**alert)", "'**' unpacking is not allowed"),
-    ("{**alert}", "'**' unpacking is not allowed"),
-    ("'{}'.format(alert)", "'.format' is not allowed"),
-    ("'{x}'.format_map(alert)", "'.format_map' is not allowed"),
-    ("f'{alert!r}'", "conversions"),
-    ("f'{1:>999999999}'", "format specs are not allowed"),
-    ("'%099999999d' % 1", "'%' string formatting is not allowed"),
-    ("f'{alert}%s' % 1", "'%' string formatting is not allowed"),
-    ("alert.pop('user')", "unknown method '.pop()'"),
-    ("alert.clear()", "unknown method '.clear()'"),
-    ("alert.update({})", "unknown method '.update()'"),
-    ("alert.setdefault('a', 1)", "unknown method '.setdefault()'"),
-    ("alert['tags'].append(1)", "unknown method '.append()'"),
-    ("alert.copy()", "unknown method '.copy()'"),
-    ("'a'.ljust(10**9)", "unknown method '.ljust()'"),
-    ("'a'.center(10**9)", "unknown method '.center()'"),
-    ("'a'.zfill(10**9)", "unknown method '.zfill()'"),
-    ("'a'.encode()", "unknown method '.encode()'"),
-    ("[1 for x.y in alert]", "only assign to names"),
-    ("[1 async for x in alert]", "not allowed"),
-    ("b'bytes'", "bytes literals are not allowed"),
-    ("1j", "complex literals are not allowed"),
-    ("...", "ellipsis literals are not allowed"),
-    ("1 @ 2", "operator '@' is not allowed"),
-    ("matches(alert['x'], alert['pattern'])", "string literal as its pattern"),
-    ("matches(alert['x'], '(a)\\\\1')", "back-references are not supported"),
-    ("matches(alert['x'], '(?=a)')", "lookahead/lookbehind"),
-    ("matches(alert['x'], '(?>a)')", "atomic groups"),
-    ("matches(alert['x'], 'a*+')", "possessive quantifiers"),
-    ("matches(alert['x'], '(a{100}){100}')", "invalid repetition size"),
-    ("matches(alert['x'], '(abc|def|ghi){300}')", "too complex"),
-    ("matches(alert['x'], '[')", "invalid regular expression"),
-    ("[getProjectDetails(p) for p in alert['tags']]", "comprehension variable 'p'"),
-    ("isUserOnCall(email=alert['x'])", "exactly 1 argument"),
-    ("yield 1", "yield is not allowed"),
-    ("import os", "syntax error"),
-    ("alert['x'] = 1", "syntax error"),
-    ("del alert['x']", "syntax error"),
-    ("1; 2", "syntax error"),
-    ("", "expression is empty"),
-    ("   \n ", "expression is empty"),
-    ("1 +" + " 1 +" * (MAX_SOURCE_LENGTH // 4) + " 1", "expression is too long"),
-    ("-" * 2_000 + "1", "nested too deeply"),
-    ("(" * 30 + "1" + ")" * 30 + "[0]" * (MAX_DEPTH + 1), "nested too deeply"),
-    ("[" + ", ".join(["1"] * 1_100) + "]", "too large"),
-    ("2" * 1_300, "number larger than"),
-])
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("().__class__.__bases__[0].__subclasses__()", "dunder access '__class__'"),
+        ("alert.__class__", "dunder access '__class__'"),
+        ('alert["x"].__len__()', "dunder access '__len__'"),
+        ("__import__('os').system('id')", "dunder access '__import__'"),
+        ("_private", "private name '_private'"),
+        ("alert._frozen", "private attribute '_frozen'"),
+        ("[x for _x in alert]", "private name '_x'"),
+        ("open('/etc/passwd')", "unknown function 'open'"),
+        ("eval('1')", "unknown function 'eval'"),
+        ("getattr(alert, 'x')", "unknown function 'getattr'"),
+        ("type(alert)", "unknown function 'type'"),
+        ("exec", "unknown name 'exec'"),
+        ("globals", "unknown name 'globals'"),
+        ("os.system('id')", "unknown name 'os'"),
+        ("len", "function 'len' must be called"),
+        ("any([len])", "function 'len' must be called"),
+        ("alert['tags'][0]()", "only named functions and methods can be called"),
+        ("lambda: 1", "lambda is not allowed"),
+        ("(x := 1)", "assignment (:=) is not allowed"),
+        ("[*alert]", "unpacking is not allowed"),
+        ("len(*alert)", "unpacking is not allowed"),
+        ("dict(**alert)", "'**' unpacking is not allowed"),
+        ("{**alert}", "'**' unpacking is not allowed"),
+        ("'{}'.format(alert)", "'.format' is not allowed"),
+        ("'{x}'.format_map(alert)", "'.format_map' is not allowed"),
+        ("f'{alert!r}'", "conversions"),
+        ("f'{1:>999999999}'", "format specs are not allowed"),
+        ("'%099999999d' % 1", "'%' string formatting is not allowed"),
+        ("f'{alert}%s' % 1", "'%' string formatting is not allowed"),
+        ("alert.pop('user')", "unknown method '.pop()'"),
+        ("alert.clear()", "unknown method '.clear()'"),
+        ("alert.update({})", "unknown method '.update()'"),
+        ("alert.setdefault('a', 1)", "unknown method '.setdefault()'"),
+        ("alert['tags'].append(1)", "unknown method '.append()'"),
+        ("alert.copy()", "unknown method '.copy()'"),
+        ("'a'.ljust(10**9)", "unknown method '.ljust()'"),
+        ("'a'.center(10**9)", "unknown method '.center()'"),
+        ("'a'.zfill(10**9)", "unknown method '.zfill()'"),
+        ("'a'.encode()", "unknown method '.encode()'"),
+        ("[1 for x.y in alert]", "only assign to names"),
+        ("[1 async for x in alert]", "not allowed"),
+        ("b'bytes'", "bytes literals are not allowed"),
+        ("1j", "complex literals are not allowed"),
+        ("...", "ellipsis literals are not allowed"),
+        ("1 @ 2", "operator '@' is not allowed"),
+        ("matches(alert['x'], alert['pattern'])", "string literal as its pattern"),
+        ("matches(alert['x'], '(a)\\\\1')", "back-references are not supported"),
+        ("matches(alert['x'], '(?=a)')", "lookahead/lookbehind"),
+        ("matches(alert['x'], '(?>a)')", "atomic groups"),
+        ("matches(alert['x'], 'a*+')", "possessive quantifiers"),
+        ("matches(alert['x'], '(a{100}){100}')", "invalid repetition size"),
+        ("matches(alert['x'], '(abc|def|ghi){300}')", "too complex"),
+        ("matches(alert['x'], '[')", "invalid regular expression"),
+        ("[getProjectDetails(p) for p in alert['tags']]", "comprehension variable 'p'"),
+        ("isUserOnCall(email=alert['x'])", "exactly 1 argument"),
+        ("yield 1", "yield is not allowed"),
+        ("import os", "syntax error"),
+        ("alert['x'] = 1", "syntax error"),
+        ("del alert['x']", "syntax error"),
+        ("1; 2", "syntax error"),
+        ("", "expression is empty"),
+        ("   \n ", "expression is empty"),
+        ("1 +" + " 1 +" * (MAX_SOURCE_LENGTH // 4) + " 1", "expression is too long"),
+        ("-" * 2_000 + "1", "nested too deeply"),
+        ("(" * 30 + "1" + ")" * 30 + "[0]" * (MAX_DEPTH + 1), "nested too deeply"),
+        ("[" + ", ".join(["1"] * 1_100) + "]", "too large"),
+        ("2" * 1_300, "number larger than"),
+    ],
+)
 def test_rejected_at_compile_time(source: str, message: str) -> None:
     with pytest.raises(ExpressionSyntaxError, match=re.escape(message)):
         compile_expression(source)
@@ -137,35 +141,39 @@ def test_compile_rejections_carry_a_position() -> None:
 
 # -- refused while evaluating, fast --------------------------------------------------------------
 
-@pytest.mark.parametrize(("source", "message"), [
-    ("4000000**4000000", "larger than 2**4096"),
-    ("9**9**9**9", "larger than 2**4096"),
-    ("IncludedFields['n'] ** 100000", "larger than 2**4096"),
-    ("(10**1000) * (10**1000) * (10**1000) * (10**1000) * (10**1000)", "larger than"),
-    ("1 << 100000", "larger than 2**4096"),
-    ("int('9' * 4000)", "larger than 2**4096"),
-    ("IncludedFields['big'] % 1", "'%' string formatting is not allowed"),
-    ("'a' * 10**9", "longer than 100,000"),
-    ("[1] * 10**9", "longer than 100,000"),
-    ("IncludedFields['big'] + IncludedFields['big'] + IncludedFields['big']", "longer than"),
-    ("IncludedFields['big'].replace('', IncludedFields['big'])", "replace() would be longer"),
-    ("','.join([IncludedFields['big']] * 3)", "join() would be longer"),
-    ("str([IncludedFields['big']] * 3)", "str() would be longer"),
-    ("f'{[IncludedFields[\"big\"]] * 3}'", "str() would be longer"),
-    ("round(1, -10**9)", "ndigits must be an integer"),
-    ("sum([[1] * 10000] * 10000, [])", "sum() only adds numbers"),
-    ("[1 for x in IncludedFields['big']]", "comprehensions ran more than 10,000"),
-    ("[[1 for y in 'abcdefghij' * 200] for x in 'abcdefghij' * 200]", "more than 10,000"),
-    ("[IncludedFields['big'] + 'x' for x in 'a' * 100]", "allocates more than"),
-    ("[alert.process.command_line.split('x') for t in 'a' * 1000]", "allocates more than"),
-    ("matches(IncludedFields['big'], 'y$')", "longer than 10,000 characters"),
-    ("alert['missing']", "key 'missing' not found"),
-    ("alert.missing", "key 'missing' not found"),
-    ("1 / 0", "ZeroDivisionError"),
-    ("alert.user.email.nothing", "has no attribute 'nothing'"),
-    ("alert['tags'].keys()", "has no method .keys()"),
-    ("getProjectDetails('p').Labels", "gcp_project unavailable"),
-])
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("4000000**4000000", "larger than 2**4096"),
+        ("9**9**9**9", "larger than 2**4096"),
+        ("IncludedFields['n'] ** 100000", "larger than 2**4096"),
+        ("(10**1000) * (10**1000) * (10**1000) * (10**1000) * (10**1000)", "larger than"),
+        ("1 << 100000", "larger than 2**4096"),
+        ("int('9' * 4000)", "larger than 2**4096"),
+        ("IncludedFields['big'] % 1", "'%' string formatting is not allowed"),
+        ("'a' * 10**9", "longer than 100,000"),
+        ("[1] * 10**9", "longer than 100,000"),
+        ("IncludedFields['big'] + IncludedFields['big'] + IncludedFields['big']", "longer than"),
+        ("IncludedFields['big'].replace('', IncludedFields['big'])", "replace() would be longer"),
+        ("','.join([IncludedFields['big']] * 3)", "join() would be longer"),
+        ("str([IncludedFields['big']] * 3)", "str() would be longer"),
+        ("f'{[IncludedFields[\"big\"]] * 3}'", "str() would be longer"),
+        ("round(1, -10**9)", "ndigits must be an integer"),
+        ("sum([[1] * 10000] * 10000, [])", "sum() only adds numbers"),
+        ("[1 for x in IncludedFields['big']]", "comprehensions ran more than 10,000"),
+        ("[[1 for y in 'abcdefghij' * 200] for x in 'abcdefghij' * 200]", "more than 10,000"),
+        ("[IncludedFields['big'] + 'x' for x in 'a' * 100]", "allocates more than"),
+        ("[alert.process.command_line.split('x') for t in 'a' * 1000]", "allocates more than"),
+        ("matches(IncludedFields['big'], 'y$')", "longer than 10,000 characters"),
+        ("alert['missing']", "key 'missing' not found"),
+        ("alert.missing", "key 'missing' not found"),
+        ("1 / 0", "ZeroDivisionError"),
+        ("alert.user.email.nothing", "has no attribute 'nothing'"),
+        ("alert['tags'].keys()", "has no method .keys()"),
+        ("getProjectDetails('p').Labels", "gcp_project unavailable"),
+    ],
+)
 def test_refused_at_evaluation_quickly(source: str, message: str, ctx: EvalContext) -> None:
     error = evaluate_fast(source, ctx)
     assert message in str(error)
@@ -173,8 +181,9 @@ def test_refused_at_evaluation_quickly(source: str, message: str, ctx: EvalConte
 
 def test_wall_clock_deadline(ctx: EvalContext) -> None:
     # matches() checks the deadline too, not only the evaluator between nodes.
-    source = ("[matches(IncludedFields['big'][:9999], '(y|yy)*z') "
-              "for i in 'abcdefghijklmnopqrstuvwxyz']")
+    source = (
+        "[matches(IncludedFields['big'][:9999], '(y|yy)*z') for i in 'abcdefghijklmnopqrstuvwxyz']"
+    )
     error = evaluate_fast(source, ctx, timeout=0.0001)
     assert isinstance(error, ExpressionTimeoutError)
     assert "took longer than" in str(error)
@@ -187,13 +196,16 @@ def test_deadline_is_checked_between_nodes(ctx: EvalContext) -> None:
     assert isinstance(error, ExpressionTimeoutError)
 
 
-@pytest.mark.parametrize(("pattern", "subject"), [
-    (".*foo.*bar", "foo" * 3_333),          # ~50 s with re.search
-    ("\\\\d+\\\\d+x", "1" * 9_999),            # cubic with re
-    ("(a|a)*b", "a" * 9_999),                # exponential with re
-    ("(\\\\w+\\\\s?)+$", "a" * 9_998 + "!"),    # the textbook ReDoS
-    ("(x+x+)+y", "x" * 9_999),
-])
+@pytest.mark.parametrize(
+    ("pattern", "subject"),
+    [
+        (".*foo.*bar", "foo" * 3_333),  # ~50 s with re.search
+        ("\\\\d+\\\\d+x", "1" * 9_999),  # cubic with re
+        ("(a|a)*b", "a" * 9_999),  # exponential with re
+        ("(\\\\w+\\\\s?)+$", "a" * 9_998 + "!"),  # the textbook ReDoS
+        ("(x+x+)+y", "x" * 9_999),
+    ],
+)
 def test_regular_expressions_run_in_linear_time(pattern: str, subject: str) -> None:
     ctx = EvalContext({"s": subject}, {}, {})
     expr = compile_expression(f"matches(IncludedFields['s'], '{pattern}')", timeout=2.0)
@@ -204,27 +216,32 @@ def test_regular_expressions_run_in_linear_time(pattern: str, subject: str) -> N
 
 # -- read-only data ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("source", [
-    "alert.clear()",
-    "alert.pop('user')",
-    "alert.update({'x': 1})",
-    "alert.setdefault('x', 1)",
-    "alert['x'] = 1",
-    "alert.user.roles.append('root')",
-    "alert.user.roles.extend(['root'])",
-    "alert.user.roles.clear()",
-    "alert.tags.sort()",
-    "enrichments.hr.tags.append('x')",
-    "IncludedFields.popitem()",
-    "alert.__setitem__('x', 1)",
-    "alert.__dict__",
-    "alert.__class__.__init__",
-    "[alert.user.roles.append(1) for x in 'a']",
-    "alert.user.roles.__iadd__(['root'])",
-    "alert.values()[0].clear()",
-])
-def test_mutation_attempts_fail_and_alert_is_unchanged(source: str, alert: Alert,
-                                                        ctx: EvalContext) -> None:
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "alert.clear()",
+        "alert.pop('user')",
+        "alert.update({'x': 1})",
+        "alert.setdefault('x', 1)",
+        "alert['x'] = 1",
+        "alert.user.roles.append('root')",
+        "alert.user.roles.extend(['root'])",
+        "alert.user.roles.clear()",
+        "alert.tags.sort()",
+        "enrichments.hr.tags.append('x')",
+        "IncludedFields.popitem()",
+        "alert.__setitem__('x', 1)",
+        "alert.__dict__",
+        "alert.__class__.__init__",
+        "[alert.user.roles.append(1) for x in 'a']",
+        "alert.user.roles.__iadd__(['root'])",
+        "alert.values()[0].clear()",
+    ],
+)
+def test_mutation_attempts_fail_and_alert_is_unchanged(
+    source: str, alert: Alert, ctx: EvalContext
+) -> None:
     before = copy.deepcopy(thaw(alert.frozen))
     try:
         expr = compile_expression(source)
@@ -253,8 +270,16 @@ def test_comprehension_results_are_private_copies(ctx: EvalContext) -> None:
 
 
 def test_decide_never_raises_even_on_odd_values(ctx: EvalContext) -> None:
-    for source in ("alert", "alert.user", "enrichments", "IncludedFields['n'] / 2",
-                   "[]", "{}", "null", "''"):
+    for source in (
+        "alert",
+        "alert.user",
+        "enrichments",
+        "IncludedFields['n'] / 2",
+        "[]",
+        "{}",
+        "null",
+        "''",
+    ):
         verdict = compile_expression(source).decide(ctx)
         assert verdict.error is None
         assert isinstance(verdict.value, bool)

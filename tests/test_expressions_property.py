@@ -20,43 +20,159 @@ from secbot.expressions import (
 from secbot.expressions.patterns import compile_pattern, search
 
 CTX = EvalContext(
-    {"user.email": "a@example.com", "cloud.project.id": "prod-1", "n": 3, "ip": ["10.0.0.1"],
-     "big": "z" * 20_000},
-    {"host": {"name": "web-1", "ip": ["10.0.0.1", "::1"]}, "tags": ["x", "y"],
-     "kibana.alert.rule.name": "Rule"},
+    {
+        "user.email": "a@example.com",
+        "cloud.project.id": "prod-1",
+        "n": 3,
+        "ip": ["10.0.0.1"],
+        "big": "z" * 20_000,
+    },
+    {
+        "host": {"name": "web-1", "ip": ["10.0.0.1", "::1"]},
+        "tags": ["x", "y"],
+        "kibana.alert.rule.name": "Rule",
+    },
     {"hr": {"division": "Platform"}},
-    {("getProjectDetails", ("prod-1",)): Enrichment.ok("gcp_project", {
-        "project_id": "prod-1", "labels": {"instance-type": "internal"}}),
-     ("isUserOnCall", ("a@example.com",)): Enrichment.unavailable("oncall", "timeout")},
+    {
+        ("getProjectDetails", ("prod-1",)): Enrichment.ok(
+            "gcp_project", {"project_id": "prod-1", "labels": {"instance-type": "internal"}}
+        ),
+        ("isUserOnCall", ("a@example.com",)): Enrichment.unavailable("oncall", "timeout"),
+    },
 )
 
-SETTINGS = settings(deadline=None, max_examples=300,
-                    suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(deadline=None, max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 
 # -- a grammar of expression-ish source text -----------------------------------------------------
 
 LEAVES = st.one_of(
     st.integers(min_value=-3, max_value=12).map(str),
-    st.sampled_from(["0", "2", "4000000", "10**9", "99999999999999999999", "1.5", "1e308",
-                     "true", "false", "null", "True", "None"]),
+    st.sampled_from(
+        [
+            "0",
+            "2",
+            "4000000",
+            "10**9",
+            "99999999999999999999",
+            "1.5",
+            "1e308",
+            "true",
+            "false",
+            "null",
+            "True",
+            "None",
+        ]
+    ),
     st.text(alphabet="ab%d{}!&|\\'\" .", max_size=6).map(repr),
-    st.sampled_from([
-        'IncludedFields["user.email"]', 'IncludedFields["n"]', 'IncludedFields["ip"]',
-        'IncludedFields["big"]', 'IncludedFields["missing"]', "IncludedFields", "alert",
-        "alert.host", "alert.host.name", 'alert["tags"]', "enrichments", "enrichments.hr",
-        "x", "_x", "__import__", "foo", "len", "[]", "{}", "[1, 2]", '{"a": 1}',
-    ]),
+    st.sampled_from(
+        [
+            'IncludedFields["user.email"]',
+            'IncludedFields["n"]',
+            'IncludedFields["ip"]',
+            'IncludedFields["big"]',
+            'IncludedFields["missing"]',
+            "IncludedFields",
+            "alert",
+            "alert.host",
+            "alert.host.name",
+            'alert["tags"]',
+            "enrichments",
+            "enrichments.hr",
+            "x",
+            "_x",
+            "__import__",
+            "foo",
+            "len",
+            "[]",
+            "{}",
+            "[1, 2]",
+            '{"a": 1}',
+        ]
+    ),
 )
-BINARY = ["+", "-", "*", "/", "//", "%", "**", "==", "!=", "<", ">=", "&&", "||", "and",
-          "or", "in", "not in", "&", "|", "^", "<<", ">>", "is", "@", "=", ":="]
+BINARY = [
+    "+",
+    "-",
+    "*",
+    "/",
+    "//",
+    "%",
+    "**",
+    "==",
+    "!=",
+    "<",
+    ">=",
+    "&&",
+    "||",
+    "and",
+    "or",
+    "in",
+    "not in",
+    "&",
+    "|",
+    "^",
+    "<<",
+    ">>",
+    "is",
+    "@",
+    "=",
+    ":=",
+]
 UNARY = ["!", "not ", "-", "~", "+", "*", "**", "lambda: "]
-FUNCTIONS = ["len", "lower", "upper", "str", "int", "float", "bool", "min", "max", "sum",
-             "round", "abs", "sorted", "list", "set", "tuple", "any", "all", "contains",
-             "startswith", "cidr_match", "lookup", "getProjectDetails", "isUserOnCall",
-             "eval", "open", "getattr", "__import__", "type", "print"]
-ATTRIBUTES = ["lower()", "upper()", "split()", "strip()", "replace('a', 'bb')", "keys()",
-              "items()", "get('a')", "count('a')", "join(['a'])", "startswith('a')", "name",
-              "Labels", "State", "host", "__class__", "format(1)", "pop()", "clear()", "_x"]
+FUNCTIONS = [
+    "len",
+    "lower",
+    "upper",
+    "str",
+    "int",
+    "float",
+    "bool",
+    "min",
+    "max",
+    "sum",
+    "round",
+    "abs",
+    "sorted",
+    "list",
+    "set",
+    "tuple",
+    "any",
+    "all",
+    "contains",
+    "startswith",
+    "cidr_match",
+    "lookup",
+    "getProjectDetails",
+    "isUserOnCall",
+    "eval",
+    "open",
+    "getattr",
+    "__import__",
+    "type",
+    "print",
+]
+ATTRIBUTES = [
+    "lower()",
+    "upper()",
+    "split()",
+    "strip()",
+    "replace('a', 'bb')",
+    "keys()",
+    "items()",
+    "get('a')",
+    "count('a')",
+    "join(['a'])",
+    "startswith('a')",
+    "name",
+    "Labels",
+    "State",
+    "host",
+    "__class__",
+    "format(1)",
+    "pop()",
+    "clear()",
+    "_x",
+]
 
 
 def _combine(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
@@ -64,27 +180,60 @@ def _combine(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
         st.tuples(children, st.sampled_from(BINARY), children).map(" ".join),
         st.tuples(st.sampled_from(UNARY), children).map("".join),
         st.tuples(st.sampled_from(FUNCTIONS), st.lists(children, max_size=2)).map(
-            lambda t: f"{t[0]}({', '.join(t[1])})"),
+            lambda t: f"{t[0]}({', '.join(t[1])})"
+        ),
         st.tuples(children, st.sampled_from(ATTRIBUTES)).map(lambda t: f"({t[0]}).{t[1]}"),
         st.tuples(children, children).map(lambda t: f"({t[0]})[{t[1]}]"),
         st.tuples(children, children).map(lambda t: f"({t[0]})[{t[1]}:]"),
         st.tuples(children, children, children).map(
-            lambda t: f"[{t[0]} for x in {t[1]} if {t[2]}]"),
+            lambda t: f"[{t[0]} for x in {t[1]} if {t[2]}]"
+        ),
         st.tuples(children, children).map(lambda t: f"{{x: {t[0]} for x in {t[1]}}}"),
         st.tuples(children, children, children).map(lambda t: f"{t[0]} if {t[1]} else {t[2]}"),
         children.map(lambda c: f"f'{{{c}}}'"),
         st.tuples(children, st.text(alphabet="^$.*+?()[]|\\ab{}1", max_size=6)).map(
-            lambda t: f"matches({t[0]}, {t[1]!r})"),
+            lambda t: f"matches({t[0]}, {t[1]!r})"
+        ),
         children.map(lambda c: f"({c})"),
         st.lists(children, max_size=3).map(lambda xs: "[" + ", ".join(xs) + "]"),
     )
 
 
 EXPRESSIONS = st.recursive(LEAVES, _combine, max_leaves=12)
-TOKEN_SOUP = st.lists(st.sampled_from(
-    BINARY + UNARY + FUNCTIONS + ["(", ")", "[", "]", "{", "}", ",", ":", ".", "'", '"', "\n",
-                                  "#", "alert", "IncludedFields", "1", "'s'", "for", "in", "if",
-                                  "else", "__class__", "f'", "\\"]), max_size=25).map(" ".join)
+TOKEN_SOUP = st.lists(
+    st.sampled_from(
+        BINARY
+        + UNARY
+        + FUNCTIONS
+        + [
+            "(",
+            ")",
+            "[",
+            "]",
+            "{",
+            "}",
+            ",",
+            ":",
+            ".",
+            "'",
+            '"',
+            "\n",
+            "#",
+            "alert",
+            "IncludedFields",
+            "1",
+            "'s'",
+            "for",
+            "in",
+            "if",
+            "else",
+            "__class__",
+            "f'",
+            "\\",
+        ]
+    ),
+    max_size=25,
+).map(" ".join)
 
 
 def _exercise(source: str) -> None:
@@ -138,12 +287,23 @@ ARITH_LEAVES = st.integers(min_value=-20, max_value=20).map(str)
 
 def _arith(children: st.SearchStrategy[tuple[str, str]]) -> st.SearchStrategy[tuple[str, str]]:
     """(expr-lang spelling, Python spelling) pairs of the same expression."""
-    ops = [("+", "+"), ("-", "-"), ("*", "*"), ("//", "//"), ("%", "%"), ("==", "=="),
-           ("!=", "!="), ("<", "<"), ("&&", "and"), ("||", "or"), ("and", "and")]
+    ops = [
+        ("+", "+"),
+        ("-", "-"),
+        ("*", "*"),
+        ("//", "//"),
+        ("%", "%"),
+        ("==", "=="),
+        ("!=", "!="),
+        ("<", "<"),
+        ("&&", "and"),
+        ("||", "or"),
+        ("and", "and"),
+    ]
     return st.one_of(
         st.tuples(children, st.sampled_from(ops), children).map(
-            lambda t: (f"({t[0][0]}) {t[1][0]} ({t[2][0]})",
-                       f"({t[0][1]}) {t[1][1]} ({t[2][1]})")),
+            lambda t: (f"({t[0][0]}) {t[1][0]} ({t[2][0]})", f"({t[0][1]}) {t[1][1]} ({t[2][1]})")
+        ),
         children.map(lambda c: (f"!({c[0]})", f"(not ({c[1]}))")),
         children.map(lambda c: (f"-({c[0]})", f"-({c[1]})")),
     )
@@ -169,8 +329,28 @@ def test_same_result_as_python(pair: tuple[str, str]) -> None:
 
 # The subset where RE2 and Python's re agree: RE2's \w, \d, \s, \b are ASCII-only, its $ does
 # not match before a final newline, and it has no \Z (README: matches() uses RE2 syntax).
-REGEX_ATOMS = st.sampled_from(["a", "b", "A", "1", ".", "[ab]", "[^a]", "[a-c1]", "\\d", "\\w",
-                               "\\W", "\\s", "\\b", "^", "$", "\\A", " ", "\\."])
+REGEX_ATOMS = st.sampled_from(
+    [
+        "a",
+        "b",
+        "A",
+        "1",
+        ".",
+        "[ab]",
+        "[^a]",
+        "[a-c1]",
+        "\\d",
+        "\\w",
+        "\\W",
+        "\\s",
+        "\\b",
+        "^",
+        "$",
+        "\\A",
+        " ",
+        "\\.",
+    ]
+)
 
 
 def _regex(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
@@ -178,15 +358,18 @@ def _regex(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
         st.tuples(children, children).map("".join),
         st.tuples(children, children).map(lambda t: f"(?:{t[0]}|{t[1]})"),
         st.tuples(children, st.sampled_from(["*", "+", "?", "*?", "{2}", "{0,2}", "{1,}"])).map(
-            lambda t: f"(?:{t[0]}){t[1]}"),
+            lambda t: f"(?:{t[0]}){t[1]}"
+        ),
         children.map(lambda c: f"({c})"),
     )
 
 
 @settings(deadline=None, max_examples=500)
-@given(st.sampled_from(["", "(?i)", "(?s)"]),
-       st.recursive(REGEX_ATOMS, _regex, max_leaves=6),
-       st.text(alphabet="aAb1 _.", max_size=10))
+@given(
+    st.sampled_from(["", "(?i)", "(?s)"]),
+    st.recursive(REGEX_ATOMS, _regex, max_leaves=6),
+    st.text(alphabet="aAb1 _.", max_size=10),
+)
 def test_regex_engine_agrees_with_re(flags: str, pattern: str, text: str) -> None:
     pattern = flags + pattern
     expected = re.search(pattern, text) is not None

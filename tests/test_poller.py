@@ -160,8 +160,12 @@ async def test_partitions_run_concurrently_and_a_failure_holds_the_checkpoint(
     """Alerts of different partitions overlap in time; one partition's failure stops only the
     checkpoint, and the next poll delivers the failed alert and the rest of its partition."""
     siem, store = EmbeddedSiem(), MemoryStore()
-    await siem.insert([make_alert(f"a{i}", f"2026-11-01T10:00:0{i}Z",
-                                  rule_name="A" if i % 2 else "B") for i in range(6)])
+    await siem.insert(
+        [
+            make_alert(f"a{i}", f"2026-11-01T10:00:0{i}Z", rule_name="A" if i % 2 else "B")
+            for i in range(6)
+        ]
+    )
     running, peak, seen = 0, 0, []  # type: ignore[var-annotated]
     fail_once = {"a3"}
 
@@ -177,8 +181,7 @@ async def test_partitions_run_concurrently_and_a_failure_holds_the_checkpoint(
         seen.append(alert.uuid)
         await store.mark_posted(alert.uuid, 3600)
 
-    poller = AlertPoller(siem, store, overlap_seconds=300,
-                         partition=lambda a: a.rule_name)
+    poller = AlertPoller(siem, store, overlap_seconds=300, partition=lambda a: a.rule_name)
     with pytest.raises(RuntimeError):
         await poller.poll_once(handler)
     assert peak == 2  # both partitions were in flight together

@@ -39,33 +39,58 @@ async def test_run_serves_health_posts_and_drains_on_sigterm(tmp_path: Path) -> 
     port = free_port()
     async with SlackEmulator.running() as slack, ElasticEmulator.running(api_key="c2VjcmV0") as es:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("SECBOT_", "SLACK_"))}
-        env.update({
-            "SLACK_BOT_TOKEN": slack.bot_token, "SLACK_APP_TOKEN": slack.app_token,
-            "SECBOT_SLACK_API_URL": slack.api_url, "SECBOT_ELASTICSEARCH_URL": es.url,
-            "SECBOT_ELASTICSEARCH_API_KEY": "c2VjcmV0", "SECBOT_KIBANA_URL": es.kibana_url,
-            "SECBOT_DEFAULT_CHANNEL": "C0DEFAULT", "SECBOT_POLL_INTERVAL": "0.3",
-            "SECBOT_HTTP_PORT": str(port), "SECBOT_RULES_DIR": str(REPO / "rules"),
-            "SECBOT_REDIS_PREFIX": f"secbot-run:{uuid.uuid4().hex}:",
-        })
+        env.update(
+            {
+                "SLACK_BOT_TOKEN": slack.bot_token,
+                "SLACK_APP_TOKEN": slack.app_token,
+                "SECBOT_SLACK_API_URL": slack.api_url,
+                "SECBOT_ELASTICSEARCH_URL": es.url,
+                "SECBOT_ELASTICSEARCH_API_KEY": "c2VjcmV0",
+                "SECBOT_KIBANA_URL": es.kibana_url,
+                "SECBOT_DEFAULT_CHANNEL": "C0DEFAULT",
+                "SECBOT_POLL_INTERVAL": "0.3",
+                "SECBOT_HTTP_PORT": str(port),
+                "SECBOT_RULES_DIR": str(REPO / "rules"),
+                "SECBOT_REDIS_PREFIX": f"secbot-run:{uuid.uuid4().hex}:",
+            }
+        )
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "secbot", "run", env=env, cwd=tmp_path,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            sys.executable,
+            "-m",
+            "secbot",
+            "run",
+            env=env,
+            cwd=tmp_path,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
         try:
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+
                 async def ready() -> bool:
                     try:
                         return (await http.get("/healthz")).status_code == 200
                     except httpx.TransportError:
                         return False
+
                 await wait_for(ready)
                 health = (await http.get("/healthz")).json()
                 assert health["status"] == "ok"
-                es.index_documents(INDEX, [{
-                    "@timestamp": "2026-11-01T10:00:00Z", "kibana.alert.uuid": "run-1",
-                    "kibana.alert.workflow_status": "open", "kibana.alert.rule.name": "Odd"}])
+                es.index_documents(
+                    INDEX,
+                    [
+                        {
+                            "@timestamp": "2026-11-01T10:00:00Z",
+                            "kibana.alert.uuid": "run-1",
+                            "kibana.alert.workflow_status": "open",
+                            "kibana.alert.rule.name": "Odd",
+                        }
+                    ],
+                )
 
                 async def posted() -> bool:
                     return bool(slack.messages("C0DEFAULT"))
+
                 await wait_for(posted)
                 metrics = (await http.get("/metrics")).text
                 assert 'secbot_alerts_posted_total{rule="(unmatched)"} 1.0' in metrics
@@ -87,23 +112,37 @@ async def test_degraded_health_while_the_siem_is_unreachable(tmp_path: Path) -> 
     port = free_port()
     async with SlackEmulator.running() as slack:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("SECBOT_", "SLACK_"))}
-        env.update({
-            "SLACK_BOT_TOKEN": slack.bot_token, "SLACK_APP_TOKEN": slack.app_token,
-            "SECBOT_SLACK_API_URL": slack.api_url,
-            "SECBOT_ELASTICSEARCH_URL": f"http://127.0.0.1:{free_port()}",
-            "SECBOT_DEFAULT_CHANNEL": "C0DEFAULT", "SECBOT_POLL_INTERVAL": "0.3",
-            "SECBOT_HTTP_PORT": str(port), "SECBOT_RULES_DIR": str(REPO / "rules"),
-        })
+        env.update(
+            {
+                "SLACK_BOT_TOKEN": slack.bot_token,
+                "SLACK_APP_TOKEN": slack.app_token,
+                "SECBOT_SLACK_API_URL": slack.api_url,
+                "SECBOT_ELASTICSEARCH_URL": f"http://127.0.0.1:{free_port()}",
+                "SECBOT_DEFAULT_CHANNEL": "C0DEFAULT",
+                "SECBOT_POLL_INTERVAL": "0.3",
+                "SECBOT_HTTP_PORT": str(port),
+                "SECBOT_RULES_DIR": str(REPO / "rules"),
+            }
+        )
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "secbot", "run", env=env, cwd=tmp_path,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+            sys.executable,
+            "-m",
+            "secbot",
+            "run",
+            env=env,
+            cwd=tmp_path,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
         try:
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+
                 async def answering() -> bool:
                     try:
                         return (await http.get("/healthz")).status_code == 503
                     except httpx.TransportError:
                         return False
+
                 await wait_for(answering, timeout=40)
                 body = (await http.get("/healthz")).json()
             assert body["status"] == "degraded"

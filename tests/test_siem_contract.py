@@ -52,8 +52,10 @@ async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
         return
     async with ElasticEmulator.running(api_key="test-key") as emu:
         settings = Settings(
-            elasticsearch_url=emu.url, kibana_url=emu.kibana_url,
-            elasticsearch_api_key="test-key", alerts_index=ALERTS,
+            elasticsearch_url=emu.url,
+            kibana_url=emu.kibana_url,
+            elasticsearch_api_key="test-key",
+            alerts_index=ALERTS,
         )
         elastic = build_elastic_siem(settings)
 
@@ -127,14 +129,17 @@ async def test_overlap_rereads_recent_alerts(
 async def test_building_block_and_triaged_alerts_are_excluded(
     backend: Backend, make_alert: Callable[..., dict[str, Any]]
 ) -> None:
-    await backend.seed([
-        make_alert("open-1", at(1)),
-        make_alert("bb", at(2), building_block=True),
-        make_alert("closed", at(3), status="closed"),
-        make_alert("acked", at(4), status="acknowledged"),
-        make_alert("open-2", at(5)),
-        make_alert("future", datetime.now(UTC) + timedelta(hours=1)),
-    ], None)
+    await backend.seed(
+        [
+            make_alert("open-1", at(1)),
+            make_alert("bb", at(2), building_block=True),
+            make_alert("closed", at(3), status="closed"),
+            make_alert("acked", at(4), status="acknowledged"),
+            make_alert("open-2", at(5)),
+            make_alert("future", datetime.now(UTC) + timedelta(hours=1)),
+        ],
+        None,
+    )
     page = await backend.siem.fetch_new(None)
     assert [a.uuid for a in page.alerts] == ["open-1", "open-2"]
 
@@ -144,9 +149,7 @@ async def test_set_status_with_reason_and_noop(
 ) -> None:
     await backend.seed([make_alert("a1", at(1)), make_alert("a2", at(2))], None)
     before = datetime.now(UTC) - timedelta(seconds=1)
-    change = await backend.siem.set_status(
-        ["a1"], "closed", reason="false_positive", user="U123"
-    )
+    change = await backend.siem.set_status(["a1"], "closed", reason="false_positive", user="U123")
     assert (change.updated, change.noops, list(change.missing)) == (1, 0, [])
     alert = await backend.siem.get("a1")
     assert alert is not None
@@ -182,22 +185,28 @@ async def test_add_tags(backend: Backend, make_alert: Callable[..., dict[str, An
 async def test_search_by_user_email(
     backend: Backend, make_alert: Callable[..., dict[str, Any]]
 ) -> None:
-    await backend.seed([
-        make_alert("s1", at(1), user_email="ann@example.com"),
-        make_alert("s2", at(2), user_email="bob@example.com"),
-        make_alert("s3", at(3), **{"user.email": "ann@example.com"}),  # literal dotted key
-    ], None)
+    await backend.seed(
+        [
+            make_alert("s1", at(1), user_email="ann@example.com"),
+            make_alert("s2", at(2), user_email="bob@example.com"),
+            make_alert("s3", at(3), **{"user.email": "ann@example.com"}),  # literal dotted key
+        ],
+        None,
+    )
     found = await backend.siem.search({"user.email": "ann@example.com"})
     assert [doc["kibana.alert.uuid"] for doc in found] == ["s3", "s1"]
     recent = await backend.siem.search({"user.email": "ann@example.com"}, since=at(2))
     assert [doc["kibana.alert.uuid"] for doc in recent] == ["s3"]
     logs = [
-        {"@timestamp": at(i).isoformat(), "user": {"email": "ann@example.com"},
-         "source": {"ip": f"10.0.0.{i}"}, "event": {"action": "login"}}
+        {
+            "@timestamp": at(i).isoformat(),
+            "user": {"email": "ann@example.com"},
+            "source": {"ip": f"10.0.0.{i}"},
+            "event": {"action": "login"},
+        }
         for i in range(3)
     ]
     await backend.seed(logs, "logs-auth")
-    hits = await backend.siem.search({"user.email": "ann@example.com"}, index="logs-auth",
-                                     size=2)
+    hits = await backend.siem.search({"user.email": "ann@example.com"}, index="logs-auth", size=2)
     assert [doc["source"]["ip"] for doc in hits] == ["10.0.0.2", "10.0.0.1"]
     assert await backend.siem.search({"user.email": "x"}, index="no-such-index") == []

@@ -63,6 +63,7 @@ async def until(predicate: Callable[[], object], timeout: float = 5.0) -> None:
     async def poll() -> None:
         while not predicate():
             await asyncio.sleep(0.02)
+
     await asyncio.wait_for(poll(), timeout)
 
 
@@ -75,8 +76,9 @@ def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 async def emu() -> AsyncIterator[SlackEmulator]:
-    async with SlackEmulator.running(ack_timeout=0.5, server_ping_interval=0.2,
-                                     random_seed=7) as emulator:
+    async with SlackEmulator.running(
+        ack_timeout=0.5, server_ping_interval=0.2, random_seed=7
+    ) as emulator:
         yield emulator
 
 
@@ -97,14 +99,23 @@ async def test_reaction_added_delivered_and_acked(bot: Bot) -> None:
     ts = await bot.post()
     envelope_id = emu.user_reacts("U0TRIAGER", "white_check_mark", CHANNEL, ts)
     assert await emu.wait_for_ack(envelope_id, 3) == {"envelope_id": envelope_id}
-    assert bot.events == [{
-        "type": "reaction_added", "user": "U0TRIAGER", "reaction": "white_check_mark",
-        "item": {"type": "message", "channel": CHANNEL, "ts": ts}, "item_user": "U0SECBOT",
-        "event_ts": bot.events[0]["event_ts"]}]
+    assert bot.events == [
+        {
+            "type": "reaction_added",
+            "user": "U0TRIAGER",
+            "reaction": "white_check_mark",
+            "item": {"type": "message", "channel": CHANNEL, "ts": ts},
+            "item_user": "U0SECBOT",
+            "event_ts": bot.events[0]["event_ts"],
+        }
+    ]
     frame = envelopes(bot, emu.delivery(envelope_id).event_id)[0]
     assert frame["envelope_id"] == envelope_id and frame["type"] == "events_api"
-    assert (frame["accepts_response_payload"], frame["retry_attempt"],
-            frame["retry_reason"]) == (False, 0, "")
+    assert (frame["accepts_response_payload"], frame["retry_attempt"], frame["retry_reason"]) == (
+        False,
+        0,
+        "",
+    )
     payload = frame["payload"]
     assert payload["type"] == "event_callback" and payload["api_app_id"] == "A0SECBOT"
     assert payload["team_id"] == "T0SECBOT" and payload["event_id"].startswith("Ev")
@@ -133,8 +144,9 @@ async def test_app_mention_in_thread_gets_threaded_reply(bot: Bot) -> None:
 async def test_unacked_event_is_redelivered_with_retry_attempt(bot: Bot) -> None:
     emu = bot.emu
     # bolt has no reaction_removed listener: it answers 404 and sends no ack
-    envelope_id = emu.inject_event(reaction_removed("U0TRIAGER", "eyes", CHANNEL,
-                                                    "1700000000.000100"))
+    envelope_id = emu.inject_event(
+        reaction_removed("U0TRIAGER", "eyes", CHANNEL, "1700000000.000100")
+    )
     delivery = await emu.wait_for_settled(envelope_id, timeout=5)
     assert delivery.failed and delivery.attempts == 4  # first try + 3 retries
     seen = envelopes(bot, delivery.event_id)
@@ -161,8 +173,11 @@ async def test_refresh_requested_reconnects_and_no_event_is_lost(bot: Bot) -> No
     assert await emu.disconnect_all("refresh_requested") == 1
     await emu.wait_for_connections(1)
     assert first.closed.is_set() and len(emu.calls_to("apps.connections.open")) >= 2
-    assert {"type": "disconnect", "reason": "refresh_requested",
-            "debug_info": {"host": first.host}} in bot.frames
+    assert {
+        "type": "disconnect",
+        "reason": "refresh_requested",
+        "debug_info": {"host": first.host},
+    } in bot.frames
     ts = await bot.post()
     envelope_id = emu.user_reacts("U0TRIAGER", "eyes", CHANNEL, ts)
     await emu.wait_for_ack(envelope_id, 3)
@@ -222,8 +237,11 @@ async def test_events_are_spread_over_replicas(emu: SlackEmulator) -> None:
     try:
         await emu.wait_for_connections(2)
         ts = await replicas[0].post()
-        ids = [emu.user_reacts(user, name, CHANNEL, ts) for name in ("eyes", "x", "tada")
-               for user in ("U0TRIAGER", "U0VIEWER", "U0SECBOT")]
+        ids = [
+            emu.user_reacts(user, name, CHANNEL, ts)
+            for name in ("eyes", "x", "tada")
+            for user in ("U0TRIAGER", "U0VIEWER", "U0SECBOT")
+        ]
         for envelope_id in ids:
             await emu.wait_for_ack(envelope_id, 3)
         human = [r.events for r in replicas]
@@ -255,8 +273,7 @@ async def test_too_many_websockets() -> None:
         async def url() -> str:
             return str((await client.apps_connections_open(app_token=emu.app_token))["url"])
 
-        async with aiohttp.ClientSession() as session, \
-                session.ws_connect(await url()) as first:
+        async with aiohttp.ClientSession() as session, session.ws_connect(await url()) as first:
             assert (await first.receive_json())["type"] == "hello"
             async with session.ws_connect(await url()) as second:
                 refused = await second.receive_json()
@@ -277,8 +294,7 @@ async def test_demo_json_api(emu: SlackEmulator) -> None:
         react = {"user": "U0TRIAGER", "reaction": "eyes", "channel": CHANNEL, "ts": ts}
         async with http.post(f"{base}/react", json=react) as resp:
             assert (await resp.json())["envelope_id"]
-        mention = {"user": "U0TRIAGER", "text": "@SecBot why?", "channel": CHANNEL,
-                   "thread_ts": ts}
+        mention = {"user": "U0TRIAGER", "text": "@SecBot why?", "channel": CHANNEL, "thread_ts": ts}
         async with http.post(f"{base}/mention", json=mention) as resp:
             reply_ts = (await resp.json())["ts"]
         async with http.get(f"{base}/messages", params={"channel": CHANNEL}) as resp:
@@ -292,26 +308,36 @@ async def test_demo_json_api(emu: SlackEmulator) -> None:
             assert resp.status == 404 and (await resp.json())["error"] == "channel_not_found"
         async with http.options(f"{base}/react") as resp:
             assert resp.status == 204
-    assert [d.payload["event"]["type"] for d in emu.deliveries] == [
-        "reaction_added", "app_mention"]
+    assert [d.payload["event"]["type"] for d in emu.deliveries] == ["reaction_added", "app_mention"]
 
 
 async def test_extra_routes_share_the_port() -> None:
     async def page(request: web.Request) -> web.Response:
         return web.Response(text="demo page")
 
-    async with SlackEmulator.running(routes=[web.get("/", page)]) as emu, \
-            aiohttp.ClientSession() as http, http.get(f"{emu.base_url}/") as resp:
+    async with (
+        SlackEmulator.running(routes=[web.get("/", page)]) as emu,
+        aiohttp.ClientSession() as http,
+        http.get(f"{emu.base_url}/") as resp,
+    ):
         assert await resp.text() == "demo page"
-    async with SlackEmulator.running() as emu, aiohttp.ClientSession() as http, \
-            http.get(f"{emu.base_url}/") as resp:
+    async with (
+        SlackEmulator.running() as emu,
+        aiohttp.ClientSession() as http,
+        http.get(f"{emu.base_url}/") as resp,
+    ):
         assert "/_emulator/" in await resp.text()  # placeholder until a page is installed
 
 
 async def test_command_line_server() -> None:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "secbot.emulators.slack", "--port", "0",
-        stdout=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "secbot.emulators.slack",
+        "--port",
+        "0",
+        stdout=asyncio.subprocess.PIPE,
+    )
     try:
         assert proc.stdout is not None
         info = json.loads(await asyncio.wait_for(proc.stdout.readline(), 20))

@@ -29,21 +29,40 @@ async def slack() -> AsyncIterator[SlackEmulator]:
 
 
 def client(slack: SlackEmulator) -> AsyncWebClient:
-    return AsyncWebClient(token=slack.bot_token, base_url=slack.api_url,
-                          retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=5)])
+    return AsyncWebClient(
+        token=slack.bot_token,
+        base_url=slack.api_url,
+        retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=5)],
+    )
 
 
 def alert(uid: str, **fields: Any) -> Alert:
-    return Alert.from_hit({"kibana.alert.uuid": uid, "@timestamp": "2026-11-01T10:00:00Z",
-                           "kibana.alert.rule.name": "Rule", **fields})
+    return Alert.from_hit(
+        {
+            "kibana.alert.uuid": uid,
+            "@timestamp": "2026-11-01T10:00:00Z",
+            "kibana.alert.rule.name": "Rule",
+            **fields,
+        }
+    )
 
 
 def decision(uid: str, **changes: Any) -> Decision:
-    base = Decision(alert_uuid=uid, rule_id="r1", channel=CHANNEL, post=True, auto_close=False,
-                    close_reason=None, explanation="rule has no auto_close", severity="high",
-                    fields={"user.email": "a@example.com"},
-                    message={"text": f"alert {uid}", "blocks": [
-                        {"type": "section", "text": {"type": "mrkdwn", "text": f"alert {uid}"}}]})
+    base = Decision(
+        alert_uuid=uid,
+        rule_id="r1",
+        channel=CHANNEL,
+        post=True,
+        auto_close=False,
+        close_reason=None,
+        explanation="rule has no auto_close",
+        severity="high",
+        fields={"user.email": "a@example.com"},
+        message={
+            "text": f"alert {uid}",
+            "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": f"alert {uid}"}}],
+        },
+    )
     return replace(base, **changes)
 
 
@@ -79,8 +98,13 @@ async def test_duplicates_share_one_context_reply_edited_in_place(slack: SlackEm
     publisher = SlackPublisher(client(slack), store)
     await publisher.publish(alert("d1"), decision("d1"))
     for n, uid in enumerate(["d2", "d3", "d4"], start=2):
-        dup = decision(uid, post=False, duplicate_of="d1", duplicate_count=n,
-                       fields={"user.email": f"{uid}@example.com"})
+        dup = decision(
+            uid,
+            post=False,
+            duplicate_of="d1",
+            duplicate_count=n,
+            fields={"user.email": f"{uid}@example.com"},
+        )
         await publisher.publish(alert(uid), dup)
     [first] = top(slack)
     replies = [r for r in slack.replies(CHANNEL, first.ts) if r.ts != first.ts]
@@ -91,7 +115,8 @@ async def test_duplicates_share_one_context_reply_edited_in_place(slack: SlackEm
 
 async def test_auto_closed_alert_gets_the_bots_check_mark(slack: SlackEmulator) -> None:
     await SlackPublisher(client(slack), MemoryStore()).publish(
-        alert("c1"), decision("c1", auto_close=True, close_reason="expected_activity"))
+        alert("c1"), decision("c1", auto_close=True, close_reason="expected_activity")
+    )
     [message] = top(slack)
     assert list(message.reactions) == ["white_check_mark"]
 
@@ -104,7 +129,8 @@ async def test_rate_limit_storm_loses_nothing(slack: SlackEmulator) -> None:
         await publisher.publish(alert(uid), decision(uid))
     assert [json.dumps(m.metadata) for m in top(slack)] == [
         json.dumps({"event_type": "secbot_alert", "event_payload": {"alert_uuid": u}})
-        for u in ("r1", "r2")]
+        for u in ("r1", "r2")
+    ]
 
 
 async def test_flooding_rule_switches_to_one_digest_message(slack: SlackEmulator) -> None:
