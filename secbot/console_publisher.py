@@ -45,6 +45,10 @@ class ConsolePublisher:
                 if text:
                     self.console.print(f"{'':<8}│ {text}", markup=False, highlight=False)
 
+    async def correct(self, alert: Alert, decision: Decision, note: str) -> None:
+        self.console.print(f"{'':<40}[red]correction for {alert.uuid[:8]}: {note}[/]",
+                           highlight=False)
+
     def summary(self) -> Table:
         table = Table(title="Demo summary")
         for column in ("rule", "posted", "threaded", "auto-closed"):

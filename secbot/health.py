@@ -26,6 +26,7 @@ class HealthState:
     last_poll_error: str | None = None
     poll_stale_after: float = 60.0
     started: float = field(default_factory=time.monotonic)
+    role: str = "starting"  # leader (polls) | standby (another replica polls)
 
     def poll_succeeded(self) -> None:
         self.last_poll_ok = time.monotonic()
@@ -39,7 +40,10 @@ class HealthState:
         store = await self.store_ping() if self.store_ping else False
         age = None if self.last_poll_ok is None else time.monotonic() - self.last_poll_ok
         siem_ok = age is not None and age <= self.poll_stale_after and not self.last_poll_error
+        if self.role == "standby":
+            siem_ok = True  # the leader polls; a standby is ready to take over
         return {
+            "role": {"ok": self.role != "starting", "value": self.role},
             "socket_mode": {"ok": socket},
             "redis": {"ok": store},
             "siem": {

@@ -79,6 +79,17 @@ class AlertPoller:
         self._handled: dict[str, datetime] = {}
 
     async def _load_checkpoint(self) -> Checkpoint | None:
+        stored = await self._stored_checkpoint()
+        remembered = self.checkpoint
+        if remembered is not None and (stored is None or _after(remembered, stored)):
+            # The store lost (or rolled back) what this process wrote, e.g. Redis restarted
+            # empty: re-reading the whole index would re-post every open alert.
+            log.warning("store checkpoint %s behind memory; continuing from %s",
+                        stored.dumps() if stored else None, remembered.dumps())
+            return remembered
+        return stored
+
+    async def _stored_checkpoint(self) -> Checkpoint | None:
         text = await self.store.get_checkpoint(self.checkpoint_name)
         if not text:
             return self._start

@@ -17,6 +17,7 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
 from secbot.alert import Alert
 from secbot.health import HealthState, start_health_server
+from secbot.lease import LeaseKeeper
 from secbot.logs import get_logger
 from secbot.metrics import Metrics
 from secbot.pipeline.decision import Decision
@@ -40,6 +41,7 @@ class ServiceParts:
     health: HealthState
     metrics: Metrics
     poll_interval: float
+    lease: LeaseKeeper | None = None
     # A container health endpoint listens on all interfaces.
     http_host: str = "0.0.0.0"
     http_port: int = 8080
@@ -94,9 +96,16 @@ class SecBotService:
         if parts.socket is not None:
             await parts.socket.connect_async()  # type: ignore[no-untyped-call]
             log.info("socket_mode_connected")
+        if parts.lease is not None:
+            await parts.lease.refresh()
+            parts.lease.start()
         try:
             while not self._stopping.is_set():
-                await self.poll_once()
+                if parts.lease is None or parts.lease.held:
+                    parts.health.role = "leader"
+                    await self.poll_once()
+                else:
+                    parts.health.role = "standby"
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), timeout=parts.poll_interval)
         finally:
@@ -104,6 +113,8 @@ class SecBotService:
 
     async def _shutdown(self) -> None:
         log.info("draining")
+        if self.parts.lease is not None:
+            await self.parts.lease.stop()  # lets another replica take over at once
         if self.parts.socket is not None:
             with contextlib.suppress(Exception):
                 await self.parts.socket.close_async()  # type: ignore[no-untyped-call]

@@ -163,6 +163,7 @@ class Settings(BaseSettings):
         description='emoji → "status[:closing_reason]" (JSON in the environment)',
     )
     slack_pace: float = Field(1.0, ge=0, validation_alias=_env("SECBOT_SLACK_PACE"))
+    lease_ttl: float = Field(15.0, ge=1, validation_alias=_env("SECBOT_LEASE_TTL"))
     flood_threshold: int = Field(20, ge=0, validation_alias=_env("SECBOT_FLOOD_THRESHOLD"))
     auth_log_indices: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["logs-okta.system-*", "logs-google_workspace.login-*"],

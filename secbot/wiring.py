@@ -27,6 +27,7 @@ from secbot.enrich.base import Enricher
 from secbot.enrich.engine import EnrichmentEngine
 from secbot.enrich.registry import build_enrichers
 from secbot.health import HealthState
+from secbot.lease import LeaseKeeper
 from secbot.metrics import Metrics
 from secbot.pipeline.pipeline import Pipeline
 from secbot.poller import AlertPoller
@@ -208,6 +209,7 @@ async def build_service(
         health=health,
         metrics=metrics,
         poll_interval=settings.poll_interval,
+        lease=LeaseKeeper(store, "poller", ttl=settings.lease_ttl),
         http_port=settings.http_port,
     )
     return SecBotService(parts), resources

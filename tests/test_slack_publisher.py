@@ -146,3 +146,16 @@ async def test_flooding_rule_switches_to_one_digest_message(slack: SlackEmulator
     assert "reason 9" in digest.text
     ref = await store.message_for_alert("f9")
     assert ref == MessageRef(CHANNEL, digest.ts)
+
+
+async def test_correction_reopens_the_status_line_and_takes_back_the_check(
+    slack: SlackEmulator,
+) -> None:
+    store = MemoryStore()
+    publisher = SlackPublisher(client(slack), store)
+    closed = decision("k1", auto_close=True, close_reason="expected_activity")
+    await publisher.publish(alert("k1"), closed)
+    await publisher.correct(alert("k1"), closed, "auto-close failed, alert left open: 503")
+    [message] = top(slack)
+    assert not message.reactions
+    assert "auto-close failed, alert left open: 503" in json.dumps(message.blocks)

@@ -365,3 +365,22 @@ async def test_memory_store_expiry_follows_an_injected_clock() -> None:
     now[0] += 0.2
     assert await store.load_alert("a1") is None
     assert (await store.claim_dedup("k", "a3", window=30)).first_uuid == "a3"
+
+
+async def test_lease_has_one_holder_renews_and_expires(store: Store) -> None:
+    assert await store.acquire_lease("poller", "replica-a", 0.5)
+    assert not await store.acquire_lease("poller", "replica-b", 0.5)
+    assert await store.acquire_lease("poller", "replica-a", 0.5)  # renewal
+    await asyncio.sleep(0.7)
+    assert await store.acquire_lease("poller", "replica-b", 5)  # a's lease ran out
+    assert not await store.acquire_lease("poller", "replica-a", 5)
+    await store.release_lease("poller", "replica-a")  # not the holder: no effect
+    assert not await store.acquire_lease("poller", "replica-a", 5)
+    await store.release_lease("poller", "replica-b")
+    assert await store.acquire_lease("poller", "replica-a", 5)
+
+
+async def test_concurrent_lease_attempts_elect_exactly_one(store: Store) -> None:
+    results = await asyncio.gather(
+        *(store.acquire_lease("race", f"r{i}", 5) for i in range(20)))
+    assert sum(results) == 1

@@ -26,6 +26,7 @@ INTERNAL = {"project_id": "sandbox-tools", "labels": {"instance-type": "internal
 class RecordingPublisher:
     def __init__(self, fail_times: int = 0) -> None:
         self.published: list[tuple[str, Decision]] = []
+        self.corrections: list[tuple[str, str]] = []
         self.fail_times = fail_times
 
     async def publish(self, alert: Alert, decision: Decision) -> None:
@@ -33,6 +34,9 @@ class RecordingPublisher:
             self.fail_times -= 1
             raise ConnectionError("slack down")
         self.published.append((alert.uuid, decision))
+
+    async def correct(self, alert: Alert, decision: Decision, note: str) -> None:
+        self.corrections.append((alert.uuid, note))
 
 
 class ClosingFailsSiem(EmbeddedSiem):
@@ -77,25 +81,26 @@ async def test_auto_close_reaches_the_siem_with_reason_and_audit() -> None:
     assert [uuid for uuid, _ in publisher.published] == ["a1"]
 
 
-async def test_failed_close_is_posted_as_open_with_the_error() -> None:
+async def test_failed_close_is_corrected_to_open_with_the_error() -> None:
     siem, publisher = ClosingFailsSiem(), RecordingPublisher()
     await siem.insert([gcp_source("a2", 1)])
     handler, poller, store = await setup(siem, publisher)
     await poller.poll_once(handler)
-    [(_, decision)] = publisher.published
-    assert not decision.auto_close
-    assert any("auto-close failed" in n for n in decision.notes)
+    assert [uuid for uuid, _ in publisher.published] == ["a2"]
+    [(uuid, note)] = publisher.corrections
+    assert uuid == "a2" and "auto-close failed, alert left open" in note and "503" in note
     assert await store.read_audit("a2") == []
+    assert await store.is_posted("a2")
 
 
-async def test_publish_failure_reopens_and_redelivers_exactly_once() -> None:
+async def test_publish_failure_closes_nothing_and_redelivers_exactly_once() -> None:
     siem, publisher = EmbeddedSiem(), RecordingPublisher(fail_times=1)
     await siem.insert([gcp_source("a3", 1), gcp_source("a4", 2)])
     handler, poller, store = await setup(siem, publisher)
     with pytest.raises(ConnectionError):
         await poller.poll_once(handler)
-    reopened = await siem.get("a3")
-    assert reopened is not None and reopened.workflow_status == "open"
+    still_open = await siem.get("a3")  # never closed before it was shown to people
+    assert still_open is not None and still_open.workflow_status == "open"
     assert not await store.is_posted("a3")
     await poller.poll_once(handler)
     await poller.poll_once(handler)

@@ -15,7 +15,8 @@ From a shell: ``python -m secbot.emulators.slack --port 8089`` (prints URLs and 
 
 Paths: ``/api/<method>`` (Web API, :mod:`~secbot.emulators.slack_webapi`), ``/link/``
 (Socket Mode, :mod:`~secbot.emulators.slack_socket`), ``/_emulator/…`` (JSON for the demo
-page, :mod:`~secbot.emulators.slack_demo_api`). Seed data: users ``U0TRIAGER`` (alice,
+page, :mod:`~secbot.emulators.slack_demo_api`), ``/`` (that page, unless ``routes`` has one:
+:mod:`~secbot.emulators.slack_page`). Seed data: users ``U0TRIAGER`` (alice,
 alice@example.com), ``U0VIEWER`` (bob), bot ``U0SECBOT``/``B0SECBOT``/app ``A0SECBOT``;
 channels ``C0SECALERTS C0PRODSEC C0SECCRIT C0IDENTITY C0ENDPOINT C0THREATINTEL C0DEFAULT``;
 user group ``S0TRIAGE`` = {U0TRIAGER}.
@@ -45,6 +46,7 @@ from secbot.emulators.slack_events import (
     reaction_removed,
 )
 from secbot.emulators.slack_methods import WebMethods
+from secbot.emulators.slack_page import page_routes
 from secbot.emulators.slack_socket import Delivery, SocketModeHub
 from secbot.emulators.slack_state import (
     Channel,
@@ -292,14 +294,8 @@ class SlackEmulator:
                         web.get("/link", self.socket.handle), *self.demo.routes(),
                         *self.extra_routes])
         if "/" not in {getattr(r, "path", None) for r in self.extra_routes}:
-            app.router.add_get("/", self._placeholder_page)
+            app.add_routes(page_routes())  # the demo page (secbot/emulators/slack_page.py)
         return app
-
-    async def _placeholder_page(self, request: web.Request) -> web.Response:
-        return web.Response(content_type="text/html", text=(
-            "<!doctype html><title>Slack emulator</title><h1>Slack emulator</h1>"
-            "<p>No demo page installed. JSON API: <a href='/_emulator/'>/_emulator/</a>; "
-            "Web API: <code>/api/&lt;method&gt;</code>; Socket Mode: <code>/link/</code>.</p>"))
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
         """Serve on ``host:port`` (0: any free port); sets ``base_url``."""

@@ -19,6 +19,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from secbot.alert import Alert, thaw
 from secbot.pipeline.decision import Decision
 from secbot.render import mrkdwn as md
+from secbot.render.blocks import with_status
 from secbot.slack.flood import DigestState, FloodGuard, digest_line, digest_text
 from secbot.slack.pacing import ChannelPacer
 from secbot.store.base import MessageRef, Store
@@ -71,6 +72,33 @@ class SlackPublisher:
         await self.store.save_alert(alert.uuid, record, self.ttl)
         if decision.auto_close:
             await self._react(ref, "white_check_mark")
+
+    async def correct(self, alert: Alert, decision: Decision, note: str) -> None:
+        """The auto-close was not applied: fix the status line and take the bot's ✅ back."""
+        line = f"Open · {note}"
+        if decision.duplicate_of:
+            first = await self.store.message_for_alert(decision.duplicate_of)
+            if first is not None:
+                await self.client.chat_postMessage(
+                    channel=first.channel, thread_ts=first.ts,
+                    text=md.escape(f"Alert {alert.uuid}: {note}"), unfurl_links=False)
+            return
+        ref = await self.store.message_for_alert(alert.uuid)
+        record = await self.store.load_alert(alert.uuid) or {}
+        message = record.get("message")
+        if ref is None or not isinstance(message, dict):
+            return
+        updated = with_status(message, line)
+        await self.client.chat_update(channel=ref.channel, ts=ref.ts,
+                                      text=str(updated.get("text", "")), blocks=updated["blocks"])
+        record["message"] = updated
+        await self.store.save_alert(alert.uuid, record, self.ttl)
+        try:
+            await self.client.reactions_remove(channel=ref.channel, timestamp=ref.ts,
+                                               name="white_check_mark")
+        except SlackApiError as exc:
+            if exc.response.get("error") != "no_reaction":
+                raise
 
     async def _post(self, alert: Alert, decision: Decision, channel: str) -> MessageRef:
         await self.pacer.wait(channel)

@@ -89,6 +89,13 @@ class Store(Protocol):
     async def read_audit(self, alert_uuid: str | None = None, limit: int = 100) -> list[AuditEntry]:
         """Entries oldest first, optionally only those of one alert."""
 
+    async def acquire_lease(self, name: str, owner: str, ttl: float) -> bool:
+        """Take the lease ``name`` for ``owner`` for ``ttl`` seconds, or renew it if ``owner``
+        holds it already. False while another owner holds it (DESIGN.md §9: one poller)."""
+
+    async def release_lease(self, name: str, owner: str) -> None:
+        """Give the lease up early (clean shutdown) if ``owner`` holds it."""
+
     async def ping(self) -> bool: ...
 
     async def close(self) -> None: ...

@@ -114,6 +114,8 @@ class MemoryStore:
         self._claims: _ExpiringMap[bool] = _ExpiringMap(clock)
         self._posted: _ExpiringMap[bool] = _ExpiringMap(clock)
         self._checkpoints: dict[str, str] = {}
+        self._leases: dict[str, tuple[str, float]] = {}
+        self._clock = clock
         self._audit: deque[tuple[str, AuditEntry]] = deque(maxlen=_AUDIT_MAXLEN)
         self._last_id = (0, -1)
 
@@ -206,6 +208,21 @@ class MemoryStore:
                     break
         found.reverse()
         return found
+
+    # -- leases -------------------------------------------------------------------------------
+
+    async def acquire_lease(self, name: str, owner: str, ttl: float) -> bool:
+        now = self._clock()
+        holder = self._leases.get(name)
+        if holder is not None and holder[0] != owner and holder[1] > now:
+            return False
+        self._leases[name] = (owner, now + ttl)
+        return True
+
+    async def release_lease(self, name: str, owner: str) -> None:
+        holder = self._leases.get(name)
+        if holder is not None and holder[0] == owner:
+            del self._leases[name]
 
     # -- lifecycle ----------------------------------------------------------------------------
 

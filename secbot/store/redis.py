@@ -48,6 +48,28 @@ _AUDIT_PAGE = 500
 # sets the expiry, so duplicates never extend it); later callers count one more hit. A uuid that
 # claims again (poll overlap, a retry after a crash) gets its original answer back instead of
 # being counted twice. The TTL check also repairs a key that somehow lost its expiry.
+# Renew if we hold it, else take it only if free: one atomic step, so two replicas can never
+# both believe they lead.
+_ACQUIRE_LEASE_LUA = """
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+if not holder then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
+
+_RELEASE_LEASE_LUA = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
 _CLAIM_DEDUP_LUA = """
 local first = redis.call('HGET', KEYS[1], 'first')
 if not first then
@@ -144,6 +166,8 @@ class RedisStore:
         self._client = client
         self._prefix = prefix
         self._claim_dedup = client.register_script(_CLAIM_DEDUP_LUA)
+        self._acquire_lease = client.register_script(_ACQUIRE_LEASE_LUA)
+        self._release_lease = client.register_script(_RELEASE_LEASE_LUA)
 
     @classmethod
     def from_url(
@@ -293,6 +317,18 @@ class RedisStore:
             upper = "(" + _text(last_id)  # exclusive: continue just below the last id
         found.reverse()
         return found
+
+    # -- leases -------------------------------------------------------------------------------
+
+    async def acquire_lease(self, name: str, owner: str, ttl: float) -> bool:
+        millis = max(1, int(ttl * 1000))
+        with _unavailable():
+            won = await self._acquire_lease(keys=[self._key("lease", name)], args=[owner, millis])
+        return bool(won)
+
+    async def release_lease(self, name: str, owner: str) -> None:
+        with _unavailable():
+            await self._release_lease(keys=[self._key("lease", name)], args=[owner])
 
     # -- lifecycle ----------------------------------------------------------------------------
 
