@@ -5,8 +5,9 @@ The order is what keeps alerts safe, even against ``kill -9`` at any point:
 1. the post claim is taken first (one owner per alert uuid across replicas);
 2. the message is published *before* the SIEM is closed: the poller only reads open alerts,
    so closing first and then dying would leave an alert closed and never shown to anyone;
-3. the SIEM close happens only when the expression said so; if it fails, the published
-   message is corrected to say the alert was left open (nothing is closed by mistake);
+3. the SIEM close happens only when the expression said so; it is audited once per alert
+   just before; if it fails, the published message is corrected to say the alert was left
+   open and the audit records that too (nothing is closed by mistake);
 4. the posted marker is written last, so a crash before it re-delivers the alert; the
    publisher recognises its earlier post (store link or Slack metadata) and does not repeat it.
 """
@@ -66,15 +67,22 @@ class TriageHandler:
 
     async def _auto_close(self, alert: Alert, decision: Decision) -> None:
         reason = decision.close_reason or "expected_activity"
+        # Audited before the close, once per alert: a crash after the close would otherwise
+        # lose the entry (the closed alert is never read again), and a redelivery would
+        # otherwise write it twice.
+        await self._audit(alert, decision, "closed", reason, once_key=f"auto-close:{alert.uuid}")
         try:
             await self.siem.set_status([alert.id or alert.uuid], "closed", reason=reason,
                                        user=BOT_ACTOR)
         except SiemError as exc:
-            await self.publisher.correct(alert, decision,
-                                         f"auto-close failed, alert left open: {exc}")
-            return
+            note = f"auto-close failed, alert left open: {exc}"
+            await self._audit(alert, decision, "open", note)
+            await self.publisher.correct(alert, decision, note)
+
+    async def _audit(self, alert: Alert, decision: Decision, action: str, reason: str,
+                     once_key: str | None = None) -> None:
         await self.store.append_audit(AuditEntry(
-            alert_uuid=alert.uuid, actor=BOT_ACTOR, action="closed", reason=reason,
+            alert_uuid=alert.uuid, actor=BOT_ACTOR, action=action, reason=reason,
             at=datetime.now(UTC), rule_id=decision.rule_id or "",
             extra={"why": decision.explanation},
-        ))
+        ), once_key=once_key)

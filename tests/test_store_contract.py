@@ -384,3 +384,12 @@ async def test_concurrent_lease_attempts_elect_exactly_one(store: Store) -> None
     results = await asyncio.gather(
         *(store.acquire_lease("race", f"r{i}", 5) for i in range(20)))
     assert sum(results) == 1
+
+
+async def test_audit_once_key_writes_a_single_entry(store: Store) -> None:
+    entry = AuditEntry(alert_uuid="once-1", actor="secbot", action="closed",
+                       reason="expected_activity", at=datetime.now(UTC))
+    first = await store.append_audit(entry, once_key="auto-close:once-1")
+    again = await store.append_audit(entry, once_key="auto-close:once-1")
+    assert first is not None and again is None
+    assert len(await store.read_audit("once-1")) == 1

@@ -89,7 +89,9 @@ async def test_failed_close_is_corrected_to_open_with_the_error() -> None:
     assert [uuid for uuid, _ in publisher.published] == ["a2"]
     [(uuid, note)] = publisher.corrections
     assert uuid == "a2" and "auto-close failed, alert left open" in note and "503" in note
-    assert await store.read_audit("a2") == []
+    audit = await store.read_audit("a2")
+    assert [(e.action, e.reason[:26]) for e in audit] == [
+        ("closed", "expected_activity"), ("open", "auto-close failed, alert l")]
     assert await store.is_posted("a2")
 
 

@@ -83,8 +83,13 @@ class Store(Protocol):
 
     async def set_checkpoint(self, name: str, value: str) -> None: ...
 
-    async def append_audit(self, entry: AuditEntry) -> str:
-        """Append to the audit stream; returns the entry id."""
+    async def append_audit(self, entry: AuditEntry, *, once_key: str | None = None) -> str | None:
+        """Append to the audit stream; returns the entry id.
+
+        With ``once_key``, the entry is written only if no entry was written under that key
+        before (atomically), and None is returned otherwise: a redelivered alert does not
+        audit the same automatic action twice.
+        """
 
     async def read_audit(self, alert_uuid: str | None = None, limit: int = 100) -> list[AuditEntry]:
         """Entries oldest first, optionally only those of one alert."""

@@ -115,6 +115,7 @@ class MemoryStore:
         self._posted: _ExpiringMap[bool] = _ExpiringMap(clock)
         self._checkpoints: dict[str, str] = {}
         self._leases: dict[str, tuple[str, float]] = {}
+        self._audit_once: set[str] = set()
         self._clock = clock
         self._audit: deque[tuple[str, AuditEntry]] = deque(maxlen=_AUDIT_MAXLEN)
         self._last_id = (0, -1)
@@ -189,7 +190,11 @@ class MemoryStore:
         self._last_id = (ms, 0) if ms > last_ms else (last_ms, last_seq + 1)
         return f"{self._last_id[0]}-{self._last_id[1]}"
 
-    async def append_audit(self, entry: AuditEntry) -> str:
+    async def append_audit(self, entry: AuditEntry, *, once_key: str | None = None) -> str | None:
+        if once_key is not None:
+            if once_key in self._audit_once:
+                return None
+            self._audit_once.add(once_key)
         stored = replace(entry, at=_utc(entry.at), extra=dict(entry.extra))
         entry_id = self._next_id()
         self._audit.append((entry_id, stored))

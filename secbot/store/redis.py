@@ -70,6 +70,16 @@ end
 return 0
 """
 
+# Claim the key and append in one step: a crash cannot leave the claim without the entry.
+_AUDIT_ONCE_LUA = """
+if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
+  return redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', unpack(ARGV, 3))
+end
+return false
+"""
+
+AUDIT_ONCE_TTL = 90 * 86400  # longer than any alert stays open and re-readable
+
 _CLAIM_DEDUP_LUA = """
 local first = redis.call('HGET', KEYS[1], 'first')
 if not first then
@@ -167,6 +177,7 @@ class RedisStore:
         self._prefix = prefix
         self._claim_dedup = client.register_script(_CLAIM_DEDUP_LUA)
         self._acquire_lease = client.register_script(_ACQUIRE_LEASE_LUA)
+        self._audit_once = client.register_script(_AUDIT_ONCE_LUA)
         self._release_lease = client.register_script(_RELEASE_LEASE_LUA)
 
     @classmethod
@@ -275,11 +286,20 @@ class RedisStore:
 
     # -- audit stream -------------------------------------------------------------------------
 
-    async def append_audit(self, entry: AuditEntry) -> str:
+    async def append_audit(self, entry: AuditEntry, *, once_key: str | None = None) -> str | None:
+        fields = _audit_fields(entry)
+        if once_key is not None:
+            flat = [item for pair in fields.items() for item in pair]
+            with _unavailable():
+                entry_id = await self._audit_once(
+                    keys=[self._key("audit-once", once_key), self._key("audit")],
+                    args=[AUDIT_ONCE_TTL, AUDIT_MAXLEN, *flat],
+                )
+            return None if entry_id is None else _text(entry_id)
         with _unavailable():
             entry_id = await self._client.xadd(
                 self._key("audit"),
-                _audit_fields(entry),  # type: ignore[arg-type]  # redis-py's invariant dict type
+                fields,  # type: ignore[arg-type]  # redis-py's invariant dict type
                 maxlen=AUDIT_MAXLEN,
                 approximate=True,  # "~": trims whole radix nodes, O(1) instead of exact trimming
             )
