@@ -126,3 +126,34 @@ def test_demo_runs_the_whole_loop_on_embedded_defaults() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "auto-closed" in result.stdout
     assert "gcp_sa_key_created" in result.stdout and "Demo summary" in result.stdout
+
+
+async def test_audit_prints_an_alerts_trail() -> None:
+    from datetime import UTC, datetime
+    from uuid import uuid4
+
+    from secbot.store.base import AuditEntry
+    from secbot.store.redis import RedisStore
+
+    prefix = f"secbot-audit-test:{uuid4().hex}:"
+    store = RedisStore.from_url("redis://127.0.0.1:6379/0", prefix)
+    try:
+        for actor, action in (("secbot", "closed"), ("alice@example.com", "open")):
+            await store.append_audit(AuditEntry(
+                alert_uuid="au-1", actor=actor, action=action, reason="r",
+                at=datetime.now(UTC), rule_id="rule-x"))
+        await store.append_audit(AuditEntry(alert_uuid="au-2", actor="bob", action="closed",
+                                            reason="r", at=datetime.now(UTC)))
+        result = secbot("audit", "au-1", "--json", env={"SECBOT_REDIS_PREFIX": prefix})
+        table = secbot("audit", "au-1", env={"SECBOT_REDIS_PREFIX": prefix})
+    finally:
+        client = store._client
+        keys = [k async for k in client.scan_iter(match=prefix + "*")]
+        if keys:
+            await client.delete(*keys)
+        await store.close()
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(r["who"], r["what"]) for r in rows] == [("secbot", "closed"),
+                                                      ("alice@example.com", "open")]
+    assert "alice@example.com" in table.stdout and "au-2" not in table.stdout

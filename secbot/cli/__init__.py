@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from secbot.cli.audit import audit_command
 from secbot.cli.rules import rules_app
 from secbot.cli.service import demo_command, run_command
 
@@ -16,6 +17,7 @@ app = typer.Typer(
 app.add_typer(rules_app, name="rules")
 app.command("run")(run_command)
 app.command("demo")(demo_command)
+app.command("audit")(audit_command)
 
 
 def main() -> None:

@@ -1,0 +1,68 @@
+"""``secbot audit [ALERT_UUID]``: the status-change trail, from the Redis audit stream."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from secbot.cli.common import fail, settings_or_exit
+from secbot.settings import Settings
+from secbot.store.base import AuditEntry, StoreUnavailable
+from secbot.store.redis import RedisStore
+
+
+async def _read(settings: Settings, uuid: str | None, limit: int) -> list[AuditEntry]:
+    store = RedisStore.from_url(settings.redis_url, settings.redis_prefix)
+    try:
+        return await store.read_audit(uuid, limit=limit)
+    finally:
+        await store.close()
+
+
+def audit_command(
+    alert_uuid: Annotated[
+        str | None, typer.Argument(help="one alert's trail (default: all)")
+    ] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="YAML settings file")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=100_000, help="newest N entries")] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
+) -> None:
+    """Who changed which alert's status, when, to what, and why (humans and SecBot)."""
+    settings = settings_or_exit(config)
+    try:
+        entries = asyncio.run(_read(settings, alert_uuid, limit))
+    except StoreUnavailable as exc:
+        fail(f"Redis at {settings.redis_url} is unavailable: {exc}")
+    if as_json:
+        for e in entries:
+            print(
+                json.dumps(
+                    {
+                        "alert": e.alert_uuid,
+                        "who": e.actor,
+                        "what": e.action,
+                        "why": e.reason,
+                        "when": e.at.isoformat(),
+                        "rule": e.rule_id,
+                        "extra": dict(e.extra),
+                    }
+                )
+            )
+        return
+    if not entries:
+        print("no audit entries" + (f" for {alert_uuid}" if alert_uuid else ""))
+        return
+    table = Table(title=f"Audit trail{' of ' + alert_uuid if alert_uuid else ''}")
+    for column in ("when (UTC)", "alert", "who", "what", "why", "rule"):
+        table.add_column(column)
+    for e in entries:
+        table.add_row(
+            e.at.strftime("%Y-%m-%d %H:%M:%S"), e.alert_uuid, e.actor, e.action, e.reason, e.rule_id
+        )
+    Console(width=160).print(table)
