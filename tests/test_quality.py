@@ -1,0 +1,31 @@
+"""The style bar is part of the suite: ruff and strict mypy must stay clean."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_ruff_is_clean() -> None:
+    result = run("ruff", "check", "secbot", "tests", "bench")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mypy_strict_is_clean() -> None:
+    result = run("mypy", "secbot")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_modules_stay_small() -> None:
+    """One concept per module: no god modules (the brief aims at ≤ 400 lines)."""
+    too_big = {str(p.relative_to(REPO)): n for p in (REPO / "secbot").rglob("*.py")
+               if (n := len(p.read_text(encoding="utf-8").splitlines())) > 450}
+    assert not too_big, too_big
