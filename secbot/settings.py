@@ -115,6 +115,13 @@ class Settings(BaseSettings):
     entitle_token: SecretStr | None = Field(None, validation_alias=_env("SECBOT_ENTITLE_TOKEN"))
     jit_fields: str = Field("user.email", validation_alias=_env("SECBOT_JIT_FIELDS"))
     jit_cache_ttl: int = Field(60, ge=1, validation_alias=_env("SECBOT_JIT_CACHE_TTL"))
+    oncall_provider: Literal["pagerduty", "opsgenie"] = Field(
+        "pagerduty", validation_alias=_env("SECBOT_ONCALL_PROVIDER")
+    )
+    opsgenie_url: str = Field(
+        "https://api.opsgenie.com", validation_alias=_env("SECBOT_OPSGENIE_URL")
+    )
+    opsgenie_key: SecretStr | None = Field(None, validation_alias=_env("SECBOT_OPSGENIE_KEY"))
     pagerduty_url: str = Field(
         "https://api.pagerduty.com", validation_alias=_env("SECBOT_PAGERDUTY_URL")
     )

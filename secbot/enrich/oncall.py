@@ -14,7 +14,8 @@ Result: ``{on_call, schedules: [schedule names], escalation_policies: [...], onc
 user: {id, name, email}, provider: "pagerduty"}``. A user unknown to PagerDuty is "not found"
 (unavailable): ``isUserOnCall`` then never lets an auto-close through on a guess.
 
-The provider is an :class:`OnCallAdapter` so Opsgenie or another tool can be plugged in.
+The provider is an :class:`OnCallAdapter`: PagerDuty (default) or Opsgenie
+(``SECBOT_ONCALL_PROVIDER=opsgenie``); another tool plugs in the same way.
 """
 
 from __future__ import annotations
@@ -130,6 +131,57 @@ class PagerDutyAdapter:
         }
 
 
+class OpsgenieAdapter:
+    """Opsgenie (Who Is On Call API): ``Authorization: GenieKey <key>``.
+
+    1. ``GET /v2/users/<email>`` — a user Opsgenie does not know is "not found", as with
+       PagerDuty, so ``!isUserOnCall(x)`` can never pass on a guess.
+    2. ``GET /v2/schedules/on-calls?flat=true`` → ``{data: [{_parent: {id, name, enabled},
+       onCallRecipients: [usernames]}]}``: every schedule's current on-call users at once.
+    """
+
+    provider = "opsgenie"
+
+    def __init__(self, base_url: str, key: str, *, policy: RetryPolicy | None = None) -> None:
+        self._base = base_url
+        self._headers = {"Authorization": f"GenieKey {key}"}
+        self._policy = policy or RetryPolicy()
+
+    async def _get(self, http: httpx.AsyncClient, path: str, params: Any, what: str) -> Any:
+        body = await get_json(
+            http,
+            join_url(self._base, path),
+            provider="Opsgenie",
+            what=what,
+            policy=self._policy,
+            headers=self._headers,
+            params=params,
+        )
+        if not isinstance(body, Mapping):
+            raise ProviderError("Opsgenie: unexpected response shape")
+        return body
+
+    async def status(self, http: httpx.AsyncClient, email: str) -> dict[str, Any]:
+        user = (await self._get(http, f"v2/users/{email}", None, f"Opsgenie user {email!r}")).get(
+            "data"
+        ) or {}
+        body = await self._get(
+            http, "v2/schedules/on-calls", {"flat": "true"}, f"Opsgenie on-calls for {email!r}"
+        )
+        schedules = sorted(
+            _summary(entry.get("_parent")) or "?"
+            for entry in body.get("data") or []
+            if isinstance(entry, Mapping)
+            and email in {str(r).lower() for r in entry.get("onCallRecipients") or []}
+        )
+        return {
+            "on_call": bool(schedules),
+            "schedules": schedules,
+            "user": {"id": user.get("id"), "name": user.get("fullName"), "email": email},
+            "provider": self.provider,
+        }
+
+
 class OnCallEnricher(SourceBase):
     """On-call status by email; powers ``isUserOnCall(email)``."""
 
@@ -155,4 +207,4 @@ class OnCallEnricher(SourceBase):
         return await self._adapter.status(self._http, key)
 
 
-__all__ = ["OnCallAdapter", "OnCallEnricher", "PagerDutyAdapter"]
+__all__ = ["OnCallAdapter", "OnCallEnricher", "OpsgenieAdapter", "PagerDutyAdapter"]

@@ -34,7 +34,7 @@ from secbot.enrich.jit_permissions import (
     JitAdapter,
     JitPermissionsEnricher,
 )
-from secbot.enrich.oncall import OnCallEnricher, PagerDutyAdapter
+from secbot.enrich.oncall import OnCallAdapter, OnCallEnricher, OpsgenieAdapter, PagerDutyAdapter
 from secbot.enrich.threat_intel import (
     AbuseIpDb,
     GreyNoiseCommunity,
@@ -144,10 +144,17 @@ def _jit(b: _Builder, out: EnricherSet, http: httpx.AsyncClient) -> None:
 
 def _oncall(b: _Builder, out: EnricherSet, http: httpx.AsyncClient) -> None:
     s = b.s
-    token = _secret(s.pagerduty_token)
-    if not token:
-        return
-    adapter = PagerDutyAdapter(s.pagerduty_url, token, policy=b.policy)
+    adapter: OnCallAdapter
+    if s.oncall_provider == "opsgenie":
+        key = _secret(s.opsgenie_key)
+        if not key:
+            return
+        adapter = OpsgenieAdapter(s.opsgenie_url, key, policy=b.policy)
+    else:
+        token = _secret(s.pagerduty_token)
+        if not token:
+            return
+        adapter = PagerDutyAdapter(s.pagerduty_url, token, policy=b.policy)
     source = OnCallEnricher(http, adapter, fields=parse_fields(s.oncall_fields))
     out["oncall"] = b.wrap(source, ttl=s.oncall_cache_ttl)
 
