@@ -18,12 +18,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 import httpx
 
 from secbot.alert import Alert
 from secbot.enrich.base import Enrichment
+
+A = TypeVar("A")
 
 log = logging.getLogger(__name__)
 
@@ -169,4 +171,27 @@ class SourceBase:
 
     async def fetch(self, key: str) -> Mapping[str, Any]:
         """The provider call; raise :class:`NotFoundError` / :class:`ProviderError`."""
+        raise NotImplementedError
+
+
+class EmailKeyedSource(SourceBase, Generic[A]):
+    """A source keyed by a person's email, answered by a pluggable provider adapter
+    (on-call, JIT): validates the key once, so no adapter sends a non-email to a provider."""
+
+    def __init__(
+        self, http: httpx.AsyncClient, adapter: A, *, fields: Iterable[str] = ("user.email",)
+    ) -> None:
+        self.fields = tuple(fields)
+        self._http = http
+        self._adapter = adapter
+
+    def normalize_key(self, key: str) -> str:
+        return key.strip().lower()
+
+    async def fetch(self, key: str) -> Mapping[str, Any]:
+        if "@" not in key:
+            raise InvalidKeyError(f"{key!r} (not an email address)")
+        return await self.fetch_email(key)
+
+    async def fetch_email(self, email: str) -> Mapping[str, Any]:
         raise NotImplementedError

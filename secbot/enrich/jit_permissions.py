@@ -20,12 +20,12 @@ justification, …}], jit_active: bool}``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 import httpx
 
-from secbot.enrich.common import InvalidKeyError, ProviderError, SourceBase
+from secbot.enrich.common import EmailKeyedSource, ProviderError
 from secbot.enrich.http import RetryPolicy, get_json, join_url
 
 
@@ -142,31 +142,15 @@ class GenericJitAdapter:
         ]
 
 
-class JitPermissionsEnricher(SourceBase):
+class JitPermissionsEnricher(EmailKeyedSource[JitAdapter]):
     """The actor's JIT/standing grants from a :class:`JitAdapter`."""
 
     name = "jit_permissions"
 
-    def __init__(
-        self,
-        http: httpx.AsyncClient,
-        adapter: JitAdapter,
-        *,
-        fields: Iterable[str] = ("user.email",),
-    ) -> None:
-        self.fields = tuple(fields)
-        self._http = http
-        self._adapter = adapter
-
-    def normalize_key(self, key: str) -> str:
-        return key.strip().lower()
-
-    async def fetch(self, key: str) -> Mapping[str, Any]:
-        if "@" not in key:
-            raise InvalidKeyError(f"{key!r} (not an email address)")
-        grants = await self._adapter.grants(self._http, key)
+    async def fetch_email(self, email: str) -> Mapping[str, Any]:
+        grants = await self._adapter.grants(self._http, email)
         return {
-            "email": key,
+            "email": email,
             "provider": self._adapter.provider,
             "grants": grants,
             "jit_active": any("jit" in (g.get("types") or ()) for g in grants)

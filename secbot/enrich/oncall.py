@@ -20,13 +20,13 @@ The provider is an :class:`OnCallAdapter`: PagerDuty (default) or Opsgenie
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import httpx
 
-from secbot.enrich.common import InvalidKeyError, NotFoundError, ProviderError, SourceBase
+from secbot.enrich.common import EmailKeyedSource, NotFoundError, ProviderError
 from secbot.enrich.http import RetryPolicy, get_json, join_url
 
 Clock = Callable[[], datetime]
@@ -182,29 +182,13 @@ class OpsgenieAdapter:
         }
 
 
-class OnCallEnricher(SourceBase):
+class OnCallEnricher(EmailKeyedSource[OnCallAdapter]):
     """On-call status by email; powers ``isUserOnCall(email)``."""
 
     name = "oncall"
 
-    def __init__(
-        self,
-        http: httpx.AsyncClient,
-        adapter: OnCallAdapter,
-        *,
-        fields: Iterable[str] = ("user.email",),
-    ) -> None:
-        self.fields = tuple(fields)
-        self._http = http
-        self._adapter = adapter
-
-    def normalize_key(self, key: str) -> str:
-        return key.strip().lower()
-
-    async def fetch(self, key: str) -> Mapping[str, Any]:
-        if "@" not in key:
-            raise InvalidKeyError(f"{key!r} (not an email address)")
-        return await self._adapter.status(self._http, key)
+    async def fetch_email(self, email: str) -> Mapping[str, Any]:
+        return await self._adapter.status(self._http, email)
 
 
 __all__ = ["OnCallAdapter", "OnCallEnricher", "OpsgenieAdapter", "PagerDutyAdapter"]
