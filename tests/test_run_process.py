@@ -35,35 +35,44 @@ async def wait_for(predicate, timeout: float = 20.0) -> None:  # type: ignore[no
         await asyncio.sleep(0.1)
 
 
+def run_env(slack: SlackEmulator, port: int, **extra: str) -> dict[str, str]:
+    """The environment of a ``secbot run`` process wired to the emulators."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SECBOT_", "SLACK_"))}
+    env.update(
+        {
+            "SLACK_BOT_TOKEN": slack.bot_token,
+            "SLACK_APP_TOKEN": slack.app_token,
+            "SECBOT_SLACK_API_URL": slack.api_url,
+            "SECBOT_DEFAULT_CHANNEL": "C0DEFAULT",
+            "SECBOT_POLL_INTERVAL": "0.3",
+            "SECBOT_HTTP_PORT": str(port),
+            "SECBOT_RULES_DIR": str(REPO / "rules"),
+            "SECBOT_REDIS_PREFIX": f"secbot-run:{uuid.uuid4().hex}:",
+            **extra,
+        }
+    )
+    return env
+
+
+async def start_run(
+    env: dict[str, str], cwd: Path, output: int | None
+) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "secbot", "run", env=env, cwd=cwd, stdout=output, stderr=output
+    )
+
+
 async def test_run_serves_health_posts_and_drains_on_sigterm(tmp_path: Path) -> None:
     port = free_port()
     async with SlackEmulator.running() as slack, ElasticEmulator.running(api_key="c2VjcmV0") as es:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("SECBOT_", "SLACK_"))}
-        env.update(
-            {
-                "SLACK_BOT_TOKEN": slack.bot_token,
-                "SLACK_APP_TOKEN": slack.app_token,
-                "SECBOT_SLACK_API_URL": slack.api_url,
-                "SECBOT_ELASTICSEARCH_URL": es.url,
-                "SECBOT_ELASTICSEARCH_API_KEY": "c2VjcmV0",
-                "SECBOT_KIBANA_URL": es.kibana_url,
-                "SECBOT_DEFAULT_CHANNEL": "C0DEFAULT",
-                "SECBOT_POLL_INTERVAL": "0.3",
-                "SECBOT_HTTP_PORT": str(port),
-                "SECBOT_RULES_DIR": str(REPO / "rules"),
-                "SECBOT_REDIS_PREFIX": f"secbot-run:{uuid.uuid4().hex}:",
-            }
+        env = run_env(
+            slack,
+            port,
+            SECBOT_ELASTICSEARCH_URL=es.url,
+            SECBOT_ELASTICSEARCH_API_KEY="c2VjcmV0",
+            SECBOT_KIBANA_URL=es.kibana_url,
         )
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "secbot",
-            "run",
-            env=env,
-            cwd=tmp_path,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
+        proc = await start_run(env, tmp_path, asyncio.subprocess.PIPE)
         try:
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
 
@@ -111,29 +120,8 @@ async def test_run_serves_health_posts_and_drains_on_sigterm(tmp_path: Path) -> 
 async def test_degraded_health_while_the_siem_is_unreachable(tmp_path: Path) -> None:
     port = free_port()
     async with SlackEmulator.running() as slack:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("SECBOT_", "SLACK_"))}
-        env.update(
-            {
-                "SLACK_BOT_TOKEN": slack.bot_token,
-                "SLACK_APP_TOKEN": slack.app_token,
-                "SECBOT_SLACK_API_URL": slack.api_url,
-                "SECBOT_ELASTICSEARCH_URL": f"http://127.0.0.1:{free_port()}",
-                "SECBOT_DEFAULT_CHANNEL": "C0DEFAULT",
-                "SECBOT_POLL_INTERVAL": "0.3",
-                "SECBOT_HTTP_PORT": str(port),
-                "SECBOT_RULES_DIR": str(REPO / "rules"),
-            }
-        )
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "secbot",
-            "run",
-            env=env,
-            cwd=tmp_path,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
+        env = run_env(slack, port, SECBOT_ELASTICSEARCH_URL=f"http://127.0.0.1:{free_port()}")
+        proc = await start_run(env, tmp_path, asyncio.subprocess.DEVNULL)
         try:
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
 
