@@ -2,7 +2,9 @@
 
 The order is what keeps alerts safe, even against ``kill -9`` at any point:
 
-1. the post claim is taken first (one owner per alert uuid across replicas);
+1. the post claim is taken first (one owner per alert uuid across replicas); a claim someone
+   else holds is retried on a later poll, never skipped: after a ``kill -9`` mid-alert the dead
+   process's claim outlives it, and skipping would lose the alert for good;
 2. the message is published *before* the SIEM is closed: the poller only reads open alerts,
    so closing first and then dying would leave an alert closed and never shown to anyone;
 3. the SIEM close happens only when the expression said so; it is audited once per alert
@@ -26,6 +28,14 @@ from secbot.store.base import AuditEntry, Store
 BOT_ACTOR = "secbot"
 
 
+class ClaimBusy(Exception):
+    """Another attempt holds this alert's post claim: not done, so the poller retries it later.
+
+    Either a live replica is posting it (the retry then finds it marked posted) or a process
+    that died mid-alert left its claim behind (it expires after ``claim_ttl``).
+    """
+
+
 class Publisher(Protocol):
     """Where decided alerts go (Slack in production, the console in the demo)."""
 
@@ -41,7 +51,7 @@ class TriageHandler:
     """The poller's handler: one call per new alert, safe to call again for the same alert."""
 
     def __init__(self, pipeline: Pipeline, siem: Siem, store: Store, publisher: Publisher, *,
-                 claim_ttl: int = 600, posted_ttl: int = 30 * 86400) -> None:
+                 claim_ttl: int = 60, posted_ttl: int = 30 * 86400) -> None:
         self.pipeline = pipeline
         self.siem = siem
         self.store = store
@@ -53,7 +63,7 @@ class TriageHandler:
         if await self.store.is_posted(alert.uuid):
             return None
         if not await self.store.claim_post(alert.uuid, self.claim_ttl):
-            return None  # another replica (or an earlier attempt still in flight) owns it
+            raise ClaimBusy(f"alert {alert.uuid} is claimed by another attempt; retried later")
         try:
             decision = await self.pipeline.process(alert)
             await self.publisher.publish(alert, decision)

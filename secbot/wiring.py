@@ -7,6 +7,7 @@ Everything else receives what it needs. ``build_service`` returns the service an
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -204,7 +205,16 @@ async def build_service(
             page_size=settings.poll_page_size,
             partition=rule_partition(rules),
         ),
-        handler=TriageHandler(pipeline, siem, store, publisher, posted_ttl=settings.alert_ttl),
+        # A claim lives as long as the lease: a replica killed mid-alert blocks that alert
+        # for about as long as it blocks polling, not for minutes.
+        handler=TriageHandler(
+            pipeline,
+            siem,
+            store,
+            publisher,
+            claim_ttl=max(1, math.ceil(settings.lease_ttl)),
+            posted_ttl=settings.alert_ttl,
+        ),
         socket=socket,
         health=health,
         metrics=metrics,
