@@ -17,7 +17,7 @@ from secbot.slack.actions import StatusChanger
 from secbot.slack.commands import CommandRouter
 from secbot.slack.context import CommandContext, Reply
 from secbot.slack.reactions import ReactionTriage
-from secbot.store.base import Store
+from secbot.store.base import Store, StoreUnavailable
 
 EVENT_MEMORY = 3600  # seconds an event_id is remembered; Slack retries within minutes
 
@@ -41,6 +41,13 @@ class SlackHandlers:
         return await self.store.claim_post(f"event:{event_id}", EVENT_MEMORY)
 
     async def on_reaction_added(self, event: Mapping[str, Any], body: Mapping[str, Any]) -> None:
+        item = event.get("item") or {}
+        try:
+            await self._reaction(event, body)
+        except StoreUnavailable:
+            await self._store_down(str(item.get("channel")), str(event.get("user")), None)
+
+    async def _reaction(self, event: Mapping[str, Any], body: Mapping[str, Any]) -> None:
         if not await self.first_delivery(body):
             return
         outcome = await self.reactions.handle(event)
@@ -51,6 +58,25 @@ class SlackHandlers:
             )
 
     async def on_app_mention(self, event: Mapping[str, Any], body: Mapping[str, Any]) -> None:
+        try:
+            await self._mention(event, body)
+        except StoreUnavailable:
+            thread = event.get("thread_ts") or event.get("ts")
+            await self._store_down(
+                str(event.get("channel")), str(event.get("user")), str(thread) if thread else None
+            )
+
+    async def _store_down(self, channel: str, user: str, thread_ts: str | None) -> None:
+        """Redis is down: say so rather than drop the request silently."""
+        await self.client.chat_postEphemeral(
+            channel=channel,
+            user=user,
+            thread_ts=thread_ts,
+            text="SecBot cannot reach its state store right now, so it did not act on this. "
+            "Please try again in a minute.",
+        )
+
+    async def _mention(self, event: Mapping[str, Any], body: Mapping[str, Any]) -> None:
         if not await self.first_delivery(body):
             return
         ctx = await self.context_for(event)
