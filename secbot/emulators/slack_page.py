@@ -25,18 +25,20 @@ ASSETS = {
     "app.js": "text/javascript",
     "style.css": "text/css",
 }
-CSP = "; ".join([
-    "default-src 'none'",
-    "script-src 'self'",
-    "style-src 'self'",
-    "img-src 'self' data:",
-    "connect-src 'self'",
-    "base-uri 'none'",
-    "form-action 'none'",
-    "frame-ancestors 'none'",
-    "require-trusted-types-for 'script'",
-    "trusted-types 'none'",
-])
+CSP = "; ".join(
+    [
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "connect-src 'self'",
+        "base-uri 'none'",
+        "form-action 'none'",
+        "frame-ancestors 'none'",
+        "require-trusted-types-for 'script'",
+        "trusted-types 'none'",
+    ]
+)
 HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Content-Type-Options": "nosniff",
@@ -51,8 +53,7 @@ def asset_response(name: str) -> web.Response:
     if content_type is None:
         raise web.HTTPNotFound(text="no such asset")
     body = (STATIC_DIR / name).read_bytes()
-    return web.Response(body=body, content_type=content_type, charset="utf-8",
-                        headers=HEADERS)
+    return web.Response(body=body, content_type=content_type, charset="utf-8", headers=HEADERS)
 
 
 async def index(request: web.Request) -> web.Response:

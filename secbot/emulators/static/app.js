@@ -442,7 +442,7 @@ async function load() {
   const [channels, data] = await Promise.all([
     api("/channels"), api("/messages?channel=" + encodeURIComponent(channel)),
   ]);
-  if (channel !== state.channel) return;
+  if (channel !== state.channel) return load(); // switched channel meanwhile
   renderChannels(channels.channels);
   renderMessages(data);
   state.version = data.version;
@@ -466,7 +466,7 @@ function selectChannel(id) {
   history.replaceState(null, "", "#" + encodeURIComponent(id));
   state.items.clear();
   $("messages").replaceChildren();
-  refresh(true).then(() => { $("messages").scrollTop = $("messages").scrollHeight; });
+  refresh(true); // an empty list counts as scrolled to the bottom: new messages stay in view
 }
 
 async function start() {
