@@ -1,8 +1,9 @@
 """Leader election for the poller (DESIGN.md §9): a lease with a TTL in the shared store.
 
 Every replica runs Socket Mode and handles reactions and commands; only the lease holder
-polls the SIEM. The holder renews every ``ttl / 3``; if it dies, the lease expires and another
-replica takes over within ``ttl``. Even two pollers at once would not double-post: posting is
+polls the SIEM. The holder renews every ``ttl / 3``; if it dies, the lease expires within
+``ttl`` and a standby (which also tries once per poll cycle) takes over within ``ttl`` plus one
+poll interval. Even two pollers at once would not double-post: posting is
 claimed per alert uuid in the store.
 """
 

@@ -101,6 +101,10 @@ class SecBotService:
             parts.lease.start()
         try:
             while not self._stopping.is_set():
+                if parts.lease is not None and not parts.lease.held:
+                    # A standby also tries every cycle, not only every ttl/3 in the keeper:
+                    # a dead leader is replaced within lease TTL + one poll interval.
+                    await parts.lease.refresh()
                 if parts.lease is None or parts.lease.held:
                     parts.health.role = "leader"
                     await self.poll_once()
