@@ -40,7 +40,7 @@ def gcp_alert(uid: str, project: str = "prod-payments", **extra: Any) -> dict[st
     }
 
 
-async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 10.0) -> Any:
+async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 20.0) -> Any:
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         result = await check()
@@ -120,13 +120,18 @@ async def test_alert_is_posted_once_then_closed_by_a_triagers_reaction(stack: St
     assert "GCP service account key created" in json.dumps(message.blocks)
     stack.slack.user_reacts(TRIAGER, "white_check_mark::skin-tone-3", "C0PRODSEC", message.ts)
 
-    async def closed() -> bool:
-        return es_status(stack, "e2e-1") == "closed"
+    async def closed_and_credited() -> bool:
+        # The status change and the closed_by tag are two Kibana calls: wait for both.
+        doc = stack.elastic.document(INDEX, "e2e-1") or {}
+        tags = doc.get("kibana.alert.workflow_tags", [])
+        return es_status(stack, "e2e-1") == "closed" and any(
+            t.startswith("closed_by:") for t in tags
+        )
 
-    await eventually(closed)
+    await eventually(closed_and_credited)
     doc = stack.elastic.document(INDEX, "e2e-1") or {}
     assert doc["kibana.alert.workflow_reason"] == "issue_resolved"
-    assert any(t.startswith("closed_by:") for t in doc.get("kibana.alert.workflow_tags", []))
+    assert "closed_by:alice@example.com" in doc["kibana.alert.workflow_tags"]
 
     async def edited() -> bool:
         return "Closed by <@U0TRIAGER>" in json.dumps(
