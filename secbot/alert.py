@@ -16,6 +16,18 @@ from typing import Any
 _MISSING: Any = object()
 _FAST_MAPPINGS = (dict, MappingProxyType)
 
+#: Deepest nesting kept by :func:`freeze`. Real alerts nest a few levels (Elasticsearch maps 20
+#: at most by default); a hostile document nested thousands deep would otherwise make every
+#: recursive consumer (freeze, thaw, ``json.dumps``, ``repr``, rendering) hit RecursionError.
+MAX_NESTING = 64
+#: What stands in for a subtree deeper than :data:`MAX_NESTING`.
+TOO_DEEP = f"[nested deeper than {MAX_NESTING} levels: not shown]"
+#: Longest dotted name :func:`lookup` resolves (ECS names are far shorter). Resolution tries
+#: every split of the name at each level, so an unbounded name (e.g. built from alert data in
+#: ``lookup(alert, …)``) would cost quadratic time in one uninterruptible call.
+MAX_NAME_LENGTH = 1_024
+MAX_NAME_PARTS = 128
+
 
 def _lookup(node: Any, parts: tuple[str, ...]) -> Any:
     """Resolve ``parts`` in ``node`` trying the longest literal dotted key first at each level."""
@@ -33,46 +45,82 @@ def _lookup(node: Any, parts: tuple[str, ...]) -> Any:
     return _MISSING
 
 
+def _parts(name: str) -> tuple[str, ...] | None:
+    if len(name) > MAX_NAME_LENGTH or name.count(".") >= MAX_NAME_PARTS:
+        return None
+    return tuple(name.split("."))
+
+
 def lookup(source: Mapping[str, Any], name: str, default: Any = None) -> Any:
-    """Value of the dotted field ``name`` in ``source`` (literal dotted keys or nested objects)."""
-    found = _lookup(source, tuple(name.split(".")))
+    """Value of the dotted field ``name`` in ``source`` (literal dotted keys or nested objects).
+
+    Names longer than :data:`MAX_NAME_LENGTH` or with more than :data:`MAX_NAME_PARTS` parts
+    are never found.
+    """
+    parts = _parts(name)
+    found = _MISSING if parts is None else _lookup(source, parts)
     return default if found is _MISSING else found
 
 
 def has_field(source: Mapping[str, Any], name: str) -> bool:
-    return _lookup(source, tuple(name.split("."))) is not _MISSING
+    parts = _parts(name)
+    return parts is not None and _lookup(source, parts) is not _MISSING
 
 
-def freeze(value: Any) -> Any:
-    """A deep read-only copy: mappings become ``MappingProxyType``, lists become tuples."""
-    if isinstance(value, Mapping):
-        return MappingProxyType({str(k): freeze(v) for k, v in value.items()})
+# Exact-type checks first: the ABC isinstance check dominates on 100k-item alerts.
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _is_mapping(value: Any) -> bool:
+    return type(value) in _FAST_MAPPINGS or isinstance(value, Mapping)
+
+
+def freeze(value: Any, _depth: int = 0) -> Any:
+    """A deep read-only copy: mappings become ``MappingProxyType``, lists become tuples.
+
+    Collections nested deeper than :data:`MAX_NESTING` are replaced by :data:`TOO_DEEP`.
+    """
+    if type(value) in _SCALARS:
+        return value
+    if _is_mapping(value):
+        if _depth >= MAX_NESTING:
+            return TOO_DEEP
+        return MappingProxyType({str(k): freeze(v, _depth + 1) for k, v in value.items()})
     if isinstance(value, (list, tuple)):
-        return tuple(freeze(v) for v in value)
+        if _depth >= MAX_NESTING:
+            return TOO_DEEP
+        return tuple([freeze(v, _depth + 1) for v in value])
     return value
 
 
-def thaw(value: Any) -> Any:
-    """Inverse of :func:`freeze`, for JSON serialisation."""
-    if isinstance(value, Mapping):
-        return {k: thaw(v) for k, v in value.items()}
+def thaw(value: Any, _depth: int = 0) -> Any:
+    """Inverse of :func:`freeze`, for JSON serialisation (same nesting bound)."""
+    if type(value) in _SCALARS:
+        return value
+    if _is_mapping(value):
+        if _depth >= MAX_NESTING:
+            return TOO_DEEP
+        return {k: thaw(v, _depth + 1) for k, v in value.items()}
     if isinstance(value, tuple):
-        return [thaw(v) for v in value]
+        if _depth >= MAX_NESTING:
+            return TOO_DEEP
+        return [thaw(v, _depth + 1) for v in value]
     return value
 
 
 def parse_timestamp(value: Any) -> datetime | None:
     """ISO-8601 (``Z`` or offset) or epoch millis → aware UTC datetime; None if unparseable."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value / 1000, tz=UTC)
-    if not isinstance(value, str) or not value:
-        return None
-    text = value.strip().replace("Z", "+00:00").replace("z", "+00:00")
     try:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return datetime.fromtimestamp(value / 1000, tz=UTC)
+        if not isinstance(value, str) or not value:
+            return None
+        text = value.strip().replace("Z", "+00:00").replace("z", "+00:00")
         parsed = datetime.fromisoformat(text)
-    except ValueError:
+        # Normalised to UTC here, so comparing two stamps can never overflow later.
+        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    except (ValueError, OverflowError, OSError):  # garbage, NaN, years outside 1..9999
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True, eq=False)
@@ -91,7 +139,8 @@ class Alert(Mapping[str, Any]):
     def __post_init__(self) -> None:
         object.__setattr__(self, "_frozen", freeze(self.source))
         if not self.id:
-            object.__setattr__(self, "id", str(lookup(self.source, "kibana.alert.uuid", "") or ""))
+            # From the frozen copy: str() of the raw value recurses once per nesting level.
+            object.__setattr__(self, "id", str(lookup(self._frozen, "kibana.alert.uuid", "") or ""))
 
     @classmethod
     def from_hit(cls, hit: Mapping[str, Any]) -> Alert:
