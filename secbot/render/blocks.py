@@ -52,12 +52,18 @@ def summarize_enrichment(enrichment: Enrichment) -> str:
     return f"*{md.escape(enrichment.name)}*: " + (", ".join(items) or "no data")
 
 
+def _nonempty(text: str) -> str:
+    # Slack rejects the whole message (invalid_blocks) for an empty text object, and alert
+    # text can be all invisible characters, which escaping removes.
+    return text if text.strip() else "—"
+
+
 def _section(text: str) -> dict[str, Any]:
     return {
         "type": "section",
         "text": {
             "type": "mrkdwn",
-            "text": md.truncate(text, md.SECTION_TEXT_MAX),
+            "text": _nonempty(md.truncate(text, md.SECTION_TEXT_MAX)),
             "verbatim": True,
         },
     }
@@ -67,7 +73,11 @@ def _context(texts: list[str]) -> dict[str, Any]:
     return {
         "type": "context",
         "elements": [
-            {"type": "mrkdwn", "text": md.truncate(t, md.FIELD_TEXT_MAX), "verbatim": True}
+            {
+                "type": "mrkdwn",
+                "text": _nonempty(md.truncate(t, md.FIELD_TEXT_MAX)),
+                "verbatim": True,
+            }
             for t in texts[: md.CONTEXT_ELEMENTS_MAX]
         ],
     }
@@ -158,7 +168,7 @@ def render_message(view: AlertView) -> dict[str, Any]:
             },
         },
         _section(
-            f"{emoji} *{md.escape(view.severity or 'unknown').upper()}* · "
+            f"{emoji} *{md.escape((view.severity or 'unknown').upper())}* · "
             f"SIEM rule: {md.escape(view.alert.rule_name or 'unknown')}"
         ),
     ]
@@ -166,7 +176,7 @@ def render_message(view: AlertView) -> dict[str, Any]:
         blocks.append(_section(f"*{title}*"))
     if body:
         blocks.append(_section(body))
-    elif view.alert.reason:
+    elif md.escape(view.alert.reason).strip():
         blocks.append(_section(md.escape(view.alert.reason)))
     blocks.extend(_fields_block(view.fields))
     if view.enrichments:
@@ -181,8 +191,8 @@ def render_message(view: AlertView) -> dict[str, Any]:
     blocks.append(
         _context(
             [
-                f"alert `{md.escape(view.alert.uuid)}`"
-                + (f" · rule `{md.escape(view.rule_id)}`" if view.rule_id else "")
+                f"alert {md.code(view.alert.uuid)}"
+                + (f" · rule {md.code(view.rule_id)}" if view.rule_id else "")
             ]
         )
     )
