@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import replace
 from types import MappingProxyType
 from typing import Any
@@ -19,9 +20,12 @@ from secbot.enrich.base import Enrichment
 from secbot.enrich.engine import EnrichmentEngine
 from secbot.expressions import EvalContext, Verdict
 from secbot.pipeline.decision import Decision
-from secbot.render.blocks import AlertView, render_message
+from secbot.render import mrkdwn as md
+from secbot.render.blocks import AlertView, render_message, status_block
 from secbot.rules.ruleset import CompiledRule, RuleSet
 from secbot.store.base import DedupResult, Store
+
+log = logging.getLogger(__name__)
 
 UNMATCHED_FIELDS = ("host.name", "user.name", "user.email", "source.ip", "kibana.alert.reason")
 
@@ -143,7 +147,7 @@ class Pipeline:
             notes=tuple(notes),
             fields=fields,
             enrichments=MappingProxyType(enrichments),
-            message=render_message(view),
+            message=safe_render(view),
         )
 
     async def _unmatched(self, alert: Alert) -> Decision:
@@ -177,8 +181,43 @@ class Pipeline:
             severity=severity,
             notes=notes,
             fields=fields,
-            message=render_message(view),
+            message=safe_render(view),
         )
+
+
+def safe_render(view: AlertView) -> dict[str, Any]:
+    """The message for ``view``; never raises.
+
+    Rendering is pure, so an exception here would recur on every retry and block the poller
+    on this alert forever. Instead: the message without the parts built from alert data
+    (fields, enrichments, templates), and if even that fails, a fixed message with the uuid.
+    """
+    try:
+        return render_message(view)
+    except Exception as exc:
+        log.exception("rendering alert %r failed; sending a reduced message", view.alert.id)
+        note = f"message shown in reduced form: rendering failed ({type(exc).__name__})"
+    reduced = replace(
+        view, fields={}, enrichments={}, title_template=None, body_template=None,
+        notes=(*view.notes, note),
+    )
+    try:
+        return render_message(reduced)
+    except Exception:
+        log.exception("reduced rendering of alert %r failed too", view.alert.id)
+    text = md.truncate(
+        md.escape(
+            f"{view.title}: SecBot could not render alert {view.alert.id}; see the SIEM. {note}"
+        ),
+        md.SECTION_TEXT_MAX,
+    )
+    return {
+        "text": md.truncate(text, md.MESSAGE_TEXT_MAX),
+        "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": text, "verbatim": True}},
+            status_block(view.status_line),
+        ],
+    }
 
 
 def _explain(verdict: Verdict | None, reason: str | None) -> str:
@@ -210,7 +249,7 @@ def _cache_record(alert: Alert, decision: Decision) -> dict[str, Any]:
         "rule_id": decision.rule_id,
         "rule_name": alert.rule_name,
         "severity": decision.severity,
-        "timestamp": alert.get_field("@timestamp"),
+        "timestamp": thaw(alert.get_field("@timestamp")),  # any JSON value, even an object
         "fields": thaw(decision.fields),
         "channel": decision.channel,
         "auto_close": decision.auto_close,
