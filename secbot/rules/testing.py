@@ -6,8 +6,11 @@ test does not give is unavailable, as in production when a provider fails.
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -54,15 +57,36 @@ def _check(test: RuleTest, decision: Decision) -> tuple[str, ...]:
     return tuple(failures)
 
 
+def _json_value(value: Any) -> Any:
+    """YAML-only values in a test alert as Elasticsearch would hold them (dates as ISO text)."""
+    if isinstance(value, datetime):
+        aware = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+        return aware.isoformat().replace("+00:00", "Z")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(value, (set, frozenset)):
+        return sorted(value, key=str)
+    return str(value)
+
+
+def alert_source_of(test: RuleTest) -> dict[str, Any]:
+    """The test's alert as the JSON document a SIEM would return (an unquoted YAML timestamp
+    becomes an ISO string, as it would be in ``_source``)."""
+    source: dict[str, Any] = json.loads(json.dumps(test.alert, default=_json_value))
+    return source
+
+
 async def run_rule_test(
     rule: CompiledRule, index: int, test: RuleTest, *, default_channel: str | None = None
 ) -> TestOutcome:
-    source = dict(test.alert)
-    source.setdefault("kibana.alert.uuid", f"test-{rule.id}-{index}")
     engine = EnrichmentEngine(fixture_enrichers(test.enrichments), timeout=2.0)
     # Only this rule: a test speaks about its own rule, not about which file sorts first.
     pipeline = Pipeline(RuleSet((rule,)), engine, MemoryStore(), default_channel=default_channel)
     try:
+        source = alert_source_of(test)
+        source.setdefault("kibana.alert.uuid", f"test-{rule.id}-{index}")
         decision = await pipeline.process(Alert.from_hit(source))
     except Exception as exc:  # a crashing rule is a failed test, not a crashed runner
         return TestOutcome(

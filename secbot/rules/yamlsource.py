@@ -10,6 +10,13 @@ import yaml
 
 Loc = tuple[str | int, ...]
 
+#: Rule files are small; anything bigger is a mistake or an attack (PyYAML parses ~1 MB/s).
+MAX_FILE_BYTES = 1_000_000
+#: Deepest collection nesting accepted (PyYAML's composer recurses once per level).
+MAX_NESTING = 100
+#: Most nodes a document may have once aliases are expanded (billion laughs).
+MAX_NODES = 100_000
+
 
 @dataclass(frozen=True)
 class YamlDocument:
@@ -42,6 +49,14 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                raise yaml.constructor.ConstructorError(
+                    None, None, "merge keys (<<) are not supported", key_node.start_mark
+                )
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise yaml.constructor.ConstructorError(
+                    None, None, "mapping keys must be plain values", key_node.start_mark
+                )
             key = self.construct_object(key_node, deep=deep)
             if key in seen:
                 raise yaml.constructor.ConstructorError(
@@ -49,6 +64,50 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                 )
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
+
+
+def _event_line(event: yaml.Event) -> int:
+    return event.start_mark.line + 1 if event.start_mark is not None else 1
+
+
+def _check_bounds(text: str) -> None:
+    """Refuse deep nesting and alias bombs before anything recursive or expanding runs.
+
+    One pass over the parser's events (the parser itself is not recursive): nesting depth, and
+    the node count with every alias counted as the size of what it refers to.
+    """
+    sizes: dict[str, int] = {}
+    stack: list[tuple[int, str | None]] = []  # (nodes so far, anchor) per open collection
+    total = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        size = 0
+        if isinstance(event, yaml.CollectionStartEvent):
+            if len(stack) >= MAX_NESTING:
+                raise YamlSyntaxError(
+                    _event_line(event), f"YAML: nested deeper than {MAX_NESTING} levels"
+                )
+            stack.append((1, event.anchor))
+            continue
+        if isinstance(event, yaml.CollectionEndEvent) and stack:
+            size, anchor = stack.pop()
+            if anchor is not None:
+                sizes[anchor] = size
+        elif isinstance(event, yaml.ScalarEvent):
+            size = 1
+            if event.anchor is not None:
+                sizes[event.anchor] = 1
+        elif isinstance(event, yaml.AliasEvent):
+            size = sizes.get(event.anchor or "", 1)
+        if stack:
+            count, anchor = stack[-1]
+            stack[-1] = (count + size, anchor)
+        else:
+            total += size
+        if total > MAX_NODES or (stack and stack[-1][0] > MAX_NODES):
+            raise YamlSyntaxError(
+                _event_line(event),
+                f"YAML: more than {MAX_NODES:,} values once aliases are expanded",
+            )
 
 
 def _index_lines(node: yaml.Node, loc: Loc, lines: dict[Loc, int]) -> None:
@@ -66,9 +125,23 @@ def _index_lines(node: yaml.Node, loc: Loc, lines: dict[Loc, int]) -> None:
 
 
 def load_yaml(path: Path) -> YamlDocument:
-    """Parse ``path``; raises :class:`YamlSyntaxError` with the line of the problem."""
-    text = path.read_text(encoding="utf-8")
+    """Parse ``path``; raises :class:`YamlSyntaxError` with the line of the problem.
+
+    Bounded: files over :data:`MAX_FILE_BYTES`, nesting over :data:`MAX_NESTING` and alias
+    expansion over :data:`MAX_NODES` are refused; so is text that is not UTF-8. ``OSError``
+    propagates.
+    """
+    with path.open("rb") as handle:
+        raw = handle.read(MAX_FILE_BYTES + 1)
+    if len(raw) > MAX_FILE_BYTES:
+        raise YamlSyntaxError(1, f"file is larger than {MAX_FILE_BYTES:,} bytes")
     try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise YamlSyntaxError(line, f"not UTF-8: byte {raw[exc.start]:#04x}") from exc
+    try:
+        _check_bounds(text)
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.MarkedYAMLError as exc:
@@ -78,6 +151,10 @@ def load_yaml(path: Path) -> YamlDocument:
             mark = exc.context_mark
         line = mark.line + 1 if mark else 1
         raise YamlSyntaxError(line, f"YAML: {exc.problem or exc}") from exc
+    except yaml.reader.ReaderError as exc:
+        line = text[: exc.position].count("\n") + 1
+        char = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        raise YamlSyntaxError(line, f"YAML: character U+{char:04X} is not allowed") from exc
     except yaml.YAMLError as exc:
         raise YamlSyntaxError(1, f"YAML: {exc}") from exc
     lines: dict[Loc, int] = {}
