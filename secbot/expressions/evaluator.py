@@ -54,6 +54,30 @@ _TYPE_NAMES = {MappingProxyType: "mapping", dict: "mapping", tuple: "list", list
                type(None): "None", str: "string", int: "number", float: "number", bool: "bool"}
 
 
+_CONTAINERS = (tuple, list, dict, set, frozenset, MappingProxyType)
+
+
+def logical_size(value: Any, limit: int = MAX_SIZE) -> int:
+    """Items in ``value`` counting a nested container once per reference to it.
+
+    ``[[1] * 10**5] * 10**5`` holds only 200,000 objects, but comparing or sorting it touches
+    10**10 items in one uninterruptible C call; this counts it as 10**10. Strings count as one
+    item (they compare in linear time). Stops counting once past ``limit``.
+    """
+    if type(value) not in _CONTAINERS:
+        return len(value) if type(value) in _SIZED else 1
+    total = 0
+    stack = [value]
+    while stack:
+        current = stack.pop()
+        items = current.values() if isinstance(current, Mapping) else current
+        total += len(current)
+        if total > limit:
+            return total
+        stack.extend(item for item in items if type(item) in _CONTAINERS)
+    return total
+
+
 def type_name(value: Any) -> str:
     """Friendly name of a value's type for error messages (rule authors are not Pythonistas)."""
     return _TYPE_NAMES.get(type(value), type(value).__name__)
@@ -155,8 +179,10 @@ class HardenedEvaluator(EvalWithCompoundTypes):  # type: ignore[misc]  # simplee
         if kind is int:
             if value.bit_length() > MAX_INT_BITS:
                 raise ExpressionError(f"number would be larger than 2**{MAX_INT_BITS}")
-        elif kind in _SIZED:
+        elif kind is str:
             self._charge(len(value))
+        elif kind in _SIZED:
+            self._charge(logical_size(value))
         return value
 
     # -- leaves and operators ------------------------------------------------------------------
@@ -321,12 +347,19 @@ class HardenedEvaluator(EvalWithCompoundTypes):  # type: ignore[misc]  # simplee
                 self._generate(node, index + 1, scope, result)
             elif isinstance(result, dict):
                 assert isinstance(node, ast.DictComp)
-                result[self._eval(node.key)] = self._eval(node.value)
-                self._charge(1)
+                value = self._eval(node.value)
+                result[self._eval(node.key)] = value
+                self._charge(_element_size(value))
             else:
                 assert not isinstance(node, ast.DictComp)
-                result.append(self._eval(node.elt))
-                self._charge(1)
+                element = self._eval(node.elt)
+                result.append(element)
+                self._charge(_element_size(element))
+
+
+def _element_size(value: Any) -> int:
+    """What one more reference to ``value`` inside a collection costs (see logical_size)."""
+    return logical_size(value, MAX_ALLOCATION) if type(value) in _CONTAINERS else 1
 
 
 class _Pool(threading.local):
