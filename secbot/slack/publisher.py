@@ -4,12 +4,15 @@ Each top-level post carries message ``metadata`` (``event_type: secbot_alert``, 
 ``{alert_uuid}``). Before posting, an attempt token is claimed in the store; if an earlier
 attempt exists (a crash between ``chat.postMessage`` and recording it), the channel history is
 searched for the metadata first, so a retry adopts the earlier message instead of posting twice.
+The process also remembers what it posted itself: if Redis restarts empty between the post and
+the record of it, the retry in this process adopts the post without any store.
 Duplicates inside a dedup window become one threaded "new context" reply, edited in place.
 """
 
 from __future__ import annotations
 
 import secrets
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,6 +29,7 @@ from secbot.store.base import MessageRef, Store
 
 EVENT_TYPE = "secbot_alert"
 HISTORY_PAGES = 5
+PUBLISHED_MEMORY = 10_000  # alerts this process posted, remembered newest-last
 
 
 class NoChannelError(RuntimeError):
@@ -51,6 +55,7 @@ class SlackPublisher:
         self.pacer = pacer or ChannelPacer(rate=0)
         self.attempt_ttl = attempt_ttl
         self.flood = flood or FloodGuard(threshold=0)
+        self._published: OrderedDict[str, MessageRef] = OrderedDict()
 
     async def publish(self, alert: Alert, decision: Decision) -> None:
         if decision.channel is None:
@@ -65,6 +70,7 @@ class SlackPublisher:
             ref = await self._digest(alert, decision, decision.channel)
         elif ref is None:
             ref = await self._post(alert, decision, decision.channel)
+        self._remember(alert.uuid, ref)
         await self.store.link_message(alert.uuid, ref, self.ttl)
         record = await self.store.load_alert(alert.uuid) or {"uuid": alert.uuid}
         record.setdefault("fields", thaw(decision.fields))
@@ -132,6 +138,9 @@ class SlackPublisher:
 
     async def _existing_post(self, uuid: str, channel: str) -> MessageRef | None:
         """The message an earlier attempt posted for ``uuid``, if any."""
+        mine = self._published.get(uuid)
+        if mine is not None:  # posted by this process; the store may have lost it since
+            return mine
         known = await self.store.message_for_alert(uuid)
         if known is not None:
             return known
@@ -140,6 +149,12 @@ class SlackPublisher:
         if claim.first_uuid == token:
             return None  # first attempt: nothing can have been posted
         return await self._find_in_history(uuid, channel)
+
+    def _remember(self, uuid: str, ref: MessageRef) -> None:
+        self._published[uuid] = ref
+        self._published.move_to_end(uuid)
+        while len(self._published) > PUBLISHED_MEMORY:
+            self._published.popitem(last=False)
 
     async def _find_in_history(self, uuid: str, channel: str) -> MessageRef | None:
         cursor: str | None = None
