@@ -130,7 +130,7 @@ async def build_slack_side(
         lookback=timedelta(days=settings.locate_lookback_days),
     )
     router = CommandRouter(investigator, status_command(changer))
-    handlers = SlackHandlers(web, store, reactions, router)
+    handlers = SlackHandlers(web, store, reactions, router, link_ttl=settings.alert_ttl)
     assert settings.slack_bot_token is not None and settings.slack_app_token is not None
     app = build_app(web, handlers)
     return AsyncSocketModeHandler(app, settings.slack_app_token.get_secret_value(), web_client=web)

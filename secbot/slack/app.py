@@ -11,13 +11,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from secbot.slack.actions import StatusChanger
 from secbot.slack.commands import CommandRouter
 from secbot.slack.context import CommandContext, Reply
-from secbot.slack.reactions import ReactionTriage
-from secbot.store.base import Store, StoreUnavailable
+from secbot.slack.publisher import EVENT_TYPE
+from secbot.slack.reactions import ReactionTriage, normalize
+from secbot.store.base import MessageRef, Store, StoreUnavailable
 
 EVENT_MEMORY = 3600  # seconds an event_id is remembered; Slack retries within minutes
 
@@ -26,12 +28,19 @@ class SlackHandlers:
     """What the bolt listeners do, testable without bolt."""
 
     def __init__(
-        self, client: AsyncWebClient, store: Store, reactions: ReactionTriage, router: CommandRouter
+        self,
+        client: AsyncWebClient,
+        store: Store,
+        reactions: ReactionTriage,
+        router: CommandRouter,
+        *,
+        link_ttl: int = 30 * 86400,
     ) -> None:
         self.client = client
         self.store = store
         self.reactions = reactions
         self.router = router
+        self.link_ttl = link_ttl
 
     async def first_delivery(self, body: Mapping[str, Any]) -> bool:
         """False for a redelivered (or replayed) event already handled by any replica."""
@@ -50,6 +59,11 @@ class SlackHandlers:
     async def _reaction(self, event: Mapping[str, Any], body: Mapping[str, Any]) -> None:
         if not await self.first_delivery(body):
             return
+        item = event.get("item") or {}
+        if item.get("type") == "message" and normalize(str(event.get("reaction") or "")) in (
+            self.reactions.reactions
+        ):
+            await self.relink(str(item.get("channel")), str(item.get("ts")))
         outcome = await self.reactions.handle(event)
         if outcome is not None and outcome.kind in ("refused", "missing"):
             item = event.get("item") or {}
@@ -86,7 +100,7 @@ class SlackHandlers:
     async def context_for(self, event: Mapping[str, Any]) -> CommandContext:
         channel, ts = str(event.get("channel")), str(event.get("ts"))
         thread_ts = event.get("thread_ts")
-        uuid = await self.store.alert_for_message(channel, str(thread_ts)) if thread_ts else None
+        uuid = await self.relink(channel, str(thread_ts)) if thread_ts else None
         if uuid is not None and uuid.startswith("context:"):
             uuid = uuid.removeprefix("context:")
         record = (await self.store.load_alert(uuid) or {}) if uuid else {}
@@ -98,6 +112,38 @@ class SlackHandlers:
             alert_uuid=uuid,
             alert=record,
         )
+
+    async def relink(self, channel: str, ts: str) -> str | None:
+        """The alert behind a message: the store's link, else (Redis restarted empty, or the
+        link expired) the ``secbot_alert`` metadata SecBot put on the message, re-linked."""
+        known = await self.store.alert_for_message(channel, ts)
+        if known is not None:
+            return known
+        try:
+            page = await self.client.conversations_history(
+                channel=channel,
+                latest=ts,
+                oldest=ts,
+                inclusive=True,
+                limit=1,
+                include_all_metadata=True,
+            )
+        except SlackApiError:
+            return None
+        bot = self.reactions.bot_user_id
+        for message in page.get("messages") or []:
+            meta = message.get("metadata") or {}
+            uuid = (meta.get("event_payload") or {}).get("alert_uuid")
+            if (
+                message.get("ts") == ts
+                and meta.get("event_type") == EVENT_TYPE
+                and isinstance(uuid, str)
+                and uuid
+                and (not bot or message.get("user") == bot)  # only SecBot's own posts
+            ):
+                await self.store.link_message(uuid, MessageRef(channel, ts), self.link_ttl)
+                return uuid
+        return None
 
     async def answer(self, ctx: CommandContext, reply: Reply) -> None:
         thread = ctx.thread_ts or ctx.ts
