@@ -97,6 +97,8 @@ class _Compiler:
             return compile_template(source)
         except TemplateProblem as exc:
             line = self.doc.line_of(loc) + (exc.lineno - 1 if exc.lineno else 0)
+            if loc in self.doc.block_scalars:
+                line += 1  # the template's first line is the one after "key: |"
             self.problems.append(RuleProblem(self.doc.path, line, f"{_loc_text(loc)}: {exc}"))
             return None
 

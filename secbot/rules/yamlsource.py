@@ -25,6 +25,8 @@ class YamlDocument:
     path: Path
     data: Any
     lines: dict[Loc, int]
+    #: Values written as ``|`` or ``>`` blocks: their text starts on the line after the key.
+    block_scalars: frozenset[Loc] = frozenset()
 
     def line_of(self, loc: Loc) -> int:
         """Line of ``loc``, or of its closest ancestor that has one (unknown keys have none)."""
@@ -64,6 +66,16 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                 )
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
+
+
+def _describe(exc: yaml.MarkedYAMLError) -> str:
+    """PyYAML's context and problem as one line ("while parsing a flow sequence: expected …")."""
+    if not exc.problem:
+        return " ".join(str(exc).split())
+    if not exc.context:
+        return exc.problem
+    joint = ": " if exc.context.startswith("while ") else " "
+    return f"{exc.context}{joint}{exc.problem}"
 
 
 def _event_line(event: yaml.Event) -> int:
@@ -110,18 +122,22 @@ def _check_bounds(text: str) -> None:
             )
 
 
-def _index_lines(node: yaml.Node, loc: Loc, lines: dict[Loc, int]) -> None:
+def _index_lines(
+    node: yaml.Node, loc: Loc, lines: dict[Loc, int], blocks: set[Loc] | None = None
+) -> None:
     lines[loc] = node.start_mark.line + 1
+    if blocks is not None and isinstance(node, yaml.ScalarNode) and node.style in ("|", ">"):
+        blocks.add(loc)
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node)
             lines[(*loc, key)] = key_node.start_mark.line + 1
-            _index_lines(value_node, (*loc, key), lines)
+            _index_lines(value_node, (*loc, key), lines, blocks)
             # Point at the key line for the mapping itself: reads better in messages.
             lines[(*loc, key)] = key_node.start_mark.line + 1
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            _index_lines(item, (*loc, index), lines)
+            _index_lines(item, (*loc, index), lines, blocks)
 
 
 def load_yaml(path: Path) -> YamlDocument:
@@ -150,7 +166,7 @@ def load_yaml(path: Path) -> YamlDocument:
             # An unclosed bracket fails at end of file; where it was opened is more useful.
             mark = exc.context_mark
         line = mark.line + 1 if mark else 1
-        raise YamlSyntaxError(line, f"YAML: {exc.problem or exc}") from exc
+        raise YamlSyntaxError(line, f"YAML: {_describe(exc)}") from exc
     except yaml.reader.ReaderError as exc:
         line = text[: exc.position].count("\n") + 1
         char = exc.character if isinstance(exc.character, int) else ord(exc.character)
@@ -158,6 +174,7 @@ def load_yaml(path: Path) -> YamlDocument:
     except yaml.YAMLError as exc:
         raise YamlSyntaxError(1, f"YAML: {exc}") from exc
     lines: dict[Loc, int] = {}
+    blocks: set[Loc] = set()
     if node is not None:
-        _index_lines(node, (), lines)
-    return YamlDocument(path=path, data=data, lines=lines)
+        _index_lines(node, (), lines, blocks)
+    return YamlDocument(path=path, data=data, lines=lines, block_scalars=frozenset(blocks))
