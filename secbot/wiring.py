@@ -16,11 +16,7 @@ from typing import Any
 import aiohttp
 import redis.asyncio as aioredis
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-from slack_sdk.http_retry.builtin_async_handlers import (
-    AsyncConnectionErrorRetryHandler,
-    AsyncRateLimitErrorRetryHandler,
-    AsyncServerErrorRetryHandler,
-)
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
 from secbot.alert import Alert
@@ -89,17 +85,19 @@ class Resources:
 
 def slack_client(settings: Settings, session: aiohttp.ClientSession) -> AsyncWebClient:
     """The Web API client. A shared ``session`` keeps connections alive between calls (without
-    one, slack_sdk opens a new connection per request)."""
+    one, slack_sdk opens a new connection per request).
+
+    Only 429 is retried inside the client: Slack did not act on a rate-limited call. A 5xx or
+    a dropped connection may come *after* Slack posted the message, and a blind retry would
+    post it twice; those failures surface instead, the poller retries the alert, and the
+    publisher finds its earlier post (message metadata) before posting again.
+    """
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
     return AsyncWebClient(
         token=token,
         base_url=settings.slack_api_url,
         session=session,
-        retry_handlers=[
-            AsyncRateLimitErrorRetryHandler(max_retry_count=5),
-            AsyncServerErrorRetryHandler(max_retry_count=3),
-            AsyncConnectionErrorRetryHandler(max_retry_count=3),
-        ],
+        retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=5)],
     )
 
 

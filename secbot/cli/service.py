@@ -46,10 +46,16 @@ def run_command(config: ConfigOpt = None) -> None:
 
 
 async def _serve(settings: Settings, rules: RuleSet) -> None:
-    service, resources = await build_service(settings, rules)
+    # Signals are caught before anything is built: a SIGTERM during start-up is a clean stop.
+    stop_requested = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop_requested.set)
+    service, resources = await build_service(settings, rules)
+    for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, service.stop)
+    if stop_requested.is_set():
+        service.stop()
     try:
         await service.run()
     finally:
