@@ -16,20 +16,20 @@ Nothing may crash the loader or take long.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from hostile_support import HOSTILE, message_problems
+from hostile_support import ALERT_SECONDS, HOSTILE, Stopwatch, message_problems
 
 from secbot.alert import Alert
 from secbot.enrich.engine import EnrichmentEngine
@@ -73,13 +73,14 @@ def expectations(path: Path) -> list[tuple[int, str]] | None:
     return [(int(line), text.decode()) for _, line, text in found]
 
 
-def validate_alone(path: Path, directory: Path) -> tuple[RuleSet, list[RuleProblem], float]:
+def validate_alone(path: Path, directory: Path) -> tuple[RuleSet, list[RuleProblem]]:
     """``validate_rules`` on a directory holding only ``path`` (as a copy of its bytes)."""
     directory.mkdir(exist_ok=True)
     shutil.copyfile(path, directory / path.name)
-    started = time.perf_counter()
-    ruleset, problems = validate_rules(directory)
-    return ruleset, problems, time.perf_counter() - started
+    with Stopwatch() as watch:
+        ruleset, problems = validate_rules(directory)
+    watch.check(FILE_SECONDS, path.name)
+    return ruleset, problems
 
 
 def assert_well_formed(problem: RuleProblem, path: Path) -> None:
@@ -107,8 +108,7 @@ def test_the_corpus_has_a_file_per_kind_of_problem() -> None:
 def test_each_bad_rule_gets_exactly_its_problems(path: Path, tmp_path: Path) -> None:
     expected = expectations(path)
     copy = tmp_path / "rules" / path.name
-    ruleset, problems, elapsed = validate_alone(path, tmp_path / "rules")
-    assert elapsed < FILE_SECONDS, f"{elapsed:.2f} s"
+    ruleset, problems = validate_alone(path, tmp_path / "rules")
     for problem in problems:
         assert_well_formed(problem, copy)
     if expected is None:
@@ -124,10 +124,9 @@ def test_each_bad_rule_gets_exactly_its_problems(path: Path, tmp_path: Path) -> 
 
 
 def test_the_whole_hostile_directory_at_once() -> None:
-    started = time.perf_counter()
-    ruleset, problems = validate_rules(RULES)
-    elapsed = time.perf_counter() - started
-    assert elapsed < 15.0, f"{elapsed:.2f} s"
+    with Stopwatch() as watch:
+        ruleset, problems = validate_rules(RULES)
+    watch.check(15.0, "the whole directory")
     loaded = {rule.id for rule in ruleset}
     assert loaded == {p.stem for p in RULE_FILES if expectations(p) is None}
     files_with_problems = {p.path.name for p in problems}
@@ -166,9 +165,9 @@ def _generated(tmp_path: Path) -> Iterator[tuple[str, str]]:
 
 def test_empty_huge_endless_and_unreadable_files(tmp_path: Path) -> None:
     expected = dict(_generated(tmp_path))
-    started = time.perf_counter()
-    _, problems = validate_rules(tmp_path)
-    assert time.perf_counter() - started < 5.0
+    with Stopwatch() as watch:
+        _, problems = validate_rules(tmp_path)
+    watch.check(5.0, "generated files")
     got = {p.path.name: p for p in problems}
     assert set(got) == set(expected)
     for name, text in expected.items():
@@ -204,13 +203,13 @@ def rule_text(place: str, source: str, stem: str = "escape") -> tuple[str, int]:
     return "\n".join(lines) + "\n", line
 
 
-def decide(ruleset: RuleSet) -> tuple[Decision, float]:
-    import asyncio
-
+def decide(ruleset: RuleSet) -> Decision:
+    """The real pipeline's decision for :data:`ALERT`, within the per-alert budget."""
     pipeline = Pipeline(ruleset, EnrichmentEngine({}), MemoryStore(), default_channel="C0DEF")
-    started = time.perf_counter()
-    decision = asyncio.run(pipeline.process(Alert.from_hit(dict(ALERT))))
-    return decision, time.perf_counter() - started
+    with Stopwatch() as watch:
+        decision = asyncio.run(pipeline.process(Alert.from_hit(dict(ALERT))))
+    watch.check(ALERT_SECONDS, "pipeline")
+    return decision
 
 
 LOCATIONS = {"match": "match.when", "route": "route.when[0].if", "auto_close": "auto_close.when"}
@@ -225,9 +224,9 @@ def test_expression_escape_is_refused_or_fails_safely(
     text, line = rule_text(place, entry["expr"])
     path = tmp_path / "escape.yaml"
     path.write_text(text, encoding="utf-8")
-    started = time.perf_counter()
-    ruleset, problems = validate_rules(tmp_path)
-    assert time.perf_counter() - started < FILE_SECONDS
+    with Stopwatch() as watch:
+        ruleset, problems = validate_rules(tmp_path)
+    watch.check(FILE_SECONDS, "validate")
     for problem in problems:
         assert_well_formed(problem, path)
     expected = entry.get("reject")
@@ -241,18 +240,18 @@ def test_expression_escape_is_refused_or_fails_safely(
         assert expected in problems[0].message, problems[0].message
         return
     assert problems == [], problems
-    decision, elapsed = decide(ruleset)
-    assert elapsed < 2.0, f"{elapsed:.2f} s"
+    decision = decide(ruleset)
     assert decision.post and not decision.auto_close
     assert message_problems(decision.message) == []
-    error = entry["error"]
+    errors = entry["error"].split(" | ")
     if place == "match":  # an erroring match does not match: posted as unmatched
         assert decision.rule_id is None and decision.channel == "C0DEF"
     elif place == "route":
         assert decision.channel == "C0RULE"
-        assert any("skipped" in note and error in note for note in decision.notes), decision.notes
+        assert any("skipped" in note and any(e in note for e in errors)
+                   for note in decision.notes), decision.notes
     else:
-        assert any(note.startswith("not auto-closed") and error in note
+        assert any(note.startswith("not auto-closed") and any(e in note for e in errors)
                    for note in decision.notes), decision.notes
 
 
@@ -268,17 +267,16 @@ def test_template_attack_is_refused_or_falls_back(entry: dict[str, str], tmp_pat
         f"fields: [user.email]\nroute: {{channel: C0RULE}}\nmessage:\n  title: {quoted}\n",
         encoding="utf-8",
     )
-    started = time.perf_counter()
-    ruleset, problems = validate_rules(tmp_path)
-    assert time.perf_counter() - started < FILE_SECONDS
+    with Stopwatch() as watch:
+        ruleset, problems = validate_rules(tmp_path)
+    watch.check(FILE_SECONDS, "validate")
     if "reject" in entry:
         assert len(problems) == 1 and problems[0].line == 7, problems
         assert_well_formed(problems[0], path)
         assert entry["reject"] in problems[0].message
         return
     assert problems == [], problems
-    decision, elapsed = decide(ruleset)
-    assert elapsed < 2.0, f"{elapsed:.2f} s"
+    decision = decide(ruleset)
     assert decision.post and decision.rule_id == "tpl"
     assert message_problems(decision.message) == []
     notes = json.dumps(decision.message)
