@@ -159,3 +159,17 @@ async def test_correction_reopens_the_status_line_and_takes_back_the_check(
     [message] = top(slack)
     assert not message.reactions
     assert "auto-close failed, alert left open: 503" in json.dumps(message.blocks)
+
+
+async def test_content_slack_refuses_is_replaced_by_a_plain_pointer_not_retried_forever(
+    slack: SlackEmulator,
+) -> None:
+    store = MemoryStore()
+    too_long = {"type": "section", "text": {"type": "mrkdwn", "text": "x" * 3001}}
+    bad = decision("bad-1", message={"text": "x", "blocks": [too_long]})
+    await SlackPublisher(client(slack), store).publish(alert("bad-1"), bad)
+    [message] = top(slack)
+    assert "Slack refused the full message (invalid_blocks)" in message.text
+    assert message.metadata == {"event_type": "secbot_alert",
+                                "event_payload": {"alert_uuid": "bad-1"}}
+    assert await store.message_for_alert("bad-1") is not None

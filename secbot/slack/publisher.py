@@ -29,6 +29,19 @@ from secbot.store.base import MessageRef, Store
 
 EVENT_TYPE = "secbot_alert"
 HISTORY_PAGES = 5
+#: chat.postMessage errors about the message itself: retrying the same content cannot succeed.
+CONTENT_ERRORS = frozenset(
+    {
+        "invalid_blocks",
+        "invalid_blocks_format",
+        "msg_too_long",
+        "no_text",
+        "invalid_metadata_format",
+        "invalid_metadata_schema",
+        "too_many_attachments",
+        "invalid_attachments",
+    }
+)
 PUBLISHED_MEMORY = 10_000  # alerts this process posted, remembered newest-last
 
 
@@ -86,8 +99,11 @@ class SlackPublisher:
             first = await self.store.message_for_alert(decision.duplicate_of)
             if first is not None:
                 await self.client.chat_postMessage(
-                    channel=first.channel, thread_ts=first.ts,
-                    text=md.escape(f"Alert {alert.uuid}: {note}"), unfurl_links=False)
+                    channel=first.channel,
+                    thread_ts=first.ts,
+                    text=md.escape(f"Alert {alert.uuid}: {note}"),
+                    unfurl_links=False,
+                )
             return
         ref = await self.store.message_for_alert(alert.uuid)
         record = await self.store.load_alert(alert.uuid) or {}
@@ -95,27 +111,52 @@ class SlackPublisher:
         if ref is None or not isinstance(message, dict):
             return
         updated = with_status(message, line)
-        await self.client.chat_update(channel=ref.channel, ts=ref.ts,
-                                      text=str(updated.get("text", "")), blocks=updated["blocks"])
+        await self.client.chat_update(
+            channel=ref.channel,
+            ts=ref.ts,
+            text=str(updated.get("text", "")),
+            blocks=updated["blocks"],
+        )
         record["message"] = updated
         await self.store.save_alert(alert.uuid, record, self.ttl)
         try:
-            await self.client.reactions_remove(channel=ref.channel, timestamp=ref.ts,
-                                               name="white_check_mark")
+            await self.client.reactions_remove(
+                channel=ref.channel, timestamp=ref.ts, name="white_check_mark"
+            )
         except SlackApiError as exc:
             if exc.response.get("error") != "no_reaction":
                 raise
 
     async def _post(self, alert: Alert, decision: Decision, channel: str) -> MessageRef:
+        metadata = {"event_type": EVENT_TYPE, "event_payload": {"alert_uuid": alert.uuid}}
         await self.pacer.wait(channel)
-        response = await self.client.chat_postMessage(
-            channel=channel,
-            text=decision.message.get("text", ""),
-            blocks=list(decision.message.get("blocks", [])),
-            metadata={"event_type": EVENT_TYPE, "event_payload": {"alert_uuid": alert.uuid}},
-            unfurl_links=False,
-            unfurl_media=False,
-        )
+        try:
+            response = await self.client.chat_postMessage(
+                channel=channel,
+                text=decision.message.get("text", ""),
+                blocks=list(decision.message.get("blocks", [])),
+                metadata=metadata,
+                unfurl_links=False,
+                unfurl_media=False,
+            )
+        except SlackApiError as exc:
+            error = str(exc.response.get("error", ""))
+            if error not in CONTENT_ERRORS:
+                raise  # transient or configuration: the poller retries this alert later
+            # Slack refuses this content and would refuse it on every retry, blocking the
+            # queue: post a plain stand-in that points at the SIEM instead.
+            response = await self.client.chat_postMessage(
+                channel=channel,
+                metadata=metadata,
+                unfurl_links=False,
+                text=md.truncate(
+                    md.escape(
+                        f"Alert {alert.uuid} ({decision.rule_id or 'no rule'}): Slack refused the "
+                        f"full message ({error}); open it in the SIEM."
+                    ),
+                    md.MESSAGE_TEXT_MAX,
+                ),
+            )
         return MessageRef(channel=str(response["channel"]), ts=str(response["ts"]))
 
     async def _digest(self, alert: Alert, decision: Decision, channel: str) -> MessageRef:
