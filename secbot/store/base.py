@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 
@@ -104,6 +104,21 @@ class Store(Protocol):
     async def ping(self) -> bool: ...
 
     async def close(self) -> None: ...
+
+
+def positive_ttl(name: str, seconds: int) -> int:
+    """``seconds`` if at least 1. Redis rejects ``EX 0`` with a server error; every
+    implementation fails the same way, earlier: a zero TTL is a caller bug, not "forever"."""
+    if seconds < 1:
+        raise ValueError(f"{name} must be at least 1 second, got {seconds}")
+    return seconds
+
+
+def as_utc(moment: datetime) -> datetime:
+    """Aware UTC; a naive datetime is taken to be UTC already (``datetime.utcnow()`` style)."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
 
 
 class StoreUnavailable(Exception):

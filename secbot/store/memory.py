@@ -19,10 +19,9 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
-from secbot.store.base import AuditEntry, DedupResult, MessageRef
+from secbot.store.base import AuditEntry, DedupResult, MessageRef, as_utc, positive_ttl
 
 __all__ = ["MemoryStore"]
 
@@ -34,20 +33,6 @@ _AUDIT_MAXLEN = 1_000_000
 # Expired entries are dropped lazily on read; a full sweep every this many writes keeps a
 # long-running demo from accumulating keys that are never read again.
 _SWEEP_EVERY = 1_000
-
-
-def _positive(name: str, seconds: int) -> int:
-    # Mirrors Redis, which rejects EX 0: a zero TTL is a caller bug, not "forever".
-    if seconds < 1:
-        raise ValueError(f"{name} must be at least 1 second, got {seconds}")
-    return seconds
-
-
-def _utc(moment: datetime) -> datetime:
-    """Aware UTC; a naive datetime is taken to be UTC already (same rule as the Redis store)."""
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
 
 
 class _ExpiringMap(Generic[_V]):
@@ -125,7 +110,7 @@ class MemoryStore:
     async def save_alert(self, uuid: str, fields: Mapping[str, Any], ttl: int) -> None:
         # Stored as JSON, as in Redis: the caller's later mutations don't leak in, and
         # non-JSON-able fields fail here exactly as they would in production.
-        self._alerts.set(uuid, json.dumps(dict(fields)), _positive("ttl", ttl))
+        self._alerts.set(uuid, json.dumps(dict(fields)), positive_ttl("ttl", ttl))
 
     async def load_alert(self, uuid: str) -> dict[str, Any] | None:
         raw = self._alerts.get(uuid)
@@ -137,7 +122,7 @@ class MemoryStore:
     # -- message <-> alert --------------------------------------------------------------------
 
     async def link_message(self, uuid: str, ref: MessageRef, ttl: int) -> None:
-        ttl = _positive("ttl", ttl)
+        ttl = positive_ttl("ttl", ttl)
         self._messages.set(uuid, ref, ttl)
         self._by_ts.set(f"{ref.channel}:{ref.ts}", uuid, ttl)
 
@@ -150,7 +135,7 @@ class MemoryStore:
     # -- dedup and exactly-once posting -------------------------------------------------------
 
     async def claim_dedup(self, key: str, uuid: str, window: int) -> DedupResult:
-        window = _positive("window", window)
+        window = positive_ttl("window", window)
         current = self._dedup.get(key)
         if current is None:
             self._dedup.set(key, _DedupWindow(first_uuid=uuid, seen={uuid: 1}), window)
@@ -162,13 +147,13 @@ class MemoryStore:
         return DedupResult(first_uuid=current.first_uuid, count=current.seen[uuid])
 
     async def claim_post(self, uuid: str, ttl: int) -> bool:
-        return self._claims.set_nx(uuid, True, _positive("ttl", ttl))
+        return self._claims.set_nx(uuid, True, positive_ttl("ttl", ttl))
 
     async def release_post(self, uuid: str) -> None:
         self._claims.delete(uuid)
 
     async def mark_posted(self, uuid: str, ttl: int) -> None:
-        self._posted.set(uuid, True, _positive("ttl", ttl))
+        self._posted.set(uuid, True, positive_ttl("ttl", ttl))
 
     async def is_posted(self, uuid: str) -> bool:
         return self._posted.get(uuid) is not None
@@ -195,7 +180,7 @@ class MemoryStore:
             if once_key in self._audit_once:
                 return None
             self._audit_once.add(once_key)
-        stored = replace(entry, at=_utc(entry.at), extra=dict(entry.extra))
+        stored = replace(entry, at=as_utc(entry.at), extra=dict(entry.extra))
         entry_id = self._next_id()
         self._audit.append((entry_id, stored))
         return entry_id

@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -34,7 +34,14 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from secbot.store.base import AuditEntry, DedupResult, MessageRef, StoreUnavailable
+from secbot.store.base import (
+    AuditEntry,
+    DedupResult,
+    MessageRef,
+    StoreUnavailable,
+    as_utc,
+    positive_ttl,
+)
 
 __all__ = ["AUDIT_MAXLEN", "RedisStore"]
 
@@ -117,24 +124,10 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def _positive(name: str, seconds: int) -> int:
-    # Redis rejects EX 0 with a server error; fail the same, earlier, in every implementation.
-    if seconds < 1:
-        raise ValueError(f"{name} must be at least 1 second, got {seconds}")
-    return seconds
-
-
-def _utc(moment: datetime) -> datetime:
-    """Aware UTC; a naive datetime is taken to be UTC already (``datetime.utcnow()`` style)."""
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
-
-
 def _audit_fields(entry: AuditEntry) -> dict[str, str]:
     fields = {
         "who": entry.actor,
-        "when": _utc(entry.at).isoformat(),
+        "when": as_utc(entry.at).isoformat(),
         "what": entry.action,
         "why": entry.reason,
         "rule": entry.rule_id,
@@ -149,7 +142,7 @@ def _audit_entry(raw: Mapping[Any, Any]) -> AuditEntry | None:
     """Decode one stream entry; None for an entry this code did not write (skipped, not fatal)."""
     fields = {_text(k): _text(v) for k, v in raw.items()}
     try:
-        at = _utc(datetime.fromisoformat(fields["when"]))
+        at = as_utc(datetime.fromisoformat(fields["when"]))
         extra = json.loads(fields.get("extra", "{}"))
     except (KeyError, ValueError):
         return None
@@ -207,7 +200,7 @@ class RedisStore:
     async def save_alert(self, uuid: str, fields: Mapping[str, Any], ttl: int) -> None:
         payload = json.dumps(dict(fields), separators=(",", ":"))
         with _unavailable():
-            await self._client.set(self._key("alert", uuid), payload, ex=_positive("ttl", ttl))
+            await self._client.set(self._key("alert", uuid), payload, ex=positive_ttl("ttl", ttl))
 
     async def load_alert(self, uuid: str) -> dict[str, Any] | None:
         with _unavailable():
@@ -220,7 +213,7 @@ class RedisStore:
     # -- message <-> alert --------------------------------------------------------------------
 
     async def link_message(self, uuid: str, ref: MessageRef, ttl: int) -> None:
-        ttl = _positive("ttl", ttl)
+        ttl = positive_ttl("ttl", ttl)
         # MULTI/EXEC: a reader never sees one direction without the other.
         with _unavailable():
             async with self._client.pipeline(transaction=True) as pipe:
@@ -245,7 +238,7 @@ class RedisStore:
     # -- dedup and exactly-once posting -------------------------------------------------------
 
     async def claim_dedup(self, key: str, uuid: str, window: int) -> DedupResult:
-        window = _positive("window", window)
+        window = positive_ttl("window", window)
         with _unavailable():
             first, count = await self._claim_dedup(
                 keys=[self._key("dedup", key)], args=[uuid, window]
@@ -256,7 +249,7 @@ class RedisStore:
         # The TTL frees the claim of a replica that died mid-post (DESIGN.md §10 recovery).
         with _unavailable():
             won = await self._client.set(
-                self._key("claim", uuid), "1", nx=True, ex=_positive("ttl", ttl)
+                self._key("claim", uuid), "1", nx=True, ex=positive_ttl("ttl", ttl)
             )
         return bool(won)
 
@@ -266,7 +259,7 @@ class RedisStore:
 
     async def mark_posted(self, uuid: str, ttl: int) -> None:
         with _unavailable():
-            await self._client.set(self._key("posted", uuid), "1", ex=_positive("ttl", ttl))
+            await self._client.set(self._key("posted", uuid), "1", ex=positive_ttl("ttl", ttl))
 
     async def is_posted(self, uuid: str) -> bool:
         with _unavailable():
