@@ -16,9 +16,8 @@ import time
 from collections.abc import Callable
 from enum import Enum
 
-from secbot.alert import Alert
 from secbot.enrich.base import Enrichment
-from secbot.enrich.common import Source, enrich_via, is_failure
+from secbot.enrich.common import Source, SourceWrapper, is_failure
 
 
 class Permit(Enum):
@@ -96,7 +95,7 @@ class CircuitBreaker:
             self._probing = False
 
 
-class GuardedEnricher:
+class GuardedEnricher(SourceWrapper):
     """A :class:`Source` behind a concurrency cap, a per-call timeout and a circuit breaker.
 
     The timeout starts once a slot under the cap is held: queueing behind a busy provider is
@@ -111,24 +110,10 @@ class GuardedEnricher:
         timeout: float = 4.0,
         concurrency: int = 20,
     ) -> None:
-        self.inner = inner
-        self.name = inner.name
-        self.fields = getattr(inner, "fields", ())
+        super().__init__(inner)
         self.breaker = breaker or CircuitBreaker()
         self.timeout = timeout
         self._slots = asyncio.Semaphore(concurrency)
-
-    def key_for(self, alert: Alert) -> str | None:
-        return self.inner.key_for(alert)
-
-    def from_alert(self, alert: Alert) -> Enrichment | None:
-        return self.inner.from_alert(alert)
-
-    def normalize_key(self, key: str) -> str:
-        return self.inner.normalize_key(key)
-
-    async def enrich(self, alert: Alert) -> Enrichment:
-        return await enrich_via(self, alert, self.lookup)
 
     def _open(self) -> Enrichment:
         return Enrichment.unavailable(

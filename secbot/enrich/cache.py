@@ -26,9 +26,9 @@ from typing import Any, Protocol
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from secbot.alert import Alert, thaw
+from secbot.alert import thaw
 from secbot.enrich.base import Enrichment
-from secbot.enrich.common import Source, enrich_via, is_not_found
+from secbot.enrich.common import Source, SourceWrapper, is_not_found
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +173,7 @@ def decode(name: str, text: str) -> Enrichment | None:
     return None
 
 
-class CachedEnricher:
+class CachedEnricher(SourceWrapper):
     """A :class:`Source` whose ``lookup`` goes through the cache."""
 
     def __init__(
@@ -185,9 +185,7 @@ class CachedEnricher:
         negative_ttl: float = 60.0,
         local_ttl: float = 0.0,
     ) -> None:
-        self.inner = inner
-        self.name = inner.name
-        self.fields = getattr(inner, "fields", ())
+        super().__init__(inner)
         self.fallback = MemoryCache()
         self.backend: CacheBackend = backend or self.fallback
         self.ttl = ttl
@@ -196,18 +194,6 @@ class CachedEnricher:
         self._local = MemoryCache()
         self._inflight: dict[str, asyncio.Task[Enrichment]] = {}
         self._backend_down_logged = False
-
-    def key_for(self, alert: Alert) -> str | None:
-        return self.inner.key_for(alert)
-
-    def from_alert(self, alert: Alert) -> Enrichment | None:
-        return self.inner.from_alert(alert)
-
-    def normalize_key(self, key: str) -> str:
-        return self.inner.normalize_key(key)
-
-    async def enrich(self, alert: Alert) -> Enrichment:
-        return await enrich_via(self, alert, self.lookup)
 
     async def lookup(self, key: str) -> Enrichment:
         ckey = cache_key(self.name, self.inner.normalize_key(str(key)))

@@ -174,6 +174,31 @@ class SourceBase:
         raise NotImplementedError
 
 
+class SourceWrapper:
+    """Base of the wrappers (cache, breaker) around a :class:`Source`: they delegate how keys
+    are found and normalised to the source they wrap and only change ``lookup``."""
+
+    def __init__(self, inner: Source) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.fields = getattr(inner, "fields", ())
+
+    def key_for(self, alert: Alert) -> str | None:
+        return self.inner.key_for(alert)
+
+    def from_alert(self, alert: Alert) -> Enrichment | None:
+        return self.inner.from_alert(alert)
+
+    def normalize_key(self, key: str) -> str:
+        return self.inner.normalize_key(key)
+
+    async def enrich(self, alert: Alert) -> Enrichment:
+        return await enrich_via(self, alert, self.lookup)
+
+    async def lookup(self, key: str) -> Enrichment:
+        raise NotImplementedError
+
+
 class EmailKeyedSource(SourceBase, Generic[A]):
     """A source keyed by a person's email, answered by a pluggable provider adapter
     (on-call, JIT): validates the key once, so no adapter sends a non-email to a provider."""
