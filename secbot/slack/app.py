@@ -14,8 +14,9 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from secbot.siem.base import Status
 from secbot.slack.actions import StatusChanger
-from secbot.slack.commands import CommandRouter
+from secbot.slack.commands import CommandRouter, StatusCommand
 from secbot.slack.context import CommandContext, Reply
 from secbot.slack.publisher import EVENT_TYPE
 from secbot.slack.reactions import ReactionTriage, normalize
@@ -157,13 +158,13 @@ class SlackHandlers:
             )
 
 
-def status_command(changer: StatusChanger):  # type: ignore[no-untyped-def]
+def status_command(changer: StatusChanger) -> StatusCommand:
     """``close`` / ``ack`` / ``reopen`` typed in an alert's thread: same rules as emoji."""
 
-    async def change(ctx: CommandContext, status: str, reason: str | None) -> Reply:
+    async def change(ctx: CommandContext, status: Status, reason: str | None) -> Reply:
         if not ctx.alert_uuid:
             return Reply("Use this inside an alert's thread.", ephemeral=True)
-        outcome = await changer.change(ctx.alert_uuid, status, reason, ctx.user)  # type: ignore[arg-type]
+        outcome = await changer.change(ctx.alert_uuid, status, reason, ctx.user)
         if outcome.kind == "changed":
             return Reply(
                 f"{status.capitalize()} by <@{ctx.user}>" + (f" · {reason}" if reason else "")

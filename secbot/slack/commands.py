@@ -7,9 +7,12 @@ import shlex
 from collections.abc import Awaitable, Callable
 
 from secbot.render import mrkdwn as md
-from secbot.siem.base import CLOSING_REASONS
+from secbot.siem.base import CLOSING_REASONS, Status
 from secbot.slack.context import CommandContext, Reply
 from secbot.slack.investigate import Investigator
+
+#: ``close`` / ``ack`` / ``reopen``: change the thread's alert to a status (with a reason).
+StatusCommand = Callable[[CommandContext, Status, str | None], Awaitable[Reply]]
 
 MENTION = re.compile(r"<@[UWB][A-Z0-9]+(?:\|[^>]*)?>")
 MAILTO = re.compile(r"<mailto:([^|>]+)(?:\|[^>]*)?>")
@@ -47,7 +50,7 @@ class CommandRouter:
     def __init__(
         self,
         investigator: Investigator,
-        change_status: Callable[[CommandContext, str, str | None], Awaitable[Reply]],
+        change_status: StatusCommand,
     ) -> None:
         self.investigator = investigator
         self.change_status = change_status
