@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from secbot.alert import thaw
+from secbot.alert import Alert, thaw
 from secbot.enrich.base import Enrichment
 
 
@@ -69,3 +69,21 @@ class Decision:
             },
             "message": thaw(self.message),
         }
+
+
+def alert_record(alert: Alert, decision: Decision) -> dict[str, Any]:
+    """What SecBot keeps about a decided alert for thread commands and status changes: the
+    rule's fields plus identity and outcome (the publisher adds where it was posted)."""
+    return {
+        "uuid": alert.uuid,
+        "id": alert.id,
+        "index": alert.index,
+        "rule_id": decision.rule_id,
+        "rule_name": alert.rule_name,
+        "severity": decision.severity,
+        "timestamp": thaw(alert.get_field("@timestamp")),  # any JSON value, even an object
+        "fields": thaw(decision.fields),
+        "channel": decision.channel,
+        "auto_close": decision.auto_close,
+        "duplicate_of": decision.duplicate_of,
+    }

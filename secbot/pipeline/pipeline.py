@@ -19,7 +19,7 @@ from secbot.alert import Alert, thaw
 from secbot.enrich.base import Enrichment
 from secbot.enrich.engine import EnrichmentEngine
 from secbot.expressions import EvalContext, Verdict
-from secbot.pipeline.decision import Decision
+from secbot.pipeline.decision import Decision, alert_record
 from secbot.render import mrkdwn as md
 from secbot.render.blocks import AlertView, render_message, status_block
 from secbot.rules.ruleset import CompiledRule, RuleSet
@@ -76,7 +76,7 @@ class Pipeline:
     async def process(self, alert: Alert) -> Decision:
         rule = self.rules.match(alert)
         decision = await (self._unmatched(alert) if rule is None else self._matched(rule, alert))
-        await self.store.save_alert(alert.uuid, _cache_record(alert, decision), self.alert_ttl)
+        await self.store.save_alert(alert.uuid, alert_record(alert, decision), self.alert_ttl)
         return decision
 
     async def _claim_dedup(self, rule: CompiledRule, alert: Alert) -> DedupResult | None:
@@ -198,7 +198,11 @@ def safe_render(view: AlertView) -> dict[str, Any]:
         log.exception("rendering alert %r failed; sending a reduced message", view.alert.id)
         note = f"message shown in reduced form: rendering failed ({type(exc).__name__})"
     reduced = replace(
-        view, fields={}, enrichments={}, title_template=None, body_template=None,
+        view,
+        fields={},
+        enrichments={},
+        title_template=None,
+        body_template=None,
         notes=(*view.notes, note),
     )
     try:
@@ -238,23 +242,6 @@ def _status_line(
     if duplicate_of:
         return f"Open · duplicate of {duplicate_of} · {explanation}"
     return f"Open · {explanation}"
-
-
-def _cache_record(alert: Alert, decision: Decision) -> dict[str, Any]:
-    """What thread commands need later: the rule's fields plus identity and outcome."""
-    return {
-        "uuid": alert.uuid,
-        "id": alert.id,
-        "index": alert.index,
-        "rule_id": decision.rule_id,
-        "rule_name": alert.rule_name,
-        "severity": decision.severity,
-        "timestamp": thaw(alert.get_field("@timestamp")),  # any JSON value, even an object
-        "fields": thaw(decision.fields),
-        "channel": decision.channel,
-        "auto_close": decision.auto_close,
-        "duplicate_of": decision.duplicate_of,
-    }
 
 
 __all__ = ["Decision", "Enrichment", "Pipeline", "choose_channel", "dedup_key"]

@@ -20,7 +20,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from secbot.alert import Alert, thaw
-from secbot.pipeline.decision import Decision
+from secbot.pipeline.decision import Decision, alert_record
 from secbot.render import mrkdwn as md
 from secbot.render.blocks import with_status
 from secbot.slack.flood import DigestState, FloodGuard, digest_line, digest_text
@@ -85,8 +85,8 @@ class SlackPublisher:
             ref = await self._post(alert, decision, decision.channel)
         self._remember(alert.uuid, ref)
         await self.store.link_message(alert.uuid, ref, self.ttl)
-        record = await self.store.load_alert(alert.uuid) or {"uuid": alert.uuid}
-        record.setdefault("fields", thaw(decision.fields))
+        # Built from the decision, not read back: the pipeline's record plus where it went.
+        record = alert_record(alert, decision)
         record.update({"message": thaw(decision.message), "channel": ref.channel, "ts": ref.ts})
         await self.store.save_alert(alert.uuid, record, self.ttl)
         if decision.auto_close:
