@@ -2,6 +2,7 @@
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
+# Only the product package: secbot_emulators/ (stand-ins for tests and the demo) stays out.
 COPY secbot ./secbot
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 

@@ -27,12 +27,12 @@ from typing import Any
 
 import httpx
 
-from secbot.emulators.slack import DEFAULT_APP_TOKEN, DEFAULT_BOT_TOKEN
+from secbot.demo.synthetic import generate
 from secbot.rules.loader import load_rules
-from secbot.service import SecBotService
-from secbot.settings import load_settings
-from secbot.synthetic import generate
-from secbot.wiring import build_service
+from secbot.runtime.service import SecBotService
+from secbot.runtime.settings import load_settings
+from secbot.runtime.wiring import build_service
+from secbot_emulators.slack import DEFAULT_APP_TOKEN, DEFAULT_BOT_TOKEN
 
 INDEX = ".alerts-security.alerts-default"
 REPO = Path(__file__).resolve().parents[1]
@@ -50,14 +50,14 @@ def emulator_processes() -> Iterator[tuple[str, str, str]]:
     slack_port, es_port, kibana_port = free_port(), free_port(), free_port()
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "secbot.emulators.slack", "--port", str(slack_port)],
+            [sys.executable, "-m", "secbot_emulators.slack", "--port", str(slack_port)],
             stdout=subprocess.DEVNULL,
         ),
         subprocess.Popen(
             [
                 sys.executable,
                 "-m",
-                "secbot.emulators.elastic",
+                "secbot_emulators.elastic",
                 "--port",
                 str(es_port),
                 "--kibana-port",

@@ -28,10 +28,10 @@ from redis.asyncio import Redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from secbot.alert import Alert
+from secbot.domain.alert import Alert
 from secbot.enrich.engine import EnrichmentEngine
-from secbot.enrich.registry import build_enrichers
-from secbot.settings import load_settings
+from secbot.runtime.enrichers import build_enrichers
+from secbot.runtime.settings import load_settings
 
 EngineFactory = Callable[[int, bool, float, str], EnrichmentEngine]
 NAMES = ("oncall", "hr", "jit_permissions", "gcp_service_account")

@@ -18,16 +18,16 @@ import uuid
 from pathlib import Path
 from types import MappingProxyType
 
-from secbot.alert import Alert
-from secbot.demo_enrichers import demo_enrichers
-from secbot.enrich.base import Enrichment
+from secbot.demo.enrichers import demo_enrichers
+from secbot.demo.synthetic import generate
+from secbot.domain.alert import Alert
+from secbot.domain.enrichment import Enrichment
 from secbot.enrich.engine import EnrichmentEngine
 from secbot.expressions import EvalContext, compile_expression
 from secbot.pipeline.pipeline import Pipeline
 from secbot.rules.loader import load_rules
 from secbot.store.base import Store
 from secbot.store.memory import MemoryStore
-from secbot.synthetic import generate
 
 REPO = Path(__file__).resolve().parents[1]
 DESIGN_EXPRESSION = (

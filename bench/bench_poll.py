@@ -2,7 +2,7 @@
 
     python bench/bench_poll.py [--alerts 50000] [--page-size 500] [--empty-polls 200]
 
-Starts ``python -m secbot.emulators.elastic`` in a subprocess (so client and server do not
+Starts ``python -m secbot_emulators.elastic`` in a subprocess (so client and server do not
 share one event loop), seeded with a backlog of synthetic alerts, then drains it through
 :class:`ElasticSiem` (real AsyncElasticsearch + httpx clients) and :class:`AlertPoller`, and
 times polls that find nothing new. The embedded SQLite backend is measured the same way for
@@ -24,11 +24,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from secbot.alert import Alert
-from secbot.poller import AlertPoller
-from secbot.settings import load_settings
+from secbot.domain.alert import Alert
+from secbot.intake.poller import AlertPoller
+from secbot.runtime.settings import load_settings
+from secbot.runtime.siem_clients import build_elastic_siem
 from secbot.siem.base import Siem
-from secbot.siem.elastic import build_elastic_siem
 from secbot.siem.embedded import EmbeddedSiem
 from secbot.store.memory import MemoryStore
 
@@ -60,7 +60,7 @@ def synthetic_alerts(count: int, recent: int) -> list[dict[str, Any]]:
 @asynccontextmanager
 async def emulator_process(seed: Path) -> AsyncIterator[dict[str, Any]]:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "secbot.emulators.elastic", "--port", "0", "--kibana-port", "0",
+        sys.executable, "-m", "secbot_emulators.elastic", "--port", "0", "--kibana-port", "0",
         "--seed", str(seed), stdout=asyncio.subprocess.PIPE)
     try:
         assert process.stdout is not None

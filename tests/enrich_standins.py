@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 from aiohttp import web
 
-from secbot.alert import Alert
+from secbot.domain.alert import Alert
 from secbot.enrich.http import RetryPolicy
 
 #: Retries without real waiting, so 429 tests take milliseconds.

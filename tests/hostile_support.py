@@ -19,8 +19,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from secbot.alert import Alert
-from secbot.emulators.slack_blocks import notifications, validate_blocks
+from secbot.domain.alert import Alert
 from secbot.enrich.engine import EnrichmentEngine
 from secbot.pipeline.decision import Decision
 from secbot.pipeline.pipeline import Pipeline
@@ -28,6 +27,7 @@ from secbot.rules.loader import load_rules
 from secbot.rules.ruleset import RuleSet
 from secbot.siem.embedded import EmbeddedSiem
 from secbot.store.memory import MemoryStore
+from secbot_emulators.slack_blocks import notifications, validate_blocks
 
 HOSTILE = Path(__file__).parent / "hostile"
 ALERTS_DIR = HOSTILE / "alerts"

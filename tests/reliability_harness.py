@@ -27,10 +27,10 @@ from typing import Any, TypeVar
 import httpx
 import redis.asyncio as aioredis
 
-from secbot.emulators.elastic import ElasticEmulator
-from secbot.emulators.slack import ApiCall, SlackEmulator
 from secbot.store.base import AuditEntry
 from secbot.store.redis import RedisStore
+from secbot_emulators.elastic import ElasticEmulator
+from secbot_emulators.slack import ApiCall, SlackEmulator
 
 REPO = Path(__file__).resolve().parents[1]
 INDEX = ".alerts-security.alerts-default"

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from secbot.alert import Alert, lookup, parse_timestamp
+from secbot.domain.alert import Alert, lookup, parse_timestamp
 
 
 def test_dotted_keys_and_nested_objects_resolve_alike(sample_alerts: list[dict[str, Any]]) -> None:

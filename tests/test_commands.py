@@ -8,12 +8,12 @@ from typing import Any
 
 from enrich_standins import FAST, Script, json_reply
 
+from secbot.commands.context import CommandContext, Reply
+from secbot.commands.investigate import Investigator
+from secbot.commands.router import HELP, CommandRouter
 from secbot.enrich.engine import EnrichmentEngine
 from secbot.enrich.whois import WhoisEnricher
 from secbot.siem.embedded import EmbeddedSiem
-from secbot.slack.commands import HELP, CommandRouter
-from secbot.slack.context import CommandContext, Reply
-from secbot.slack.investigate import Investigator
 
 RDAP = {
     "objectClassName": "domain", "ldhName": "EXAMPLE.COM",

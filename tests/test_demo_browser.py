@@ -218,7 +218,7 @@ async def test_page_and_assets_are_served_with_a_strict_policy() -> None:
     """No browser needed: ``/`` is the page by default, only known assets, CSP on each."""
     import aiohttp
 
-    from secbot.emulators.slack import SlackEmulator
+    from secbot_emulators.slack import SlackEmulator
 
     async with SlackEmulator.running() as emu, aiohttp.ClientSession() as http:
         for path, kind in [

@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 
-from secbot.emulators.elastic import ElasticEmulator
-from secbot.emulators.slack import SlackEmulator
 from secbot.rules.loader import load_rules
-from secbot.service import SecBotService
-from secbot.settings import Settings, load_settings
+from secbot.runtime.service import SecBotService
+from secbot.runtime.settings import Settings, load_settings
+from secbot.runtime.wiring import build_service
 from secbot.store.redis import RedisStore
-from secbot.wiring import build_service
+from secbot_emulators.elastic import ElasticEmulator
+from secbot_emulators.slack import SlackEmulator
 
 RULES = load_rules(Path(__file__).resolve().parents[1] / "rules")
 INDEX = ".alerts-security.alerts-default"
@@ -271,7 +271,7 @@ async def test_rate_limit_storm_delays_but_loses_nothing(stack: Stack) -> None:
 
 
 async def test_replayed_event_is_handled_once(stack: Stack) -> None:
-    from secbot.emulators.slack_events import reaction_added
+    from secbot_emulators.slack_events import reaction_added
 
     stack.elastic.index_documents(INDEX, [gcp_alert("e2e-8")])
     [message] = await posted(stack, "C0PRODSEC")

@@ -20,14 +20,15 @@ import httpx
 import pytest
 from elasticsearch import AsyncElasticsearch, BadRequestError, NotFoundError
 
-from secbot.alert import Alert
-from secbot.emulators.elastic import ElasticEmulator
-from secbot.poller import AlertPoller
-from secbot.settings import Settings
+from secbot.domain.alert import Alert
+from secbot.intake.poller import AlertPoller
+from secbot.runtime.settings import Settings
+from secbot.runtime.siem_clients import build_elastic_siem
 from secbot.siem.base import Checkpoint, SiemError
-from secbot.siem.elastic import ElasticSiem, build_elastic_siem, polling_query
+from secbot.siem.elastic import ElasticSiem, polling_query
 from secbot.siem.retry import RetryPolicy
 from secbot.store.memory import MemoryStore
+from secbot_emulators.elastic import ElasticEmulator
 
 ALERTS = ".alerts-security.alerts-default"
 BACKING = ".internal.alerts-security.alerts-default-000001"
@@ -385,7 +386,7 @@ async def test_cli_serves_a_seed_file(tmp_path: Path, make_alert: MakeAlert) -> 
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "secbot.emulators.elastic",
+        "secbot_emulators.elastic",
         "--port",
         "0",
         "--kibana-port",

@@ -25,12 +25,12 @@ from typing import Any
 import pytest
 from enrich_standins import GcpStandIn, Script, json_reply, rest_project
 
-from secbot.alert import Alert
+from secbot.domain.alert import Alert
 from secbot.enrich.engine import EnrichmentEngine
-from secbot.enrich.registry import build_enrichers
 from secbot.pipeline.decision import Decision
 from secbot.pipeline.pipeline import Pipeline
 from secbot.rules.loader import load_rules
+from secbot.runtime.enrichers import build_enrichers
 from secbot.store.memory import MemoryStore
 
 RULES = Path(__file__).resolve().parents[1] / "rules"
@@ -107,7 +107,7 @@ def providers() -> Script:
 
 
 def pipeline(gcp: GcpStandIn, script: Script, rules: Path = RULES) -> Pipeline:
-    from secbot.settings import load_settings
+    from secbot.runtime.settings import load_settings
 
     settings = load_settings(
         gcp_endpoint=gcp.url,

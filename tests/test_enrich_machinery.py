@@ -15,13 +15,13 @@ import pytest
 from enrich_standins import FAST, Script, alert, json_reply
 from redis.asyncio import Redis
 
-from secbot.enrich.base import Enrichment
+from secbot.domain.enrichment import Enrichment
 from secbot.enrich.breaker import CircuitBreaker, GuardedEnricher
 from secbot.enrich.cache import CachedEnricher, MemoryCache, RedisCache, cache_key
 from secbot.enrich.common import SourceBase, not_found
 from secbot.enrich.http import RetryPolicy, backoff_delay, retry_after_seconds, send
-from secbot.enrich.registry import build_enrichers
-from secbot.settings import load_settings
+from secbot.runtime.enrichers import build_enrichers
+from secbot.runtime.settings import load_settings
 
 # http ---------------------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from secbot.enrich.base import Enrichment
+from secbot.domain.enrichment import Enrichment
 from secbot.expressions import (
     HELPERS,
     IO_FUNCTIONS,

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from secbot.alert import Alert, thaw
+from secbot.domain.alert import Alert, thaw
 from secbot.expressions import (
     EvalContext,
     ExpressionError,

@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from secbot.enrich.base import Enrichment
+from secbot.domain.enrichment import Enrichment
 from secbot.expressions import (
     EvalContext,
     ExpressionError,

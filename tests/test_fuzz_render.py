@@ -28,7 +28,7 @@ from hostile_support import (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from secbot.alert import Alert
+from secbot.domain.alert import Alert
 from secbot.enrich.engine import EnrichmentEngine
 from secbot.enrich.fixture import FixtureEnricher
 from secbot.pipeline.pipeline import Pipeline

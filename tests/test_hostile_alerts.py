@@ -34,18 +34,18 @@ from hostile_support import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-from secbot.alert import MAX_NESTING, TOO_DEEP, Alert, freeze, parse_timestamp, thaw
-from secbot.emulators.slack import SlackEmulator
+from secbot.domain.alert import MAX_NESTING, TOO_DEEP, Alert, freeze, parse_timestamp, thaw
+from secbot.intake.handoff import TriageHandler
+from secbot.intake.poller import AlertPoller
 from secbot.pipeline.decision import Decision
 from secbot.pipeline.pipeline import Pipeline
-from secbot.poller import AlertPoller
+from secbot.publish.slack import SlackPublisher
 from secbot.render import mrkdwn as md
 from secbot.render.blocks import render_message
+from secbot.runtime.wiring import rule_partition
 from secbot.siem.embedded import EmbeddedSiem
-from secbot.slack.publisher import SlackPublisher
 from secbot.store.memory import MemoryStore
-from secbot.triage import TriageHandler
-from secbot.wiring import rule_partition
+from secbot_emulators.slack import SlackEmulator
 
 NAMES = corpus_names()
 #: The SIEM's "now": alerts stamped later are not polled yet (as with Elasticsearch's lte: now).

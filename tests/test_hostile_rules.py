@@ -31,7 +31,7 @@ import pytest
 import yaml
 from hostile_support import ALERT_SECONDS, HOSTILE, Stopwatch, message_problems
 
-from secbot.alert import Alert
+from secbot.domain.alert import Alert
 from secbot.enrich.engine import EnrichmentEngine
 from secbot.pipeline.decision import Decision
 from secbot.pipeline.pipeline import Pipeline

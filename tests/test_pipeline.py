@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from secbot.alert import Alert
-from secbot.enrich.base import Enricher, Enrichment
+from secbot.domain.alert import Alert
+from secbot.domain.enrichment import Enrichment
+from secbot.enrich.base import Enricher
 from secbot.enrich.engine import EnrichmentEngine
 from secbot.enrich.fixture import FixtureEnricher
 from secbot.pipeline.pipeline import Pipeline

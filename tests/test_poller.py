@@ -11,14 +11,14 @@ from typing import Any
 
 import pytest
 
-from secbot.alert import Alert
-from secbot.emulators.elastic import ElasticEmulator
-from secbot.poller import AlertPoller
-from secbot.settings import Settings
+from secbot.domain.alert import Alert
+from secbot.intake.poller import AlertPoller
+from secbot.runtime.settings import Settings
+from secbot.runtime.siem_clients import build_elastic_siem
 from secbot.siem.base import Checkpoint
-from secbot.siem.elastic import build_elastic_siem
 from secbot.siem.embedded import EmbeddedSiem
 from secbot.store.memory import MemoryStore
+from secbot_emulators.elastic import ElasticEmulator
 
 BASE = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
 MakeAlert = Callable[..., dict[str, Any]]

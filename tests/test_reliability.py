@@ -55,9 +55,9 @@ from reliability_harness import (
     wait_until,
 )
 
-from secbot.emulators.elastic import ElasticEmulator
-from secbot.emulators.slack import SlackEmulator, reaction_added
 from secbot.store.redis import RedisStore
+from secbot_emulators.elastic import ElasticEmulator
+from secbot_emulators.slack import SlackEmulator, reaction_added
 
 pytestmark = pytest.mark.slow
 

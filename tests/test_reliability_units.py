@@ -9,18 +9,18 @@ import pytest
 from reliability_harness import IDENTITY_CHANNEL, REPO, okta_alert
 from slack_sdk.web.async_client import AsyncWebClient
 
-from secbot.alert import Alert
-from secbot.emulators.slack import SlackEmulator
+from secbot.chat.app import SlackHandlers
+from secbot.domain.alert import Alert
 from secbot.enrich.engine import EnrichmentEngine
+from secbot.intake.handoff import ClaimBusy, TriageHandler
+from secbot.intake.poller import AlertPoller
 from secbot.pipeline.decision import Decision
 from secbot.pipeline.pipeline import Pipeline
-from secbot.poller import AlertPoller
+from secbot.publish.slack import SlackPublisher
 from secbot.rules.loader import load_rules
 from secbot.siem.embedded import EmbeddedSiem
-from secbot.slack.app import SlackHandlers
-from secbot.slack.publisher import SlackPublisher
 from secbot.store.memory import MemoryStore
-from secbot.triage import ClaimBusy, TriageHandler
+from secbot_emulators.slack import SlackEmulator
 
 
 class Clock:

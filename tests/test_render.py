@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from secbot.alert import Alert
-from secbot.enrich.base import Enrichment
+from secbot.domain.alert import Alert
+from secbot.domain.enrichment import Enrichment
 from secbot.render import mrkdwn as md
 from secbot.render.blocks import AlertView, render_message
 from secbot.render.templates import compile_template

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import httpx
 
-from secbot.emulators.elastic import ElasticEmulator
-from secbot.emulators.slack import SlackEmulator
+from secbot_emulators.elastic import ElasticEmulator
+from secbot_emulators.slack import SlackEmulator
 
 REPO = Path(__file__).resolve().parents[1]
 INDEX = ".alerts-security.alerts-default"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from secbot.settings import SettingsError, load_settings
+from secbot.runtime.settings import SettingsError, load_settings
 
 
 def test_defaults_follow_the_design_contract(monkeypatch: pytest.MonkeyPatch) -> None:

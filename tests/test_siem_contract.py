@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 
-from secbot.alert import parse_timestamp
-from secbot.emulators.elastic import ElasticEmulator
-from secbot.settings import Settings
+from secbot.domain.alert import parse_timestamp
+from secbot.runtime.settings import Settings
+from secbot.runtime.siem_clients import build_elastic_siem
 from secbot.siem.base import Checkpoint, Siem
-from secbot.siem.elastic import build_elastic_siem
 from secbot.siem.embedded import EmbeddedSiem
+from secbot_emulators.elastic import ElasticEmulator
 
 ALERTS = ".alerts-security.alerts-default"
 Seeder = Callable[[list[dict[str, Any]], str | None], Awaitable[None]]

@@ -15,7 +15,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-from secbot.emulators.slack import SlackEmulator, notifications
+from secbot_emulators.slack import SlackEmulator, notifications
 
 CHANNEL = "C0SECALERTS"
 METADATA = {"event_type": "secbot_alert", "event_payload": {"alert_uuid": "a-1"}}

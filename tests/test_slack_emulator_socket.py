@@ -16,7 +16,7 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from secbot.emulators.slack import SlackEmulator, reaction_removed
+from secbot_emulators.slack import SlackEmulator, reaction_removed
 
 CHANNEL = "C0SECALERTS"
 PING_INTERVAL = 0.5  # the client's ping interval; stale after 4x without a pong
@@ -333,7 +333,7 @@ async def test_command_line_server() -> None:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "secbot.emulators.slack",
+        "secbot_emulators.slack",
         "--port",
         "0",
         stdout=asyncio.subprocess.PIPE,

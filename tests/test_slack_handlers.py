@@ -6,10 +6,10 @@ from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 
-from secbot.emulators.slack import SlackEmulator
-from secbot.slack.app import SlackHandlers
+from secbot.chat.app import SlackHandlers
 from secbot.store.base import StoreUnavailable
 from secbot.store.memory import MemoryStore
+from secbot_emulators.slack import SlackEmulator
 
 
 class DownStore(MemoryStore):

@@ -11,13 +11,13 @@ import pytest
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
-from secbot.alert import Alert
-from secbot.emulators.slack import SlackEmulator
+from secbot.domain.alert import Alert
 from secbot.pipeline.decision import Decision
-from secbot.slack.flood import FloodGuard
-from secbot.slack.publisher import SlackPublisher
+from secbot.publish.flood import FloodGuard
+from secbot.publish.slack import SlackPublisher
 from secbot.store.base import MessageRef
 from secbot.store.memory import MemoryStore
+from secbot_emulators.slack import SlackEmulator
 
 CHANNEL = "C0SECALERTS"
 

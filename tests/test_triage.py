@@ -7,17 +7,17 @@ from typing import Any
 
 import pytest
 
-from secbot.alert import Alert
+from secbot.domain.alert import Alert
 from secbot.enrich.engine import EnrichmentEngine
 from secbot.enrich.fixture import FixtureEnricher
+from secbot.intake.handoff import TriageHandler
+from secbot.intake.poller import AlertPoller
 from secbot.pipeline.decision import Decision
 from secbot.pipeline.pipeline import Pipeline
-from secbot.poller import AlertPoller
 from secbot.rules.loader import load_rules
 from secbot.siem.base import SiemError
 from secbot.siem.embedded import EmbeddedSiem
 from secbot.store.memory import MemoryStore
-from secbot.triage import TriageHandler
 
 RULES_DIR = Path(__file__).resolve().parents[1] / "rules"
 INTERNAL = {"project_id": "sandbox-tools", "labels": {"instance-type": "internal"}}

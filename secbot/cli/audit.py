@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from secbot.cli.common import fail, settings_or_exit
-from secbot.settings import Settings
+from secbot.runtime.settings import Settings
 from secbot.store.base import AuditEntry, StoreUnavailable
 from secbot.store.redis import RedisStore
 

@@ -8,7 +8,7 @@ from typing import Any, NoReturn
 import typer
 from rich.console import Console
 
-from secbot.settings import Settings, SettingsError, load_settings
+from secbot.runtime.settings import Settings, SettingsError, load_settings
 
 EXIT_INVALID_SETTINGS = 2
 

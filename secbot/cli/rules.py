@@ -12,12 +12,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from secbot.backtest import BacktestInputError, BacktestReport, backtest
 from secbot.cli.common import fail
+from secbot.offline.backtest import BacktestInputError, BacktestReport, backtest
+from secbot.offline.rule_tests import rules_without_tests, run_rule_tests
 from secbot.rules.loader import RuleLoadError, load_rules, validate_rules
 from secbot.rules.ruleset import RuleSet
 from secbot.rules.schema import rule_json_schema
-from secbot.rules.testing import rules_without_tests, run_rule_tests
 
 rules_app = typer.Typer(no_args_is_help=True, help="Validate, test and backtest rule files.")
 

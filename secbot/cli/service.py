@@ -13,19 +13,19 @@ import typer
 from rich.console import Console
 
 from secbot.cli.common import EXIT_INVALID_SETTINGS, fail, settings_or_exit
-from secbot.console_publisher import ConsolePublisher
-from secbot.demo import demo_store, run_web_demo, seeded_siem
-from secbot.demo_enrichers import demo_enrichers
+from secbot.demo.app import demo_store, run_web_demo, seeded_siem
+from secbot.demo.enrichers import demo_enrichers
+from secbot.demo.synthetic import generate
 from secbot.enrich.engine import EnrichmentEngine
-from secbot.logs import configure_logging
+from secbot.intake.handoff import TriageHandler
+from secbot.intake.poller import AlertPoller
 from secbot.pipeline.pipeline import Pipeline
-from secbot.poller import AlertPoller
+from secbot.publish.console import ConsolePublisher
 from secbot.rules.loader import RuleLoadError, load_rules
 from secbot.rules.ruleset import RuleSet
-from secbot.settings import Settings
-from secbot.synthetic import generate
-from secbot.triage import TriageHandler
-from secbot.wiring import ConfigError, build_service, check_run_settings
+from secbot.runtime.logs import configure_logging
+from secbot.runtime.settings import Settings
+from secbot.runtime.wiring import ConfigError, build_service, check_run_settings
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="YAML settings file")]
 

@@ -7,33 +7,10 @@ test can give ``enrichments.<name>`` exactly as the enricher would return it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from types import MappingProxyType
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
-from secbot.alert import Alert, freeze
-
-
-@dataclass(frozen=True)
-class Enrichment:
-    """One enricher's result for one alert or key: data, or why there is none."""
-
-    name: str
-    data: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
-    error: str | None = None
-
-    @property
-    def available(self) -> bool:
-        return self.error is None
-
-    @classmethod
-    def ok(cls, name: str, data: Mapping[str, Any]) -> Enrichment:
-        return cls(name=name, data=freeze(data))
-
-    @classmethod
-    def unavailable(cls, name: str, reason: str) -> Enrichment:
-        return cls(name=name, error=reason or "unavailable")
+from secbot.domain.alert import Alert
+from secbot.domain.enrichment import Enrichment
 
 
 @runtime_checkable

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from enum import Enum
 
-from secbot.enrich.base import Enrichment
+from secbot.domain.enrichment import Enrichment
 from secbot.enrich.common import Source, SourceWrapper, is_failure
 
 

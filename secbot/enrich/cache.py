@@ -26,8 +26,8 @@ from typing import Any, Protocol
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from secbot.alert import thaw
-from secbot.enrich.base import Enrichment
+from secbot.domain.alert import thaw
+from secbot.domain.enrichment import Enrichment
 from secbot.enrich.common import Source, SourceWrapper, is_not_found
 
 log = logging.getLogger(__name__)

@@ -22,8 +22,8 @@ from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 import httpx
 
-from secbot.alert import Alert
-from secbot.enrich.base import Enrichment
+from secbot.domain.alert import Alert
+from secbot.domain.enrichment import Enrichment
 
 A = TypeVar("A")
 

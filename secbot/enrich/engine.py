@@ -12,8 +12,9 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from functools import partial
 from types import MappingProxyType
 
-from secbot.alert import Alert
-from secbot.enrich.base import Enricher, Enrichment, KeyedEnricher
+from secbot.domain.alert import Alert
+from secbot.domain.enrichment import Enrichment
+from secbot.enrich.base import Enricher, KeyedEnricher
 from secbot.expressions import IoCall
 
 ResolvedCalls = Mapping[tuple[str, tuple[object, ...]], Enrichment]

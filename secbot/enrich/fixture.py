@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from secbot.alert import Alert
-from secbot.enrich.base import Enrichment
+from secbot.domain.alert import Alert
+from secbot.domain.enrichment import Enrichment
 
 
 class FixtureEnricher:

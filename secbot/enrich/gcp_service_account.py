@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 import httpx
 
-from secbot.alert import Alert
+from secbot.domain.alert import Alert
 from secbot.enrich.common import InvalidKeyError, ProviderError, SourceBase, scalar_values
 from secbot.enrich.http import RetryPolicy, get_json, join_url
 

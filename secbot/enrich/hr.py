@@ -24,8 +24,8 @@ from urllib.parse import quote
 
 import httpx
 
-from secbot.alert import Alert, thaw
-from secbot.enrich.base import Enrichment
+from secbot.domain.alert import Alert, thaw
+from secbot.domain.enrichment import Enrichment
 from secbot.enrich.common import InvalidKeyError, ProviderError, SourceBase
 from secbot.enrich.http import RetryPolicy, get_json, join_url
 

@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 import httpx
 
-from secbot.alert import parse_timestamp
+from secbot.domain.alert import parse_timestamp
 from secbot.enrich.common import InvalidKeyError, NotFoundError, ProviderError, SourceBase
 from secbot.enrich.http import RetryPolicy, get_json, join_url
 from secbot.enrich.threat_intel import indicator_kind

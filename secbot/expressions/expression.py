@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from secbot.alert import freeze
-from secbot.enrich.base import Enrichment
+from secbot.domain.alert import freeze
+from secbot.domain.enrichment import Enrichment
 from secbot.expressions.errors import EnrichmentUnavailableError, ExpressionError
 from secbot.expressions.evaluator import evaluate_tree
 from secbot.expressions.io_functions import IO_FUNCTIONS

@@ -17,7 +17,7 @@ from time import perf_counter
 from types import MappingProxyType
 from typing import Any
 
-from secbot.alert import lookup as _lookup
+from secbot.domain.alert import lookup as _lookup
 from secbot.expressions.errors import ExpressionError
 from secbot.expressions.limits import (
     DEFAULT_TIMEOUT,

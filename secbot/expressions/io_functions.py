@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields
 from types import MappingProxyType
 from typing import Any
 
-from secbot.alert import freeze
+from secbot.domain.alert import freeze
 
 
 @dataclass(frozen=True)

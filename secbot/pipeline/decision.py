@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from secbot.alert import Alert, thaw
-from secbot.enrich.base import Enrichment
+from secbot.domain.alert import Alert, thaw
+from secbot.domain.enrichment import Enrichment
 
 
 @dataclass(frozen=True)

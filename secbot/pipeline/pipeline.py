@@ -15,8 +15,8 @@ from dataclasses import replace
 from types import MappingProxyType
 from typing import Any
 
-from secbot.alert import Alert, thaw
-from secbot.enrich.base import Enrichment
+from secbot.domain.alert import Alert, thaw
+from secbot.domain.enrichment import Enrichment
 from secbot.enrich.engine import EnrichmentEngine
 from secbot.expressions import EvalContext, Verdict
 from secbot.pipeline.decision import Decision, alert_record

@@ -12,8 +12,8 @@ from typing import Any
 
 from jinja2 import Template
 
-from secbot.alert import Alert
-from secbot.enrich.base import Enrichment
+from secbot.domain.alert import Alert
+from secbot.domain.enrichment import Enrichment
 from secbot.render import mrkdwn as md
 from secbot.render.templates import TemplateProblem, render_template
 

@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from secbot.alert import thaw
+from secbot.domain.alert import thaw
 
 # Block Kit limits (docs.slack.dev block reference).
 HEADER_MAX = 150

@@ -10,7 +10,7 @@ from typing import Any
 
 from jinja2 import Template
 
-from secbot.alert import Alert
+from secbot.domain.alert import Alert
 from secbot.expressions import IO_FUNCTIONS, EvalContext, Expression
 from secbot.rules.schema import Rule
 

@@ -11,8 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from secbot.domain.status import CLOSING_REASONS
 from secbot.rules.durations import Duration
-from secbot.siem.base import CLOSING_REASONS
 
 Severity = Literal["info", "low", "medium", "high", "critical"]
 ClosingReason = Literal[

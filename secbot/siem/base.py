@@ -10,23 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
-from secbot.alert import Alert
-
-Status = Literal["open", "acknowledged", "closed", "in-progress"]
-STATUSES: tuple[Status, ...] = ("open", "acknowledged", "closed", "in-progress")
-
-#: Kibana's fixed list of closing reasons (ReasonEnum).
-CLOSING_REASONS = (
-    "false_positive",
-    "issue_resolved",
-    "acceptable_risk",
-    "expected_activity",
-    "low_severity",
-    "duplicate",
-    "investigation_required",
-)
+from secbot.domain.alert import Alert
+from secbot.domain.status import Status
 
 
 @dataclass(frozen=True)

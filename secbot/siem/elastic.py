@@ -30,9 +30,9 @@ from elasticsearch import ApiError, AsyncElasticsearch
 from elasticsearch import ConnectionError as EsConnectionError
 from elasticsearch import ConnectionTimeout as EsConnectionTimeout
 
-from secbot.alert import Alert
-from secbot.settings import Settings
-from secbot.siem.base import Checkpoint, Page, SiemError, Status, StatusChange
+from secbot.domain.alert import Alert
+from secbot.domain.status import Status
+from secbot.siem.base import Checkpoint, Page, SiemError, StatusChange
 from secbot.siem.embedded import iso_millis, to_millis, validate_status
 from secbot.siem.retry import RetryableError, RetryPolicy, retry_async
 
@@ -330,25 +330,4 @@ class ElasticSiem:
             await self._kibana.aclose()
 
 
-def build_elastic_siem(settings: Settings, *, request_timeout: float = 10.0,
-                       retry: RetryPolicy | None = None) -> ElasticSiem:
-    """The composition root's factory: clients from settings, transport retries off."""
-    if not settings.elasticsearch_url:
-        raise SiemError("SECBOT_ELASTICSEARCH_URL is not set (needed with SECBOT_SIEM=elastic)")
-    es_key = settings.elasticsearch_api_key
-    es = AsyncElasticsearch(
-        settings.elasticsearch_url,
-        api_key=es_key.get_secret_value() if es_key else None,
-        request_timeout=request_timeout, max_retries=0, retry_on_timeout=False,
-    )
-    kibana = None
-    if settings.kibana_url:
-        key = settings.kibana_api_key or es_key
-        headers = {"Authorization": f"ApiKey {key.get_secret_value()}"} if key else {}
-        kibana = httpx.AsyncClient(base_url=settings.kibana_url, headers=headers,
-                                   timeout=request_timeout)
-    return ElasticSiem(es, kibana, index=settings.alerts_index, space=settings.kibana_space,
-                       retry=retry)
-
-
-__all__ = ["ElasticSiem", "build_elastic_siem", "polling_query"]
+__all__ = ["ElasticSiem", "polling_query"]

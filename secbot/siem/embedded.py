@@ -27,15 +27,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from secbot.alert import Alert, has_field, lookup, parse_timestamp
-from secbot.siem.base import (
-    CLOSING_REASONS,
-    STATUSES,
-    Checkpoint,
-    Page,
-    Status,
-    StatusChange,
-)
+from secbot.domain.alert import Alert, has_field, lookup, parse_timestamp
+from secbot.domain.status import CLOSING_REASONS, STATUSES, Status
+from secbot.siem.base import Checkpoint, Page, StatusChange
 
 T = TypeVar("T")
 

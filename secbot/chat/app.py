@@ -1,0 +1,201 @@
+"""The slack-bolt ``AsyncApp``: event listeners wired to triage and commands.
+
+Listeners are thin: they dedupe redelivered events by ``event_id``, find the alert behind the
+message, and call :class:`ReactionTriage` / :class:`CommandRouter`. Refusals are ephemeral;
+command answers are visible replies in the thread of the mention.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from secbot.commands.context import CommandContext, Reply
+from secbot.commands.router import CommandRouter, StatusCommand
+from secbot.domain.status import Status
+from secbot.publish.slack import EVENT_TYPE
+from secbot.store.base import MessageRef, Store, StoreUnavailable
+from secbot.triage.reactions import ReactionTriage, normalize
+from secbot.triage.status_change import StatusChanger
+
+EVENT_MEMORY = 3600  # seconds an event_id is remembered; Slack retries within minutes
+
+
+class SlackHandlers:
+    """What the bolt listeners do, testable without bolt."""
+
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        store: Store,
+        reactions: ReactionTriage,
+        router: CommandRouter,
+        *,
+        link_ttl: int = 30 * 86400,
+    ) -> None:
+        self.client = client
+        self.store = store
+        self.reactions = reactions
+        self.router = router
+        self.link_ttl = link_ttl
+
+    async def first_delivery(self, body: Mapping[str, Any]) -> bool:
+        """False for a redelivered (or replayed) event already handled by any replica."""
+        event_id = body.get("event_id")
+        if not event_id:
+            return True
+        return await self.store.claim_post(f"event:{event_id}", EVENT_MEMORY)
+
+    async def on_reaction_added(self, event: Mapping[str, Any], body: Mapping[str, Any]) -> None:
+        item = event.get("item") or {}
+        try:
+            await self._reaction(event, body)
+        except StoreUnavailable:
+            await self._store_down(str(item.get("channel")), str(event.get("user")), None)
+
+    async def _reaction(self, event: Mapping[str, Any], body: Mapping[str, Any]) -> None:
+        if not await self.first_delivery(body):
+            return
+        item = event.get("item") or {}
+        if item.get("type") == "message" and normalize(str(event.get("reaction") or "")) in (
+            self.reactions.reactions
+        ):
+            await self.relink(str(item.get("channel")), str(item.get("ts")))
+        outcome = await self.reactions.handle(event)
+        if outcome is not None and outcome.kind in ("refused", "missing"):
+            item = event.get("item") or {}
+            await self.client.chat_postEphemeral(
+                channel=str(item.get("channel")), user=str(event.get("user")), text=outcome.text
+            )
+
+    async def on_app_mention(self, event: Mapping[str, Any], body: Mapping[str, Any]) -> None:
+        try:
+            await self._mention(event, body)
+        except StoreUnavailable:
+            thread = event.get("thread_ts") or event.get("ts")
+            await self._store_down(
+                str(event.get("channel")), str(event.get("user")), str(thread) if thread else None
+            )
+
+    async def _store_down(self, channel: str, user: str, thread_ts: str | None) -> None:
+        """Redis is down: say so rather than drop the request silently."""
+        await self.client.chat_postEphemeral(
+            channel=channel,
+            user=user,
+            thread_ts=thread_ts,
+            text="SecBot cannot reach its state store right now, so it did not act on this. "
+            "Please try again in a minute.",
+        )
+
+    async def _mention(self, event: Mapping[str, Any], body: Mapping[str, Any]) -> None:
+        if not await self.first_delivery(body):
+            return
+        ctx = await self.context_for(event)
+        reply = await self.router.run(str(event.get("text") or ""), ctx)
+        await self.answer(ctx, reply)
+
+    async def context_for(self, event: Mapping[str, Any]) -> CommandContext:
+        channel, ts = str(event.get("channel")), str(event.get("ts"))
+        thread_ts = event.get("thread_ts")
+        uuid = await self.relink(channel, str(thread_ts)) if thread_ts else None
+        if uuid is not None and uuid.startswith("context:"):
+            uuid = uuid.removeprefix("context:")
+        record = (await self.store.load_alert(uuid) or {}) if uuid else {}
+        return CommandContext(
+            user=str(event.get("user")),
+            channel=channel,
+            ts=ts,
+            thread_ts=str(thread_ts) if thread_ts else None,
+            alert_uuid=uuid,
+            alert=record,
+        )
+
+    async def relink(self, channel: str, ts: str) -> str | None:
+        """The alert behind a message: the store's link, else (Redis restarted empty, or the
+        link expired) the ``secbot_alert`` metadata SecBot put on the message, re-linked."""
+        known = await self.store.alert_for_message(channel, ts)
+        if known is not None:
+            return known
+        try:
+            page = await self.client.conversations_history(
+                channel=channel,
+                latest=ts,
+                oldest=ts,
+                inclusive=True,
+                limit=1,
+                include_all_metadata=True,
+            )
+        except SlackApiError:
+            return None
+        bot = self.reactions.bot_user_id
+        for message in page.get("messages") or []:
+            meta = message.get("metadata") or {}
+            uuid = (meta.get("event_payload") or {}).get("alert_uuid")
+            if (
+                message.get("ts") == ts
+                and meta.get("event_type") == EVENT_TYPE
+                and isinstance(uuid, str)
+                and uuid
+                and (not bot or message.get("user") == bot)  # only SecBot's own posts
+            ):
+                await self.store.link_message(uuid, MessageRef(channel, ts), self.link_ttl)
+                return uuid
+        return None
+
+    async def answer(self, ctx: CommandContext, reply: Reply) -> None:
+        thread = ctx.thread_ts or ctx.ts
+        if reply.ephemeral:
+            await self.client.chat_postEphemeral(
+                channel=ctx.channel, user=ctx.user, text=reply.text, thread_ts=thread
+            )
+        else:
+            await self.client.chat_postMessage(
+                channel=ctx.channel, thread_ts=thread, text=reply.text, unfurl_links=False
+            )
+
+
+def status_command(changer: StatusChanger) -> StatusCommand:
+    """``close`` / ``ack`` / ``reopen`` typed in an alert's thread: same rules as emoji."""
+
+    async def change(ctx: CommandContext, status: Status, reason: str | None) -> Reply:
+        if not ctx.alert_uuid:
+            return Reply("Use this inside an alert's thread.", ephemeral=True)
+        outcome = await changer.change(ctx.alert_uuid, status, reason, ctx.user)
+        if outcome.kind == "changed":
+            return Reply(
+                f"{status.capitalize()} by <@{ctx.user}>" + (f" · {reason}" if reason else "")
+            )
+        return Reply(outcome.text, ephemeral=True)
+
+    return change
+
+
+def build_app(client: AsyncWebClient, handlers: SlackHandlers) -> AsyncApp:
+    """The bolt app. ``client`` already points at the right Slack (``base_url``)."""
+    app = AsyncApp(
+        client=client,
+        request_verification_enabled=False,
+        ignoring_self_events_enabled=True,
+    )
+
+    @app.event("reaction_added")
+    async def reaction_added(event: dict[str, Any], body: dict[str, Any]) -> None:
+        await handlers.on_reaction_added(event, body)
+
+    @app.event("reaction_removed")
+    async def reaction_removed() -> None:
+        """Removing an emoji changes nothing (DESIGN.md §10); acked so Slack won't retry."""
+
+    @app.event("app_mention")
+    async def app_mention(event: dict[str, Any], body: dict[str, Any]) -> None:
+        await handlers.on_app_mention(event, body)
+
+    @app.event("message")
+    async def message() -> None:
+        """Plain channel messages are not for SecBot; acked so Slack won't retry."""
+
+    return app

@@ -1,0 +1,100 @@
+"""``@SecBot`` commands. Inside an alert's thread, arguments default to that alert's fields."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Awaitable, Callable
+
+from secbot.commands.context import CommandContext, Reply
+from secbot.commands.investigate import Investigator
+from secbot.domain.status import CLOSING_REASONS, Status
+from secbot.render import mrkdwn as md
+
+#: ``close`` / ``ack`` / ``reopen``: change the thread's alert to a status (with a reason).
+StatusCommand = Callable[[CommandContext, Status, str | None], Awaitable[Reply]]
+
+MENTION = re.compile(r"<@[UWB][A-Z0-9]+(?:\|[^>]*)?>")
+MAILTO = re.compile(r"<mailto:([^|>]+)(?:\|[^>]*)?>")
+LINK = re.compile(r"<(https?://[^|>]+)(?:\|([^>]*))?>")
+
+HELP = """*SecBot commands* (in an alert's thread, arguments default to the alert's fields)
+• `alert` — the alert's cached fields and status
+• `locate user [email]` — recent IPs, locations and apps from authentication logs
+• `whois <domain|ip>` — RDAP registration data
+• `ti <ip|domain|hash>` — threat-intel verdict
+• `gcp project <id>` — project labels, parent, state
+• `oncall [email]` — is this person on call?
+• `close [reason]`, `ack`, `reopen` — change the alert's status (triagers only)
+• `help` — this text"""
+
+
+def clean_text(text: str) -> list[str]:
+    """Message text → words: mentions dropped, Slack's mailto/links unwrapped."""
+    text = MENTION.sub(" ", text)
+    text = MAILTO.sub(r"\1", text)
+    text = LINK.sub(lambda m: m.group(2) or m.group(1), text)
+    text = text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    try:
+        return shlex.split(text)
+    except ValueError:
+        return text.split()
+
+
+Handler = Callable[[list[str], CommandContext], Awaitable[Reply]]
+
+
+class CommandRouter:
+    """Parses a mention and runs the command; unknown commands get the help text."""
+
+    def __init__(
+        self,
+        investigator: Investigator,
+        change_status: StatusCommand,
+    ) -> None:
+        self.investigator = investigator
+        self.change_status = change_status
+
+    async def run(self, text: str, ctx: CommandContext) -> Reply:
+        words = clean_text(text)
+        if not words:
+            return Reply(HELP)
+        verb, args = words[0].lower(), words[1:]
+        inv = self.investigator
+        if verb == "locate" and args[:1] == ["user"]:
+            return await inv.locate_user(self._arg(args[1:], ctx, "user.email"))
+        if verb == "gcp" and args[:1] == ["project"]:
+            return await inv.gcp_project(self._arg(args[1:], ctx, "cloud.project.id"))
+        simple: dict[str, Callable[[], Awaitable[Reply]]] = {
+            "alert": lambda: inv.alert_summary(ctx),
+            "whois": lambda: inv.whois(
+                self._arg(
+                    args, ctx, "url.domain", "destination.domain", "source.ip", "destination.ip"
+                )
+            ),
+            "ti": lambda: inv.threat_intel(
+                self._arg(
+                    args, ctx, "file.hash.sha256", "url.domain", "source.ip", "destination.ip"
+                )
+            ),
+            "oncall": lambda: inv.oncall(self._arg(args, ctx, "user.email")),
+            "close": lambda: self._close(args, ctx),
+            "ack": lambda: self.change_status(ctx, "acknowledged", None),
+            "acknowledge": lambda: self.change_status(ctx, "acknowledged", None),
+            "reopen": lambda: self.change_status(ctx, "open", None),
+        }
+        handler = simple.get(verb)
+        if handler is None:
+            prefix = "" if verb == "help" else f"I don't know `{md.escape(verb[:40])}`.\n"
+            return Reply(prefix + HELP)
+        return await handler()
+
+    @staticmethod
+    def _arg(args: list[str], ctx: CommandContext, *fields: str) -> str | None:
+        return args[0] if args else ctx.alert_field(*fields)
+
+    async def _close(self, args: list[str], ctx: CommandContext) -> Reply:
+        reason = args[0] if args else "issue_resolved"
+        if reason not in CLOSING_REASONS:
+            return Reply(f"Closing reasons: {', '.join(CLOSING_REASONS)}", ephemeral=True)
+        return await self.change_status(ctx, "closed", reason)

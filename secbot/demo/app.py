@@ -1,0 +1,119 @@
+"""``secbot demo``: the real service on embedded defaults, in front of the Slack emulator.
+
+Embedded SIEM (SQLite in memory) seeded with realistic alerts that keep arriving, the example
+rules, stand-in enrichers, Redis if one answers (else an in-memory store, said loudly), and the
+Slack emulator serving a page at http://127.0.0.1:8089 that shows the channels like Slack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import uuid as uuidlib
+from datetime import UTC, datetime, timedelta
+from itertools import count as counter
+
+from pydantic import SecretStr
+from rich.console import Console
+
+from secbot.demo.enrichers import demo_enrichers
+from secbot.demo.synthetic import auth_events, generate
+from secbot.rules.ruleset import RuleSet
+from secbot.runtime.settings import Settings
+from secbot.runtime.wiring import build_service
+from secbot.siem.embedded import EmbeddedSiem
+from secbot.store.base import Store
+from secbot.store.memory import MemoryStore
+from secbot.store.redis import RedisStore
+from secbot_emulators.slack import SlackEmulator
+
+AUTH_INDEX = "logs-okta.system-demo"
+
+
+async def demo_store(settings: Settings, console: Console) -> Store:
+    """Real Redis if it answers (under a throwaway prefix), else a clearly labelled fallback."""
+    store = RedisStore.from_url(settings.redis_url, prefix=f"secbot-demo:{uuidlib.uuid4().hex}:")
+    if await store.ping():
+        console.print(f"store: Redis at {settings.redis_url}")
+        return store
+    await store.close()
+    console.print(
+        f"[yellow]store: Redis not reachable at {settings.redis_url}; using an "
+        "in-memory store (nothing persists)[/]"
+    )
+    return MemoryStore()
+
+
+async def seeded_siem(count: int) -> EmbeddedSiem:
+    siem = EmbeddedSiem(":memory:")
+    start = datetime.now(UTC) - timedelta(minutes=count)
+    await siem.insert(generate(count, seed=1, start=start, step=timedelta(seconds=30)))
+    await siem.insert(auth_events(60), index=AUTH_INDEX)
+    return siem
+
+
+def demo_settings(settings: Settings, slack: SlackEmulator) -> Settings:
+    return settings.model_copy(
+        update={
+            "slack_bot_token": SecretStr(slack.bot_token),
+            "slack_app_token": SecretStr(slack.app_token),
+            "slack_api_url": slack.api_url,
+            "siem": "embedded",
+            "default_channel": settings.default_channel or "C0SECALERTS",
+            "triagers": settings.triagers or ["S0TRIAGE"],
+            "auth_log_indices": [AUTH_INDEX],
+            "poll_interval": min(settings.poll_interval, 1.0),
+            "slack_pace": 0.0,
+            "http_port": 0,
+            "alert_ttl": 86400,
+        }
+    )
+
+
+async def keep_alerts_coming(siem: EmbeddedSiem, interval: float) -> None:
+    for seq in counter(1000):
+        await asyncio.sleep(interval)
+        await siem.insert(generate(1, seed=seq, start=datetime.now(UTC)))
+
+
+async def run_web_demo(
+    settings: Settings,
+    rules: RuleSet,
+    *,
+    port: int,
+    count: int,
+    interval: float,
+    duration: float | None,
+    console: Console,
+) -> None:
+    """Serve the demo until Ctrl-C / SIGTERM, or for ``duration`` seconds."""
+    async with SlackEmulator.running(port=port) as slack:
+        siem = await seeded_siem(count)
+        store = await demo_store(settings, console)
+        service, resources = await build_service(
+            demo_settings(settings, slack),
+            rules,
+            store=store,
+            siem=siem,
+            enrichers=demo_enrichers(),
+        )
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, service.stop)
+        if duration is not None:
+            loop.call_later(duration, service.stop)
+        console.print(
+            f"SecBot demo: open [bold]{slack.base_url}/[/] — {len(rules)} rules, "
+            f"{count} alerts seeded, a new one every {interval:g}s. Ctrl-C stops."
+        )
+        feeder = asyncio.create_task(keep_alerts_coming(siem, interval))
+        try:
+            await service.run()
+        finally:
+            feeder.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await feeder
+            await resources.aclose()
+            await store.close()
+            await siem.close()

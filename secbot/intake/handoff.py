@@ -1,0 +1,98 @@
+"""Handing one alert off: decide, publish, apply the auto-close in the SIEM, mark done.
+
+The order is what keeps alerts safe, even against ``kill -9`` at any point:
+
+1. the post claim is taken first (one owner per alert uuid across replicas); a claim someone
+   else holds is retried on a later poll, never skipped: after a ``kill -9`` mid-alert the dead
+   process's claim outlives it, and skipping would lose the alert for good;
+2. the message is published *before* the SIEM is closed: the poller only reads open alerts,
+   so closing first and then dying would leave an alert closed and never shown to anyone;
+3. the SIEM close happens only when the expression said so; it is audited once per alert
+   just before; if it fails, the published message is corrected to say the alert was left
+   open and the audit records that too (nothing is closed by mistake);
+4. the posted marker is written last, so a crash before it re-delivers the alert; the
+   publisher recognises its earlier post (store link or Slack metadata) and does not repeat it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Protocol
+
+from secbot.domain.alert import Alert
+from secbot.pipeline.decision import Decision
+from secbot.pipeline.pipeline import Pipeline
+from secbot.siem.base import Siem, SiemError
+from secbot.store.base import AuditEntry, Store
+
+BOT_ACTOR = "secbot"
+
+
+class ClaimBusy(Exception):
+    """Another attempt holds this alert's post claim: not done, so the poller retries it later.
+
+    Either a live replica is posting it (the retry then finds it marked posted) or a process
+    that died mid-alert left its claim behind (it expires after ``claim_ttl``).
+    """
+
+
+class Publisher(Protocol):
+    """Where decided alerts go (Slack in production, the console in the demo)."""
+
+    async def publish(self, alert: Alert, decision: Decision) -> None:
+        """Post (or thread, for duplicates) the alert. Idempotent per alert uuid. Raise to
+        have it retried later."""
+
+    async def correct(self, alert: Alert, decision: Decision, note: str) -> None:
+        """The decided auto-close could not be applied: say so where the alert was published."""
+
+
+class TriageHandler:
+    """The poller's handler: one call per new alert, safe to call again for the same alert."""
+
+    def __init__(self, pipeline: Pipeline, siem: Siem, store: Store, publisher: Publisher, *,
+                 claim_ttl: int = 60, posted_ttl: int = 30 * 86400) -> None:
+        self.pipeline = pipeline
+        self.siem = siem
+        self.store = store
+        self.publisher = publisher
+        self.claim_ttl = claim_ttl
+        self.posted_ttl = posted_ttl
+
+    async def __call__(self, alert: Alert) -> Decision | None:
+        if await self.store.is_posted(alert.uuid):
+            return None
+        if not await self.store.claim_post(alert.uuid, self.claim_ttl):
+            raise ClaimBusy(f"alert {alert.uuid} is claimed by another attempt; retried later")
+        try:
+            decision = await self.pipeline.process(alert)
+            await self.publisher.publish(alert, decision)
+            if decision.auto_close:
+                await self._auto_close(alert, decision)
+        except BaseException:
+            await self.store.release_post(alert.uuid)
+            raise
+        await self.store.mark_posted(alert.uuid, self.posted_ttl)
+        return decision
+
+    async def _auto_close(self, alert: Alert, decision: Decision) -> None:
+        reason = decision.close_reason or "expected_activity"
+        # Audited before the close, once per alert: a crash after the close would otherwise
+        # lose the entry (the closed alert is never read again), and a redelivery would
+        # otherwise write it twice.
+        await self._audit(alert, decision, "closed", reason, once_key=f"auto-close:{alert.uuid}")
+        try:
+            await self.siem.set_status([alert.id or alert.uuid], "closed", reason=reason,
+                                       user=BOT_ACTOR)
+        except SiemError as exc:
+            note = f"auto-close failed, alert left open: {exc}"
+            await self._audit(alert, decision, "open", note)
+            await self.publisher.correct(alert, decision, note)
+
+    async def _audit(self, alert: Alert, decision: Decision, action: str, reason: str,
+                     once_key: str | None = None) -> None:
+        await self.store.append_audit(AuditEntry(
+            alert_uuid=alert.uuid, actor=BOT_ACTOR, action=action, reason=reason,
+            at=datetime.now(UTC), rule_id=decision.rule_id or "",
+            extra={"why": decision.explanation},
+        ), once_key=once_key)

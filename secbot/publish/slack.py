@@ -1,0 +1,260 @@
+"""Posting decided alerts to Slack, exactly once per alert uuid.
+
+Each top-level post carries message ``metadata`` (``event_type: secbot_alert``, payload
+``{alert_uuid}``). Before posting, an attempt token is claimed in the store; if an earlier
+attempt exists (a crash between ``chat.postMessage`` and recording it), the channel history is
+searched for the metadata first, so a retry adopts the earlier message instead of posting twice.
+The process also remembers what it posted itself: if Redis restarts empty between the post and
+the record of it, the retry in this process adopts the post without any store.
+Duplicates inside a dedup window become one threaded "new context" reply, edited in place.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from secbot.domain.alert import Alert, thaw
+from secbot.pipeline.decision import Decision, alert_record
+from secbot.publish.flood import DigestState, FloodGuard, digest_line, digest_text
+from secbot.publish.pacing import ChannelPacer
+from secbot.render import mrkdwn as md
+from secbot.render.blocks import with_status
+from secbot.store.base import MessageRef, Store
+
+EVENT_TYPE = "secbot_alert"
+HISTORY_PAGES = 5
+#: chat.postMessage errors about the message itself: retrying the same content cannot succeed.
+CONTENT_ERRORS = frozenset(
+    {
+        "invalid_blocks",
+        "invalid_blocks_format",
+        "msg_too_long",
+        "no_text",
+        "invalid_metadata_format",
+        "invalid_metadata_schema",
+        "too_many_attachments",
+        "invalid_attachments",
+    }
+)
+PUBLISHED_MEMORY = 10_000  # alerts this process posted, remembered newest-last
+
+
+class NoChannelError(RuntimeError):
+    """Neither the rule nor SECBOT_DEFAULT_CHANNEL names a channel for this alert."""
+
+
+class SlackPublisher:
+    """The :class:`secbot.intake.handoff.Publisher` for Slack."""
+
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        store: Store,
+        *,
+        ttl: int = 30 * 86400,
+        pacer: ChannelPacer | None = None,
+        attempt_ttl: int = 7 * 86400,
+        flood: FloodGuard | None = None,
+    ) -> None:
+        self.client = client
+        self.store = store
+        self.ttl = ttl
+        self.pacer = pacer or ChannelPacer(rate=0)
+        self.attempt_ttl = attempt_ttl
+        self.flood = flood or FloodGuard(threshold=0)
+        self._published: OrderedDict[str, MessageRef] = OrderedDict()
+
+    async def publish(self, alert: Alert, decision: Decision) -> None:
+        if decision.channel is None:
+            raise NoChannelError(f"alert {alert.uuid}: no channel (set SECBOT_DEFAULT_CHANNEL)")
+        if decision.duplicate_of:
+            first = await self.store.message_for_alert(decision.duplicate_of)
+            if first is not None:
+                await self._thread_context(alert, decision, first)
+                return
+        ref = await self._existing_post(alert.uuid, decision.channel)
+        if ref is None and self.flood.flooding(decision.rule_id or "", decision.channel):
+            ref = await self._digest(alert, decision, decision.channel)
+        elif ref is None:
+            ref = await self._post(alert, decision, decision.channel)
+        self._remember(alert.uuid, ref)
+        await self.store.link_message(alert.uuid, ref, self.ttl)
+        # Built from the decision, not read back: the pipeline's record plus where it went.
+        record = alert_record(alert, decision)
+        record.update({"message": thaw(decision.message), "channel": ref.channel, "ts": ref.ts})
+        await self.store.save_alert(alert.uuid, record, self.ttl)
+        if decision.auto_close:
+            await self._react(ref, "white_check_mark")
+
+    async def correct(self, alert: Alert, decision: Decision, note: str) -> None:
+        """The auto-close was not applied: fix the status line and take the bot's ✅ back."""
+        line = f"Open · {note}"
+        if decision.duplicate_of:
+            first = await self.store.message_for_alert(decision.duplicate_of)
+            if first is not None:
+                await self.client.chat_postMessage(
+                    channel=first.channel,
+                    thread_ts=first.ts,
+                    text=md.escape(f"Alert {alert.uuid}: {note}"),
+                    unfurl_links=False,
+                )
+            return
+        ref = await self.store.message_for_alert(alert.uuid)
+        record = await self.store.load_alert(alert.uuid) or {}
+        message = record.get("message")
+        if ref is None or not isinstance(message, dict):
+            return
+        updated = with_status(message, line)
+        await self.client.chat_update(
+            channel=ref.channel,
+            ts=ref.ts,
+            text=str(updated.get("text", "")),
+            blocks=updated["blocks"],
+        )
+        record["message"] = updated
+        await self.store.save_alert(alert.uuid, record, self.ttl)
+        try:
+            await self.client.reactions_remove(
+                channel=ref.channel, timestamp=ref.ts, name="white_check_mark"
+            )
+        except SlackApiError as exc:
+            if exc.response.get("error") != "no_reaction":
+                raise
+
+    async def _post(self, alert: Alert, decision: Decision, channel: str) -> MessageRef:
+        metadata = {"event_type": EVENT_TYPE, "event_payload": {"alert_uuid": alert.uuid}}
+        await self.pacer.wait(channel)
+        try:
+            response = await self.client.chat_postMessage(
+                channel=channel,
+                text=decision.message.get("text", ""),
+                blocks=list(decision.message.get("blocks", [])),
+                metadata=metadata,
+                unfurl_links=False,
+                unfurl_media=False,
+            )
+        except SlackApiError as exc:
+            error = str(exc.response.get("error", ""))
+            if error not in CONTENT_ERRORS:
+                raise  # transient or configuration: the poller retries this alert later
+            # Slack refuses this content and would refuse it on every retry, blocking the
+            # queue: post a plain stand-in that points at the SIEM instead.
+            response = await self.client.chat_postMessage(
+                channel=channel,
+                metadata=metadata,
+                unfurl_links=False,
+                text=md.truncate(
+                    md.escape(
+                        f"Alert {alert.uuid} ({decision.rule_id or 'no rule'}): Slack refused the "
+                        f"full message ({error}); open it in the SIEM."
+                    ),
+                    md.MESSAGE_TEXT_MAX,
+                ),
+            )
+        return MessageRef(channel=str(response["channel"]), ts=str(response["ts"]))
+
+    async def _digest(self, alert: Alert, decision: Decision, channel: str) -> MessageRef:
+        """Add ``alert`` to its rule's digest message (posted on the first flooded alert)."""
+        key = (decision.rule_id or "", channel)
+        state = self.flood.digests.get(key)
+        title = str(decision.message.get("text", ""))
+        if state is None:
+            await self.pacer.wait(channel)
+            response = await self.client.chat_postMessage(
+                channel=channel, text=md.truncate(f"Digest: {title}", md.MESSAGE_TEXT_MAX)
+            )
+            state = DigestState(ts=str(response["ts"]))
+            self.flood.digests[key] = state
+        state.total += 1
+        state.lines.append(digest_line(alert))
+        text = digest_text(decision.rule_id or "unmatched alerts", state, self.flood.threshold)
+        await self.client.chat_update(channel=channel, ts=state.ts, text=text)
+        return MessageRef(channel=channel, ts=state.ts)
+
+    async def _existing_post(self, uuid: str, channel: str) -> MessageRef | None:
+        """The message an earlier attempt posted for ``uuid``, if any."""
+        mine = self._published.get(uuid)
+        if mine is not None:  # posted by this process; the store may have lost it since
+            return mine
+        known = await self.store.message_for_alert(uuid)
+        if known is not None:
+            return known
+        token = secrets.token_hex(8)
+        claim = await self.store.claim_dedup(f"post-attempt:{uuid}", token, self.attempt_ttl)
+        if claim.first_uuid == token:
+            return None  # first attempt: nothing can have been posted
+        return await self._find_in_history(uuid, channel)
+
+    def _remember(self, uuid: str, ref: MessageRef) -> None:
+        self._published[uuid] = ref
+        self._published.move_to_end(uuid)
+        while len(self._published) > PUBLISHED_MEMORY:
+            self._published.popitem(last=False)
+
+    async def _find_in_history(self, uuid: str, channel: str) -> MessageRef | None:
+        cursor: str | None = None
+        for _ in range(HISTORY_PAGES):
+            page = await self.client.conversations_history(
+                channel=channel, include_all_metadata=True, limit=200, cursor=cursor
+            )
+            messages: list[dict[str, Any]] = page.get("messages") or []
+            for message in messages:
+                meta = message.get("metadata") or {}
+                payload = meta.get("event_payload") or {}
+                if meta.get("event_type") == EVENT_TYPE and payload.get("alert_uuid") == uuid:
+                    return MessageRef(channel=channel, ts=str(message["ts"]))
+            cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
+            if not cursor:
+                break
+        return None
+
+    async def _react(self, ref: MessageRef, name: str) -> None:
+        try:
+            await self.client.reactions_add(channel=ref.channel, timestamp=ref.ts, name=name)
+        except SlackApiError as exc:
+            if exc.response.get("error") != "already_reacted":
+                raise
+
+    async def _thread_context(self, alert: Alert, decision: Decision, first: MessageRef) -> None:
+        assert decision.duplicate_of is not None
+        first_record = await self.store.load_alert(decision.duplicate_of) or {}
+        text = context_text(alert, decision, first_record.get("fields") or {})
+        key = f"context:{decision.duplicate_of}"
+        existing = await self.store.message_for_alert(key)
+        if existing is None:
+            await self.pacer.wait(first.channel)
+            response = await self.client.chat_postMessage(
+                channel=first.channel, thread_ts=first.ts, text=text, unfurl_links=False
+            )
+            existing = MessageRef(channel=first.channel, ts=str(response["ts"]))
+            await self.store.link_message(key, existing, self.ttl)
+        else:
+            await self.client.chat_update(channel=existing.channel, ts=existing.ts, text=text)
+        await self.store.link_message(alert.uuid, first, self.ttl)
+        if decision.auto_close:
+            await self._react(existing, "white_check_mark")
+
+
+def context_text(alert: Alert, decision: Decision, first_fields: Mapping[str, Any]) -> str:
+    """The in-place "new context" reply: count, latest alert, fields that differ from the first."""
+    more = decision.duplicate_count - 1
+    lines = [
+        f":repeat: *New context:* {more} more alert{'s' if more != 1 else ''} with the same "
+        f"dedup key since this one. Latest: `{md.escape(alert.uuid)}` at "
+        f"{md.escape(alert.get_field('@timestamp') or 'unknown time')}"
+    ]
+    changed = [
+        f"• *{md.escape(name)}*: {md.escape(first_fields.get(name))} → {md.escape(value)}"
+        for name, value in thaw(decision.fields).items()
+        if name in first_fields and first_fields.get(name) != value
+    ]
+    lines.extend(changed[:10] or ["No included field differs from the first alert."])
+    if decision.auto_close:
+        lines.append(f"Latest was auto-closed: {md.escape(decision.explanation)}")
+    return md.truncate("\n".join(lines), md.MESSAGE_TEXT_MAX)

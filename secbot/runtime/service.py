@@ -1,0 +1,140 @@
+"""The running service: Socket Mode app + poll loop + health server, with a graceful drain.
+
+SIGTERM (or :meth:`SecBotService.stop`) stops taking new alerts; the alert being handled
+finishes (its checkpoint and posted-marker are written), then Socket Mode is closed and
+``run`` returns, so the process exits 0 well within 30 s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+from secbot.domain.alert import Alert
+from secbot.intake.handoff import TriageHandler
+from secbot.intake.poller import AlertPoller
+from secbot.pipeline.decision import Decision
+from secbot.runtime.health import HealthState, start_health_server
+from secbot.runtime.lease import LeaseKeeper
+from secbot.runtime.logs import get_logger
+from secbot.runtime.metrics import Metrics
+
+log = get_logger("secbot.runtime.service")
+
+
+class Draining(Exception):
+    """Raised to the poller when a stop was requested: the checkpoint stays before this alert."""
+
+
+@dataclass
+class ServiceParts:
+    """Everything the composition root built; the service only runs it."""
+
+    poller: AlertPoller
+    handler: TriageHandler
+    socket: AsyncSocketModeHandler | None
+    health: HealthState
+    metrics: Metrics
+    poll_interval: float
+    lease: LeaseKeeper | None = None
+    # A container health endpoint listens on all interfaces.
+    http_host: str = "0.0.0.0"
+    http_port: int = 8080
+
+
+class SecBotService:
+    def __init__(self, parts: ServiceParts) -> None:
+        self.parts = parts
+        self._stopping = asyncio.Event()
+        self._http: web.AppRunner | None = None
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def _handle(self, alert: Alert) -> Decision | None:
+        if self._stopping.is_set():
+            raise Draining
+        self.parts.metrics.alerts_polled.inc()
+        decision = await self.parts.handler(alert)
+        if decision is not None:
+            rule = decision.rule_id or "(unmatched)"
+            if decision.post:
+                self.parts.metrics.alerts_posted.labels(rule).inc()
+            else:
+                self.parts.metrics.alerts_threaded.labels(rule).inc()
+            if decision.auto_close:
+                self.parts.metrics.alerts_auto_closed.labels(rule).inc()
+        return decision
+
+    async def poll_once(self) -> None:
+        try:
+            count = await self.parts.poller.poll_once(self._handle)
+        except Draining:
+            return
+        except Exception as exc:  # every failure is retried next poll; nothing is skipped
+            kind = type(exc).__name__
+            self.parts.metrics.poll_errors.labels(kind).inc()
+            self.parts.health.poll_failed(f"{kind}: {exc}")
+            log.warning("poll_failed", error=str(exc), kind=kind)
+            return
+        self.parts.health.poll_succeeded()
+        if count:
+            log.info("polled", alerts=count)
+
+    async def run(self) -> None:
+        """Run until :meth:`stop`; returns after draining."""
+        parts = self.parts
+        if parts.http_port:
+            self._http = await start_health_server(
+                parts.health, parts.metrics, parts.http_host, parts.http_port
+            )
+        if parts.socket is not None:
+            await parts.socket.connect_async()  # type: ignore[no-untyped-call]
+            log.info("socket_mode_connected")
+        if parts.lease is not None:
+            await parts.lease.refresh()
+            parts.lease.start()
+        try:
+            while not self._stopping.is_set():
+                if parts.lease is not None and not parts.lease.held:
+                    # A standby also tries every cycle, not only every ttl/3 in the keeper:
+                    # a dead leader is replaced within lease TTL + one poll interval.
+                    await parts.lease.refresh()
+                if parts.lease is None or parts.lease.held:
+                    parts.health.role = "leader"
+                    await self.poll_once()
+                else:
+                    parts.health.role = "standby"
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), timeout=parts.poll_interval)
+        finally:
+            await self._shutdown()
+
+    async def _shutdown(self) -> None:
+        log.info("draining")
+        if self.parts.lease is not None:
+            await self.parts.lease.stop()  # lets another replica take over at once
+        if self.parts.socket is not None:
+            with contextlib.suppress(Exception):
+                await self.parts.socket.close_async()  # type: ignore[no-untyped-call]
+        if self._http is not None:
+            await self._http.cleanup()
+        log.info("stopped")
+
+
+def socket_connected(handler: AsyncSocketModeHandler) -> Any:
+    """A health probe for the Socket Mode connection."""
+
+    async def probe() -> bool:
+        client = handler.client
+        try:
+            return bool(await client.is_connected())
+        except Exception:
+            return False
+
+    return probe

@@ -1,0 +1,223 @@
+"""The composition root: the one place that reads settings and builds clients.
+
+Everything else receives what it needs. ``build_service`` returns the service and a
+``Resources`` object that closes every client it built.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import aiohttp
+import redis.asyncio as aioredis
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
+from slack_sdk.web.async_client import AsyncWebClient
+
+from secbot.chat.app import SlackHandlers, build_app, status_command
+from secbot.commands.investigate import Investigator
+from secbot.commands.router import CommandRouter
+from secbot.domain.alert import Alert
+from secbot.enrich.base import Enricher
+from secbot.enrich.engine import EnrichmentEngine
+from secbot.intake.handoff import TriageHandler
+from secbot.intake.poller import AlertPoller
+from secbot.pipeline.pipeline import Pipeline
+from secbot.publish.flood import FloodGuard
+from secbot.publish.pacing import ChannelPacer
+from secbot.publish.slack import SlackPublisher
+from secbot.rules.ruleset import RuleSet
+from secbot.runtime.enrichers import build_enrichers
+from secbot.runtime.health import HealthState
+from secbot.runtime.lease import LeaseKeeper
+from secbot.runtime.metrics import Metrics
+from secbot.runtime.service import SecBotService, ServiceParts, socket_connected
+from secbot.runtime.settings import Settings
+from secbot.runtime.siem_clients import build_elastic_siem
+from secbot.siem.base import Siem
+from secbot.siem.embedded import EmbeddedSiem
+from secbot.store.base import Store
+from secbot.store.redis import RedisStore
+from secbot.triage.people import Directory, Triagers
+from secbot.triage.reactions import ReactionTriage, parse_reaction_map
+from secbot.triage.status_change import StatusChanger
+
+
+class ConfigError(Exception):
+    """Settings that validate alone but cannot run the service; names the variable."""
+
+
+def check_run_settings(settings: Settings) -> None:
+    """What ``secbot run`` needs beyond the schema, each problem naming its variable."""
+    problems = []
+    if settings.slack_bot_token is None:
+        problems.append("SLACK_BOT_TOKEN: required (xoxb-…)")
+    if settings.slack_app_token is None:
+        problems.append("SLACK_APP_TOKEN: required for Socket Mode (xapp-…)")
+    if not settings.default_channel:
+        problems.append("SECBOT_DEFAULT_CHANNEL: required (unmatched alerts must go somewhere)")
+    if settings.siem == "elastic" and not settings.elasticsearch_url:
+        problems.append("SECBOT_ELASTICSEARCH_URL: required with SECBOT_SIEM=elastic")
+    if problems:
+        raise ConfigError("invalid settings:\n  " + "\n  ".join(problems))
+    try:
+        parse_reaction_map(settings.reactions)
+    except ValueError as exc:
+        raise ConfigError(f"SECBOT_REACTIONS: {exc}") from exc
+
+
+@dataclass
+class Resources:
+    """Clients the composition root built, closed in reverse order."""
+
+    closers: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
+
+    async def aclose(self) -> None:
+        for closer in reversed(self.closers):
+            with contextlib.suppress(Exception):
+                await closer()
+
+
+def slack_client(settings: Settings, session: aiohttp.ClientSession) -> AsyncWebClient:
+    """The Web API client. A shared ``session`` keeps connections alive between calls (without
+    one, slack_sdk opens a new connection per request).
+
+    Only 429 is retried inside the client: Slack did not act on a rate-limited call. A 5xx or
+    a dropped connection may come *after* Slack posted the message, and a blind retry would
+    post it twice; those failures surface instead, the poller retries the alert, and the
+    publisher finds its earlier post (message metadata) before posting again.
+    """
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+    return AsyncWebClient(
+        token=token,
+        base_url=settings.slack_api_url,
+        session=session,
+        retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=5)],
+    )
+
+
+def build_siem(settings: Settings) -> Siem:
+    if settings.siem == "embedded":
+        return EmbeddedSiem(settings.embedded_db)
+    return build_elastic_siem(settings)
+
+
+async def build_slack_side(
+    settings: Settings, web: AsyncWebClient, store: Store, siem: Siem, engine: EnrichmentEngine
+) -> AsyncSocketModeHandler:
+    """The bolt app and its Socket Mode handler (connected later by the service)."""
+    bot = await web.auth_test()
+    changer = StatusChanger(
+        web, siem, store, Triagers(web, settings.triagers), Directory(web), ttl=settings.alert_ttl
+    )
+    reactions = ReactionTriage(
+        changer,
+        store,
+        parse_reaction_map(settings.reactions),
+        bot_user_id=str(bot.get("user_id") or ""),
+    )
+    investigator = Investigator(
+        engine,
+        siem,
+        auth_indices=settings.auth_log_indices,
+        lookback=timedelta(days=settings.locate_lookback_days),
+    )
+    router = CommandRouter(investigator, status_command(changer))
+    handlers = SlackHandlers(web, store, reactions, router, link_ttl=settings.alert_ttl)
+    assert settings.slack_bot_token is not None and settings.slack_app_token is not None
+    app = build_app(web, handlers)
+    return AsyncSocketModeHandler(app, settings.slack_app_token.get_secret_value(), web_client=web)
+
+
+def rule_partition(rules: RuleSet) -> Callable[[Alert], str]:
+    """Alerts of different rules are independent, so the poller may run them concurrently;
+    one rule's alerts stay in order (its dedup threading and flood digest depend on it)."""
+
+    def key(alert: Alert) -> str:
+        rule = rules.match(alert)
+        return rule.id if rule is not None else ""
+
+    return key
+
+
+async def build_service(
+    settings: Settings,
+    rules: RuleSet,
+    *,
+    store: Store | None = None,
+    siem: Siem | None = None,
+    enrichers: Mapping[str, Enricher] | None = None,
+) -> tuple[SecBotService, Resources]:
+    """Build every client from ``settings`` and wire the service.
+
+    ``store``, ``siem`` and ``enrichers`` may be given instead (the demo passes its embedded
+    SIEM and stand-in enrichers); what is given is not closed by ``Resources``.
+    """
+    check_run_settings(settings)
+    resources = Resources()
+    redis_client = aioredis.Redis.from_url(
+        settings.redis_url, decode_responses=True, socket_timeout=5.0, socket_connect_timeout=2.0
+    )
+    resources.closers.append(redis_client.aclose)
+    store = store or RedisStore(redis_client, settings.redis_prefix)
+    if siem is None:
+        siem = build_siem(settings)
+        resources.closers.append(siem.close)
+    if enrichers is None:
+        built = build_enrichers(settings, redis=redis_client)
+        resources.closers.append(built.aclose)
+        enrichers = built
+    metrics = Metrics()
+    engine = EnrichmentEngine(
+        enrichers, timeout=settings.enrich_timeout, observe=metrics.observe_enrichment
+    )
+    session = aiohttp.ClientSession()
+    resources.closers.append(session.close)
+    web = slack_client(settings, session)
+    pipeline = Pipeline(
+        rules, engine, store, default_channel=settings.default_channel, alert_ttl=settings.alert_ttl
+    )
+    publisher = SlackPublisher(
+        web,
+        store,
+        ttl=settings.alert_ttl,
+        pacer=ChannelPacer(rate=settings.slack_pace),
+        flood=FloodGuard(threshold=settings.flood_threshold),
+    )
+    socket = await build_slack_side(settings, web, store, siem, engine)
+    health = HealthState(
+        socket_connected=socket_connected(socket),
+        store_ping=store.ping,
+        poll_stale_after=max(60.0, 10 * settings.poll_interval),
+    )
+    parts = ServiceParts(
+        poller=AlertPoller(
+            siem,
+            store,
+            overlap_seconds=settings.poll_overlap,
+            page_size=settings.poll_page_size,
+            partition=rule_partition(rules),
+        ),
+        # A claim lives as long as the lease: a replica killed mid-alert blocks that alert
+        # for about as long as it blocks polling, not for minutes.
+        handler=TriageHandler(
+            pipeline,
+            siem,
+            store,
+            publisher,
+            claim_ttl=max(1, math.ceil(settings.lease_ttl)),
+            posted_ttl=settings.alert_ttl,
+        ),
+        socket=socket,
+        health=health,
+        metrics=metrics,
+        poll_interval=settings.poll_interval,
+        lease=LeaseKeeper(store, "poller", ttl=settings.lease_ttl),
+        http_port=settings.http_port,
+    )
+    return SecBotService(parts), resources

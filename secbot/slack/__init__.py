@@ -1,1 +1,0 @@
-"""The Slack side of SecBot: posting alerts, emoji triage, @-mention commands."""

@@ -1,0 +1,155 @@
+"""Kibana's detection-engine alert routes, as the emulator serves them.
+
+``POST [/s/<space>]/api/detection_engine/signals/status`` and ``.../signals/tags`` behave like
+Kibana's route handlers: the xsrf/version-header check, body validation with Kibana's error
+bodies, closing-reason validation, then the same ``_update_by_query`` (status or tags painless
+script, ``terms`` on ``_id``) on ``.alerts-security.alerts-<space>``, returning the raw ES body.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from secbot.domain.status import CLOSING_REASONS, STATUSES
+from secbot.siem.elastic import STATUS_SCRIPT, TAGS_SCRIPT
+from secbot.siem.embedded import iso_millis, to_millis
+from secbot_emulators.elastic_http import json_response, read_json, update_by_query_body
+from secbot_emulators.elastic_query import QueryError, compile_query
+from secbot_emulators.elastic_store import DocumentStore
+
+#: The user profile uid Kibana writes as ``workflow_user`` for the API key's user.
+PROFILE_UID = "u_mGBROF_q5bmFCATbLXAcCwKa0k8JvONAwSruelyKA5E_0"
+
+
+
+class KibanaError(Exception):
+    """A Kibana error response (body already in Kibana's shape)."""
+
+    def __init__(self, status: int, body: Mapping[str, Any]) -> None:
+        super().__init__(str(body))
+        self.status = status
+        self.body = dict(body)
+
+
+def bad_request(message: str) -> KibanaError:
+    """Kibana core's (platform) error body, used for request validation failures."""
+    return KibanaError(400, {"statusCode": 400, "error": "Bad Request", "message": message})
+
+
+def siem_error(status: int, message: str) -> KibanaError:
+    """The security solution's ``buildSiemResponse`` error body."""
+    return KibanaError(status, {"message": message, "status_code": status})
+
+
+def _ids(body: Mapping[str, Any], key: str) -> list[str]:
+    ids = body.get(key)
+    if not isinstance(ids, list) or not ids or not all(isinstance(i, str) and i for i in ids):
+        raise bad_request(f"[request body]: {key}: Array must contain at least 1 element(s)"
+                          if isinstance(ids, list) else f"[request body]: {key}: Required")
+    return ids
+
+
+class KibanaApi:
+    """Kibana routes over the emulator's documents.
+
+    ``supports_reason = False`` models a Kibana whose schema rejects the ``reason`` key
+    (400 naming it), so clients can be tested against older deployments.
+    """
+
+    def __init__(self, store: DocumentStore, spaces: Sequence[str],
+                 profile_uid: str = PROFILE_UID) -> None:
+        self.store = store
+        self.spaces = set(spaces)
+        self.profile_uid = profile_uid
+        self.supports_reason = True
+        self.version = "9.1.0"
+
+    def routes(self) -> list[web.RouteDef]:
+        routes = [web.get("/api/status", self.status_page)]
+        for prefix in ("", "/s/{space}"):
+            routes += [
+                web.post(prefix + "/api/detection_engine/signals/status", self.set_status),
+                web.post(prefix + "/api/detection_engine/signals/tags", self.set_tags),
+            ]
+        return routes
+
+    async def status_page(self, request: web.Request) -> web.Response:
+        return json_response({"name": "secbot-emulator", "version": {"number": self.version},
+                              "status": {"overall": {"level": "available"}}})
+
+    def _alerts_index(self, request: web.Request) -> str:
+        space = request.match_info.get("space", "default")
+        if space not in self.spaces:
+            raise KibanaError(404, {"statusCode": 404, "error": "Not Found",
+                                    "message": f"Saved object [space/{space}] not found"})
+        return f".alerts-security.alerts-{space}"
+
+    def _reason(self, body: Mapping[str, Any], status: str) -> str | None:
+        if "reason" in body and not self.supports_reason:
+            raise bad_request("[request body]: Unrecognized key(s) in object: 'reason'")
+        reason = body.get("reason")
+        if status != "closed":
+            return None  # validateClosingReason: only a closing status keeps a reason
+        if reason is not None and reason not in CLOSING_REASONS:
+            raise siem_error(400, f"{reason} is an invalid closing reason.")
+        return None if reason is None else str(reason)
+
+    async def set_status(self, request: web.Request) -> web.Response:
+        started = time.monotonic()
+        index = self._alerts_index(request)
+        body = await self._body(request)
+        status = body.get("status")
+        if status not in STATUSES:
+            raise bad_request(f"[request body]: status: Invalid enum value. Expected "
+                              f"{' | '.join(repr(s) for s in STATUSES)}, received '{status}'")
+        reason = self._reason(body, str(status))
+        if "signal_ids" in body:
+            query: Any = {"bool": {"filter": {"terms": {"_id": _ids(body, "signal_ids")}}}}
+        elif isinstance(body.get("query"), Mapping):
+            query = {"bool": {"filter": body["query"]}}
+        else:
+            raise bad_request("[request body]: signal_ids: Required, query: Required")
+        script = {"source": STATUS_SCRIPT, "lang": "painless", "params": {
+            "status": status, "workflowUser": self.profile_uid,
+            "updatedAt": iso_millis(datetime.now(UTC)), "reason": reason}}
+        return self._update(index, query, script, started)
+
+    async def set_tags(self, request: web.Request) -> web.Response:
+        started = time.monotonic()
+        index = self._alerts_index(request)
+        body = await self._body(request)
+        ids = _ids(body, "ids")
+        tags = body.get("tags")
+        if not isinstance(tags, Mapping):
+            raise bad_request("[request body]: tags: Required")
+        add = list(dict.fromkeys(tags.get("tags_to_add") or []))
+        remove = list(dict.fromkeys(tags.get("tags_to_remove") or []))
+        if set(add) & set(remove):
+            raise siem_error(400, "[request body].tags: cannot add and remove the same tag in "
+                             "a single request")
+        script = {"source": TAGS_SCRIPT, "lang": "painless",
+                  "params": {"tagsToAdd": add, "tagsToRemove": remove}}
+        return self._update(index, {"bool": {"filter": {"terms": {"_id": ids}}}}, script,
+                            started)
+
+    async def _body(self, request: web.Request) -> dict[str, Any]:
+        try:
+            return await read_json(request)
+        except QueryError as exc:
+            raise bad_request(f"[request body]: {exc.reason}") from exc
+
+    def _update(self, index: str, query: Any, script: Mapping[str, Any], started: float
+                ) -> web.Response:
+        now_ms = to_millis(datetime.now(UTC))
+        try:
+            indices = self.store.resolve(index, ignore_unavailable=True)
+            count = self.store.update_by_query(indices, compile_query(query, now_ms), script,
+                                               None)
+        except QueryError as exc:  # Kibana's transformError: ES status + reason
+            raise siem_error(exc.status, f"{exc.error_type}: {exc.reason}") from exc
+        return json_response(update_by_query_body(count, started))
