@@ -12,6 +12,7 @@ REPO = Path(__file__).resolve().parents[1]
 #: Lowest first. A room may import itself and the rooms before it, never one after it.
 ROOMS = (
     "domain",       # Alert, Enrichment, Status, records, errors: the words every room shares
+    "resilience",   # retry policy, circuit breaker, bounded TTL caches
     "store",        # Store contract + Redis / memory
     "expressions",  # safe expressions
     "enrich",       # Enricher contract, engine, providers

@@ -17,11 +17,11 @@ The order is what keeps alerts safe, even against ``kill -9`` at any point:
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Protocol
 
 from secbot.domain.alert import Alert
 from secbot.pipeline.decision import Decision
 from secbot.pipeline.pipeline import Pipeline
+from secbot.publish.base import Publisher
 from secbot.siem.base import Siem, SiemError
 from secbot.store.base import AuditEntry, Store
 
@@ -34,17 +34,6 @@ class ClaimBusy(Exception):
     Either a live replica is posting it (the retry then finds it marked posted) or a process
     that died mid-alert left its claim behind (it expires after ``claim_ttl``).
     """
-
-
-class Publisher(Protocol):
-    """Where decided alerts go (Slack in production, the console in the demo)."""
-
-    async def publish(self, alert: Alert, decision: Decision) -> None:
-        """Post (or thread, for duplicates) the alert. Idempotent per alert uuid. Raise to
-        have it retried later."""
-
-    async def correct(self, alert: Alert, decision: Decision, note: str) -> None:
-        """The decided auto-close could not be applied: say so where the alert was published."""
 
 
 class TriageHandler:
