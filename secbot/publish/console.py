@@ -18,8 +18,12 @@ class ConsolePublisher:
     console: Console
     show_messages: bool = False
     decisions: list[Decision] = field(default_factory=list)
+    _shown: set[str] = field(default_factory=set, repr=False)
 
     async def publish(self, alert: Alert, decision: Decision) -> None:
+        if alert.uuid in self._shown:
+            return  # the contract: idempotent per alert uuid (a retry must not print it twice)
+        self._shown.add(alert.uuid)
         self.decisions.append(decision)
         if decision.auto_close:
             outcome = f"[green]auto-closed[/] ({decision.close_reason})"
