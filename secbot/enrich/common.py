@@ -24,6 +24,7 @@ import httpx
 
 from secbot.domain.alert import Alert
 from secbot.domain.enrichment import Enrichment
+from secbot.domain.errors import SecBotError
 
 A = TypeVar("A")
 
@@ -32,7 +33,7 @@ log = logging.getLogger(__name__)
 NOT_FOUND = "not found"
 
 
-class ProviderError(Exception):
+class ProviderError(SecBotError):
     """The provider failed (HTTP error, bad payload…); the message becomes the reason."""
 
 

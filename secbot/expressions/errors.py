@@ -7,8 +7,10 @@ mistake in the rule file (found once, at load or by ``rules validate``), while
 
 from __future__ import annotations
 
+from secbot.domain.errors import SecBotError
 
-class ExpressionSyntaxError(ValueError):
+
+class ExpressionSyntaxError(SecBotError, ValueError):
     """The expression is rejected at compile time (bad syntax or a forbidden construct).
 
     ``str(e)`` is the human message. ``offset`` is the 0-based character offset in the source
@@ -40,7 +42,7 @@ class ExpressionSyntaxError(ValueError):
         return self.offset - (self.source.rfind("\n", 0, self.offset) + 1) + 1
 
 
-class ExpressionError(Exception):
+class ExpressionError(SecBotError):
     """Evaluation failed: timeout, a resource limit, a type error, a missing key…
 
     The pipeline treats it as "the expression is false" and notes ``str(e)`` on the alert.

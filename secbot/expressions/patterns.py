@@ -15,11 +15,12 @@ from typing import Any
 
 import re2
 
+from secbot.domain.errors import SecBotError
 from secbot.expressions.errors import ExpressionTimeoutError
 from secbot.expressions.limits import MAX_PATTERN_LENGTH, MAX_PATTERN_PROGRAM
 
 
-class PatternError(ValueError):
+class PatternError(SecBotError, ValueError):
     """The pattern is invalid or uses a construct ``matches()`` does not support."""
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from secbot.domain.alert import Alert
+from secbot.domain.errors import SecBotError
 from secbot.pipeline.decision import Decision
 from secbot.pipeline.pipeline import Pipeline
 from secbot.publish.base import Publisher
@@ -28,7 +29,7 @@ from secbot.store.base import AuditEntry, Store
 BOT_ACTOR = "secbot"
 
 
-class ClaimBusy(Exception):
+class ClaimBusy(SecBotError):
     """Another attempt holds this alert's post claim: not done, so the poller retries it later.
 
     Either a live replica is posting it (the retry then finds it marked posted) or a process

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from secbot.domain.alert import Alert
+from secbot.domain.errors import SecBotError
 from secbot.enrich.engine import EnrichmentEngine
 from secbot.offline.rule_tests import fixture_enrichers
 from secbot.pipeline.pipeline import Pipeline
@@ -27,7 +28,7 @@ from secbot.store.memory import MemoryStore
 UNMATCHED = "(unmatched)"
 
 
-class BacktestInputError(ValueError):
+class BacktestInputError(SecBotError, ValueError):
     """A line of the alerts file is not an alert; the message names file and line."""
 
 

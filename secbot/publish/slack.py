@@ -20,6 +20,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from secbot.domain.alert import Alert, thaw
+from secbot.domain.errors import SecBotError
 from secbot.pipeline.decision import Decision, alert_record
 from secbot.publish.flood import DigestState, FloodGuard, digest_line, digest_text
 from secbot.publish.pacing import ChannelPacer
@@ -45,7 +46,7 @@ CONTENT_ERRORS = frozenset(
 PUBLISHED_MEMORY = 10_000  # alerts this process posted, remembered newest-last
 
 
-class NoChannelError(RuntimeError):
+class NoChannelError(SecBotError, RuntimeError):
     """Neither the rule nor SECBOT_DEFAULT_CHANNEL names a channel for this alert."""
 
 

@@ -27,6 +27,7 @@ from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from secbot.domain.errors import SecBotError
 from secbot.expressions.errors import ExpressionError
 from secbot.expressions.limits import MAX_SIZE
 from secbot.expressions.operators import safe_add, safe_mul, safe_pow
@@ -42,7 +43,7 @@ _BOUNDED_BINOPS: dict[str, Callable[[Any, Any], Any]] = {
 }
 
 
-class TemplateProblem(ValueError):
+class TemplateProblem(SecBotError, ValueError):
     def __init__(self, message: str, lineno: int | None = None) -> None:
         super().__init__(message)
         self.lineno = lineno

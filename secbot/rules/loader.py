@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from secbot.domain.errors import SecBotError
 from secbot.enrich.catalog import BUILTIN_ENRICHERS
 from secbot.expressions import IO_FUNCTIONS, ExpressionSyntaxError, compile_expression
 from secbot.render.templates import TemplateProblem, compile_template
@@ -30,7 +31,7 @@ class RuleProblem:
         return f"{self.path}:{self.line}: {self.message}"
 
 
-class RuleLoadError(Exception):
+class RuleLoadError(SecBotError):
     """The rule set has problems; ``problems`` lists each with its file and line."""
 
     def __init__(self, problems: list[RuleProblem]) -> None:

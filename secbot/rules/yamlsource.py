@@ -8,6 +8,8 @@ from typing import Any
 
 import yaml
 
+from secbot.domain.errors import SecBotError
+
 Loc = tuple[str | int, ...]
 
 #: Rule files are small; anything bigger is a mistake or an attack (PyYAML parses ~1 MB/s).
@@ -38,7 +40,7 @@ class YamlDocument:
         return self.lines.get((), 1)
 
 
-class YamlSyntaxError(ValueError):
+class YamlSyntaxError(SecBotError, ValueError):
     def __init__(self, line: int, message: str) -> None:
         super().__init__(message)
         self.line = line

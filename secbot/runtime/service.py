@@ -16,6 +16,7 @@ from aiohttp import web
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
 from secbot.domain.alert import Alert
+from secbot.domain.errors import SecBotError
 from secbot.intake.handoff import TriageHandler
 from secbot.intake.poller import AlertPoller
 from secbot.pipeline.decision import Decision
@@ -27,7 +28,7 @@ from secbot.runtime.metrics import Metrics
 log = get_logger("secbot.runtime.service")
 
 
-class Draining(Exception):
+class Draining(SecBotError):
     """Raised to the poller when a stop was requested: the checkpoint stays before this alert."""
 
 

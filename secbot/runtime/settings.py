@@ -19,8 +19,10 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from secbot.domain.errors import SecBotError
 
-class SettingsError(Exception):
+
+class SettingsError(SecBotError):
     """Settings could not be loaded; the message names the variable and the value's problem."""
 
 

@@ -23,6 +23,7 @@ from secbot.chat.app import SlackHandlers, build_app, status_command
 from secbot.commands.investigate import Investigator
 from secbot.commands.router import CommandRouter
 from secbot.domain.alert import Alert
+from secbot.domain.errors import SecBotError
 from secbot.enrich.base import Enricher
 from secbot.enrich.engine import EnrichmentEngine
 from secbot.intake.handoff import TriageHandler
@@ -48,7 +49,7 @@ from secbot.triage.reactions import ReactionTriage, parse_reaction_map
 from secbot.triage.status_change import StatusChanger
 
 
-class ConfigError(Exception):
+class ConfigError(SecBotError):
     """Settings that validate alone but cannot run the service; names the variable."""
 
 

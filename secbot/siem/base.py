@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from secbot.domain.alert import Alert
+from secbot.domain.errors import SecBotError
 from secbot.domain.status import Status
 
 
@@ -52,7 +53,7 @@ class StatusChange:
     missing: Sequence[str] = ()
 
 
-class SiemError(Exception):
+class SiemError(SecBotError):
     """The SIEM failed in a way the caller should report (message names URL/index)."""
 
 

@@ -16,12 +16,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from secbot.domain.errors import SecBotError
+
 T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
 
-class RetryableError(Exception):
+class RetryableError(SecBotError):
     """A transient failure; ``retry_after`` is the server's hint in seconds, if it gave one."""
 
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:

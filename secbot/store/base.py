@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from secbot.domain.errors import SecBotError
+
 
 @dataclass(frozen=True)
 class DedupResult:
@@ -121,5 +123,5 @@ def as_utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC)
 
 
-class StoreUnavailable(Exception):
+class StoreUnavailable(SecBotError):
     """The store cannot be reached; callers decide whether to retry or degrade."""
