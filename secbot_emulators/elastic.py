@@ -29,11 +29,11 @@ from typing import Any, Literal
 
 from aiohttp import web
 
-from secbot.siem.embedded import iter_json_documents, split_document
 from secbot_emulators.elastic_http import EsApi, es_error, json_response
 from secbot_emulators.elastic_kibana import PROFILE_UID, KibanaApi, KibanaError
 from secbot_emulators.elastic_query import QueryError
 from secbot_emulators.elastic_store import DocumentStore
+from secbot_emulators.elastic_values import id_and_source, json_values
 
 Target = Literal["es", "kibana", "all"]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -111,7 +111,7 @@ class ElasticEmulator:
         """
         count = 0
         for doc in docs:
-            doc_id, source = split_document(doc)
+            doc_id, source = id_and_source(doc)
             self.store.put(index, doc_id or None, source, visible_after=visible_after, bulk=True)
             count += 1
         return count
@@ -277,7 +277,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 async def _serve(args: argparse.Namespace) -> None:
     emulator = ElasticEmulator(api_key=args.api_key, spaces=args.space or ["default"])
     for path in args.seed:
-        docs = list(iter_json_documents(path.read_text(encoding="utf-8")))
+        docs = list(json_values(path.read_text(encoding="utf-8")))
         emulator.index_documents(args.index, docs)
     await emulator.start(args.host, args.port, args.kibana_port)
     print(json.dumps({"elasticsearch": emulator.url, "kibana": emulator.kibana_url,

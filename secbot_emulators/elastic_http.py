@@ -12,13 +12,11 @@ import json
 import re
 import time
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from fnmatch import fnmatchcase
 from typing import Any
 
 from aiohttp import web
 
-from secbot.siem.embedded import to_millis
 from secbot_emulators.elastic_query import (
     QueryError,
     Record,
@@ -29,6 +27,7 @@ from secbot_emulators.elastic_query import (
     timestamp_window,
 )
 from secbot_emulators.elastic_store import DocumentStore
+from secbot_emulators.elastic_values import now_millis
 
 SEARCH_KEYS = frozenset({
     "query", "sort", "size", "from", "search_after", "pit", "_source", "track_total_hits",
@@ -188,7 +187,7 @@ class EsApi:
         unknown = sorted(set(body) - SEARCH_KEYS)
         if unknown:
             raise unknown_key(unknown[0])
-        now_ms = to_millis(datetime.now(UTC))
+        now_ms = now_millis()
         pit = body.get("pit")
         specs = parse_sort(body.get("sort", request.query.get("sort")))
         if pit is not None:
@@ -262,7 +261,7 @@ class EsApi:
             ignore_unavailable=_flag(request, "ignore_unavailable", False),
             allow_no_indices=_flag(request, "allow_no_indices", True))
         max_docs = body.get("max_docs", request.query.get("max_docs"))
-        now_ms = to_millis(datetime.now(UTC))
+        now_ms = now_millis()
         count = self.store.update_by_query(indices, compile_query(body.get("query"), now_ms),
                                            body.get("script"),
                                            None if max_docs is None else int(max_docs))

@@ -15,16 +15,63 @@ from typing import Any
 
 from aiohttp import web
 
-from secbot.domain.status import CLOSING_REASONS, STATUSES
-from secbot.siem.elastic import STATUS_SCRIPT, TAGS_SCRIPT
-from secbot.siem.embedded import iso_millis, to_millis
 from secbot_emulators.elastic_http import json_response, read_json, update_by_query_body
 from secbot_emulators.elastic_query import QueryError, compile_query
 from secbot_emulators.elastic_store import DocumentStore
+from secbot_emulators.elastic_values import js_iso, now_millis
 
 #: The user profile uid Kibana writes as ``workflow_user`` for the API key's user.
 PROFILE_UID = "u_mGBROF_q5bmFCATbLXAcCwKa0k8JvONAwSruelyKA5E_0"
 
+#: AlertStatus (``common/api/model/alert.schema.yaml``).
+STATUSES = ("open", "closed", "acknowledged", "in-progress")
+#: The closing reasons Kibana 9.2+ documents for ``signals/status``, then the ones an earlier
+#: draft of the same enum used (kept so clients written against it stay accepted).
+DOCUMENTED_REASONS = ("false_positive", "duplicate", "true_positive", "benign_positive",
+                      "automated_closure", "other")
+OLDER_REASONS = ("issue_resolved", "acceptable_risk", "expected_activity", "low_severity",
+                 "investigation_required")
+#: Besides the enum, the body schema takes any string of 1 to 1024 characters; the route then
+#: accepts it only when it is one of the custom reasons set in the advanced settings
+#: (``securitySolution:detectionsCloseReasons``, each 1..1024 characters).
+MAX_CUSTOM_REASON = 1024
+
+#: The painless Kibana sends for a status change (``update_alerts_workflow_status.ts``): the
+#: status, user, time and reason change only when the status does; a non-closing change
+#: (``reason`` null) removes an earlier reason; legacy ``signal.status`` follows along.
+STATUS_SCRIPT = """
+if (ctx._source['kibana.alert.workflow_status'] != null && ctx._source['kibana.alert.workflow_status'] != params.status) {
+  ctx._source['kibana.alert.workflow_status'] = params.status;
+  ctx._source['kibana.alert.workflow_user'] = params.workflowUser;
+  ctx._source['kibana.alert.workflow_status_updated_at'] = params.updatedAt;
+  if (params.reason != null) {
+    ctx._source['kibana.alert.workflow_reason'] = params.reason;
+  } else {
+    ctx._source.remove('kibana.alert.workflow_reason');
+  }
+}
+if (ctx._source.signal != null && ctx._source.signal.status != null) {
+  ctx._source.signal.status = params.status
+}"""  # noqa: E501
+
+#: The painless of ``set_alert_tags_route.ts``: keep existing order minus removed, append new.
+TAGS_SCRIPT = """List newTagsArray = [];
+        if (ctx._source["kibana.alert.workflow_tags"] != null) {
+          for (tag in ctx._source["kibana.alert.workflow_tags"]) {
+            if (!params.tagsToRemove.contains(tag)) {
+              newTagsArray.add(tag);
+            }
+          }
+          for (tag in params.tagsToAdd) {
+            if (!newTagsArray.contains(tag)) {
+              newTagsArray.add(tag)
+            }
+          }
+          ctx._source["kibana.alert.workflow_tags"] = newTagsArray;
+        } else {
+          ctx._source["kibana.alert.workflow_tags"] = params.tagsToAdd;
+        }
+        """
 
 
 class KibanaError(Exception):
@@ -58,7 +105,8 @@ class KibanaApi:
     """Kibana routes over the emulator's documents.
 
     ``supports_reason = False`` models a Kibana whose schema rejects the ``reason`` key
-    (400 naming it), so clients can be tested against older deployments.
+    (400 naming it), so clients can be tested against older deployments. ``custom_reasons``
+    is the advanced setting listing extra closing reasons (empty, as on a fresh deployment).
     """
 
     def __init__(self, store: DocumentStore, spaces: Sequence[str],
@@ -67,6 +115,7 @@ class KibanaApi:
         self.spaces = set(spaces)
         self.profile_uid = profile_uid
         self.supports_reason = True
+        self.custom_reasons: list[str] = []
         self.version = "9.1.0"
 
     def routes(self) -> list[web.RouteDef]:
@@ -93,11 +142,16 @@ class KibanaApi:
         if "reason" in body and not self.supports_reason:
             raise bad_request("[request body]: Unrecognized key(s) in object: 'reason'")
         reason = body.get("reason")
-        if status != "closed":
+        if reason is not None and (not isinstance(reason, str)
+                                   or not 1 <= len(reason) <= MAX_CUSTOM_REASON):
+            # The body schema: an enum value or a custom string of 1..1024 characters.
+            raise bad_request("[request body]: reason: Expected one of the closing reasons or "
+                              f"a string of 1 to {MAX_CUSTOM_REASON} characters")
+        if status != "closed" or reason is None:
             return None  # validateClosingReason: only a closing status keeps a reason
-        if reason is not None and reason not in CLOSING_REASONS:
+        if reason not in (*DOCUMENTED_REASONS, *OLDER_REASONS, *self.custom_reasons):
             raise siem_error(400, f"{reason} is an invalid closing reason.")
-        return None if reason is None else str(reason)
+        return reason
 
     async def set_status(self, request: web.Request) -> web.Response:
         started = time.monotonic()
@@ -116,7 +170,7 @@ class KibanaApi:
             raise bad_request("[request body]: signal_ids: Required, query: Required")
         script = {"source": STATUS_SCRIPT, "lang": "painless", "params": {
             "status": status, "workflowUser": self.profile_uid,
-            "updatedAt": iso_millis(datetime.now(UTC)), "reason": reason}}
+            "updatedAt": js_iso(datetime.now(UTC)), "reason": reason}}
         return self._update(index, query, script, started)
 
     async def set_tags(self, request: web.Request) -> web.Response:
@@ -145,7 +199,7 @@ class KibanaApi:
 
     def _update(self, index: str, query: Any, script: Mapping[str, Any], started: float
                 ) -> web.Response:
-        now_ms = to_millis(datetime.now(UTC))
+        now_ms = now_millis()
         try:
             indices = self.store.resolve(index, ignore_unavailable=True)
             count = self.store.update_by_query(indices, compile_query(query, now_ms), script,

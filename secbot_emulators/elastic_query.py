@@ -18,8 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from secbot.domain.alert import parse_timestamp
-from secbot.siem.embedded import field_equals, to_millis
+from secbot_emulators.elastic_values import epoch_millis, parse_date, term_matches
 
 #: Fields the emulator maps as ``date``: compared and sorted as epoch milliseconds.
 DATE_FIELDS = frozenset({
@@ -134,7 +133,7 @@ def date_to_millis(value: Any, now_ms: int) -> int | None:
     elif anchor.isdigit():
         moment = datetime.fromtimestamp(int(anchor) / 1000, tz=UTC)
     else:
-        parsed = parse_timestamp(anchor)
+        parsed = parse_date(anchor)
         if parsed is None:
             return None
         moment = parsed
@@ -146,7 +145,7 @@ def date_to_millis(value: Any, now_ms: int) -> int | None:
         moment = moment + step if sign == "+" else moment - step
     if rounding in _UNITS:
         moment = _round_down(moment, rounding)
-    return to_millis(moment)
+    return epoch_millis(moment)
 
 
 def sortable(name: str, value: Any, now_ms: int) -> Any:
@@ -179,7 +178,7 @@ def _term(body: Any, now_ms: int) -> Predicate:
     if name in DATE_FIELDS:
         want = date_to_millis(expected, now_ms)
         return lambda r: any(date_to_millis(v, now_ms) == want for v in field_values(r, name))
-    return lambda r: any(field_equals(v, expected) for v in field_values(r, name))
+    return lambda r: any(term_matches(v, expected) for v in field_values(r, name))
 
 
 def _terms(body: Any, now_ms: int) -> Predicate:
@@ -189,7 +188,7 @@ def _terms(body: Any, now_ms: int) -> Predicate:
     wanted = set(map(str, expected)) if name in ("_id", "_index") else None
     if wanted is not None:
         return lambda r: (r.id if name == "_id" else r.index) in wanted
-    return lambda r: any(field_equals(v, expected) for v in field_values(r, name))
+    return lambda r: any(term_matches(v, expected) for v in field_values(r, name))
 
 
 def _ids(body: Any, now_ms: int) -> Predicate:
@@ -233,7 +232,7 @@ def _exists(body: Any, now_ms: int) -> Predicate:
 def _match(body: Any, now_ms: int) -> Predicate:
     name, spec = _single(body, "match")
     expected = spec.get("query") if isinstance(spec, Mapping) else spec
-    return lambda r: any(field_equals(v, expected) for v in field_values(r, name))
+    return lambda r: any(term_matches(v, expected) for v in field_values(r, name))
 
 
 def _clauses(body: Mapping[str, Any], key: str, now_ms: int) -> list[Predicate]:

@@ -18,8 +18,6 @@ from dataclasses import dataclass, replace
 from fnmatch import fnmatchcase
 from typing import Any
 
-from secbot.domain.alert import lookup
-from secbot.siem.embedded import apply_status, apply_tags
 from secbot_emulators.elastic_query import (
     Predicate,
     QueryError,
@@ -30,6 +28,8 @@ from secbot_emulators.elastic_query import (
     sort_records,
     sort_values,
 )
+from secbot_emulators.elastic_values import source_value
+from secbot_emulators.painless import PainlessError, Script, compile_script
 
 ALERTS_ALIAS = re.compile(r"^\.alerts-security\.alerts-(?P<space>[a-z0-9_\-]+)$")
 Row = tuple[Record, list[Any]]
@@ -41,7 +41,7 @@ def backing_index(space: str) -> str:
 
 
 def _timestamp_of(source: Mapping[str, Any]) -> int | None:
-    value = lookup(source, "@timestamp")
+    value = source_value(source, "@timestamp")
     if isinstance(value, list):
         value = value[0] if value else None
     return None if value is None else date_to_millis(value, 0)
@@ -252,8 +252,12 @@ class DocumentStore:
     # --- updates ----------------------------------------------------------------------------
     def update_by_query(self, indices: Sequence[IndexData], predicate: Predicate,
                         script: Mapping[str, Any] | None, max_docs: int | None) -> int:
-        """Run Kibana's status or tags script on every visible match; returns the count."""
-        run = _script_runner(script)
+        """Run ``script`` (a Painless subset) on every visible match; returns the count.
+
+        Like ES: a script that changes nothing still reindexes and counts as updated; only
+        ``ctx.op = 'noop'`` leaves a document alone (and out of the count).
+        """
+        compiled, params = _compile(script)
         mono = time.monotonic()
         changed = 0
         for data in indices:
@@ -263,13 +267,52 @@ class DocumentStore:
                 if max_docs is not None and changed >= max_docs:
                     return changed
                 source = copy.deepcopy(record.source)
-                run(source)
-                # Like ES: a script that changes nothing still reindexes and counts as updated
-                # (only ctx.op = 'noop' would count as a noop, and Kibana's scripts never set it).
+                if compiled is not None and not _run(compiled, params, record, source):
+                    continue
                 data.put(replace(record, source=source, version=record.version + 1,
                                  seq_no=next(self._seq_no), ts=_timestamp_of(source)))
                 changed += 1
         return changed
+
+
+def _compile(script: Mapping[str, Any] | None) -> tuple[Script | None, Mapping[str, Any]]:
+    if script is None:
+        return None, {}
+    lang = script.get("lang", "painless")
+    source = script.get("source")
+    if lang != "painless" or not isinstance(source, str):
+        raise QueryError("illegal_argument_exception",
+                         "the emulator runs inline painless scripts only (script.source)")
+    try:
+        return compile_script(source), dict(script.get("params") or {})
+    except PainlessError as exc:
+        raise _script_error(exc, source) from exc
+
+
+def _run(compiled: Script, params: Mapping[str, Any], record: Record,
+         source: dict[str, Any]) -> bool:
+    """One document through the script; False when it set ``ctx.op = 'noop'``."""
+    ctx: dict[str, Any] = {"_source": source, "_id": record.id, "_index": record.index,
+                           "op": "index"}
+    try:
+        # Params are copied per document: ``ctx._source[f] = params.list`` must not let two
+        # documents share (and later co-mutate) one list.
+        compiled.run(ctx, copy.deepcopy(dict(params)))
+    except PainlessError as exc:
+        raise _script_error(exc, "") from exc
+    if ctx["op"] not in ("index", "noop"):
+        raise QueryError("illegal_argument_exception",
+                         f"the emulator supports ctx.op 'index' and 'noop', not {ctx['op']!r}")
+    if ctx["_source"] is not source:
+        source.clear()
+        source.update(ctx["_source"])
+    return bool(ctx["op"] == "index")
+
+
+def _script_error(exc: PainlessError, source: str) -> QueryError:
+    return QueryError("script_exception", exc.kind, 400, {
+        "script_stack": [source[:200]] if source else [], "lang": "painless",
+        "caused_by": {"type": "illegal_argument_exception", "reason": exc.message}})
 
 
 def _scan(view: View, low: int | None, high: int | None, descending: bool,
@@ -283,19 +326,3 @@ def _scan(view: View, low: int | None, high: int | None, descending: bool,
     if untimed:
         for doc_id in view.untimed:  # no @timestamp: sorts last either way
             yield view.docs[doc_id]
-
-
-def _script_runner(script: Mapping[str, Any] | None) -> Any:
-    if script is None:
-        return lambda source: None
-    params = script.get("params") or {}
-    if "status" in params and ("workflowUser" in params or "updatedAt" in params):
-        return lambda source: apply_status(source, params["status"], params.get("reason"),
-                                           params.get("workflowUser"), params.get("updatedAt"))
-    if "tagsToAdd" in params or "tagsToRemove" in params:
-        return lambda source: apply_tags(source, params.get("tagsToAdd") or [],
-                                         params.get("tagsToRemove") or [])
-    raise QueryError(
-        "illegal_argument_exception",
-        "the emulator runs only Kibana's alert scripts: status (params status, workflowUser, "
-        "updatedAt, reason) and tags (params tagsToAdd, tagsToRemove)")
