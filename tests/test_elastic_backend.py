@@ -278,6 +278,62 @@ async def test_update_by_query_fallback_without_kibana(
         await siem.close()
 
 
+async def test_kibana_closing_reasons_as_kibana_9_2_validates_them(
+    emu: ElasticEmulator, make_alert: MakeAlert
+) -> None:
+    seed(emu, make_alert, 3)
+    path = "/api/detection_engine/signals/status"
+    headers = {"kbn-xsrf": "x", "Authorization": f"ApiKey {KEY}"}
+    async with httpx.AsyncClient(base_url=emu.kibana_url, headers=headers) as kibana:
+
+        async def close(doc_id: str, reason: Any) -> httpx.Response:
+            body = {"signal_ids": [doc_id], "status": "closed", "reason": reason}
+            return await kibana.post(path, json=body)
+
+        assert (await close("a000", "true_positive")).json()["updated"] == 1
+        assert (emu.document(ALERTS, "a000") or {})["kibana.alert.workflow_reason"] == (
+            "true_positive")
+        refused = await close("a001", "x" * 1025)  # the schema caps custom reasons at 1024
+        assert refused.status_code == 400 and refused.json()["error"] == "Bad Request"
+        assert (await close("a001", "")).status_code == 400
+        assert (await close("a001", "tuesday_drill")).json() == {
+            "message": "tuesday_drill is an invalid closing reason.", "status_code": 400}
+        emu.kibana.custom_reasons = ["tuesday_drill"]  # the advanced setting lists it now
+        assert (await close("a001", "tuesday_drill")).json()["updated"] == 1
+        assert (emu.document(ALERTS, "a001") or {})["kibana.alert.workflow_reason"] == (
+            "tuesday_drill")
+        acked = await kibana.post(path, json={"signal_ids": ["a002"], "status": "acknowledged",
+                                              "reason": "duplicate"})
+        assert acked.json()["updated"] == 1
+    assert "kibana.alert.workflow_reason" not in (emu.document(ALERTS, "a002") or {})
+
+
+async def test_update_by_query_interprets_painless_instead_of_trusting_it(
+    emu: ElasticEmulator, make_alert: MakeAlert
+) -> None:
+    """A wrong script does exactly the wrong thing; syntax outside the subset is refused."""
+    seed(emu, make_alert, 2)
+    es = AsyncElasticsearch(emu.url, api_key=KEY)
+    query = {"terms": {"_id": ["a000"]}}
+    try:
+        typo = "if (ctx._source['kibana.alert.workflow_status'] != null) {" \
+               " ctx._source['kibana.alert.workflow_statsu'] = params.status }"
+        await es.update_by_query(index=ALERTS, query=query, refresh=True, script={
+            "source": typo, "lang": "painless", "params": {"status": "closed"}})
+        doc = emu.document(ALERTS, "a000") or {}
+        assert doc["kibana.alert.workflow_status"] == "open"
+        assert doc["kibana.alert.workflow_statsu"] == "closed"
+        noop = await es.update_by_query(index=ALERTS, query=query, script={
+            "source": "ctx.op = 'noop'; ctx._source.x = 1", "lang": "painless"})
+        assert noop["updated"] == 0 and "x" not in (emu.document(ALERTS, "a000") or {})
+        with pytest.raises(BadRequestError) as refused:
+            await es.update_by_query(index=ALERTS, query=query, script={
+                "source": "ctx._source.count += 1", "lang": "painless"})
+        assert refused.value.error == "script_exception"
+    finally:
+        await es.close()
+
+
 # --- faults: every alert exactly once --------------------------------------------------------
 
 
