@@ -30,6 +30,7 @@ PENDING: frozenset[str] = frozenset({
     "secbot/pipeline/render.py",
     "secbot/domain/record.py",
     "secbot/resilience/",
+    "secbot/resilience/cache.py",
 })
 
 _LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
