@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from enrich_standins import FAST, Script, json_reply
+from enrich_support import FAST
+from secbot_emulators.providers import Script, json_reply
 
 from secbot.commands.context import CommandContext, Reply
 from secbot.commands.investigate import Investigator

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from enrich_standins import GcpStandIn, Script, json_reply, rest_project
+from secbot_emulators.providers import GcpStandIn, Script, json_reply, rest_project
 
 from secbot.domain.alert import Alert
 from secbot.enrich.engine import EnrichmentEngine

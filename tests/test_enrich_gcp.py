@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from enrich_standins import FAST, GcpStandIn, Script, alert, json_reply, rest_project, timeout_reply
+from enrich_support import FAST, alert
+from secbot_emulators.providers import GcpStandIn, Script, json_reply, rest_project, timeout_reply
 
 from secbot.enrich.breaker import GuardedEnricher
 from secbot.enrich.gcp_project import GcpProjectEnricher, default_projects_client

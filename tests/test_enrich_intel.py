@@ -6,7 +6,8 @@ import asyncio
 from datetime import UTC, datetime
 
 import httpx
-from enrich_standins import FAST, Script, alert, json_reply, timeout_reply
+from enrich_support import FAST, alert
+from secbot_emulators.providers import Script, json_reply, timeout_reply
 
 from secbot.enrich.threat_intel import (
     AbuseIpDb,

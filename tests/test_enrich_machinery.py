@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from enrich_standins import FAST, Script, alert, json_reply
+from secbot_emulators.providers import Script, json_reply
 from redis.asyncio import Redis
 
 from secbot.domain.enrichment import Enrichment

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from enrich_standins import FAST, Script, alert, json_reply
+from enrich_support import FAST, alert
+from secbot_emulators.providers import Script, json_reply
 
 from secbot.enrich.oncall import OnCallEnricher, OpsgenieAdapter
 

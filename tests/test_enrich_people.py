@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from enrich_standins import FAST, Script, alert, json_reply, timeout_reply
+from enrich_support import FAST, alert
+from secbot_emulators.providers import Script, json_reply, timeout_reply
 
 from secbot.enrich.hr import HrEnricher
 from secbot.enrich.jit_permissions import (

@@ -1,5 +1,7 @@
 """Local stand-ins for enrichment providers, speaking their real API shapes.
 
+Imports nothing from secbot: a stand-in restates the provider's documented behaviour.
+
 * :class:`Script` — an ``httpx.MockTransport`` handler: per-path queues of canned responses
   (the last one repeats), every request recorded. Used for PagerDuty, Entitle, HRIS, IAM,
   AbuseIPDB, GreyNoise, VirusTotal and RDAP.
@@ -17,12 +19,6 @@ from typing import Any
 
 import httpx
 from aiohttp import web
-
-from secbot.domain.alert import Alert
-from secbot.enrich.http import RetryPolicy
-
-#: Retries without real waiting, so 429 tests take milliseconds.
-FAST = RetryPolicy(retries=2, base_delay=0.001, max_delay=0.002, max_retry_after=0.05)
 
 Reply = httpx.Response | Callable[[httpx.Request], Any]
 
@@ -70,9 +66,9 @@ class Script:
         return httpx.AsyncClient(transport=httpx.MockTransport(self), base_url="http://standin")
 
 
-def alert(**fields: Any) -> Alert:
-    source = {"kibana.alert.uuid": "u-1", "@timestamp": "2026-11-01T10:00:00Z", **fields}
-    return Alert.from_hit(source)
+def alert_source(**fields: Any) -> dict[str, Any]:
+    """A minimal alert ``_source`` (uuid and timestamp) carrying ``fields``."""
+    return {"kibana.alert.uuid": "u-1", "@timestamp": "2026-11-01T10:00:00Z", **fields}
 
 
 def rest_project(
