@@ -7,12 +7,13 @@ import contextlib
 import signal
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, NoReturn
 
+import structlog
 import typer
 from rich.console import Console
 
-from secbot.cli.common import EXIT_INVALID_SETTINGS, fail, settings_or_exit
+from secbot.cli.common import EXIT_INVALID_SETTINGS
 from secbot.demo.app import demo_store, run_web_demo, seeded_siem
 from secbot.demo.enrichers import demo_enrichers
 from secbot.demo.synthetic import generate
@@ -23,25 +24,53 @@ from secbot.pipeline.pipeline import Pipeline
 from secbot.publish.console import ConsolePublisher
 from secbot.rules.loader import RuleLoadError, load_rules
 from secbot.rules.ruleset import RuleSet
-from secbot.runtime.logs import configure_logging
-from secbot.runtime.settings import Settings
+from secbot.runtime.logs import LogLineWriter, configure_logging, register_settings_secrets
+from secbot.runtime.settings import Settings, SettingsError, load_settings
 from secbot.runtime.wiring import ConfigError, build_service, check_run_settings
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="YAML settings file")]
 
+log = structlog.stdlib.get_logger(__name__)
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    # A log line like every other (DESIGN.md §8: every line is one JSON object), not rich text.
+    log.error(message, exit_code=code)
+    raise typer.Exit(code)
+
+
+def _settings(config: Path | None, **flags: Any) -> Settings:
+    """Settings with logging configured around them: JSON from the first line, and the
+    settings' own secrets masked in every line after.
+
+    Command-line flags (already typed by typer) win over the environment and the file.
+    """
+    configure_logging()  # before anything can log (or fail) — the level comes with the settings
+    try:
+        settings = load_settings(config)
+    except SettingsError as exc:
+        _fail(str(exc), EXIT_INVALID_SETTINGS)
+    settings = settings.model_copy(update={k: v for k, v in flags.items() if v is not None})
+    configure_logging(settings.log_level)
+    register_settings_secrets(settings)
+    return settings
+
+
+def _rules(settings: Settings) -> RuleSet:
+    try:
+        return load_rules(settings.rules_dir, timeout=settings.expression_timeout)
+    except RuleLoadError as exc:
+        _fail(f"rules in {settings.rules_dir} are invalid:\n{exc}")
+
 
 def run_command(config: ConfigOpt = None) -> None:
     """The service: Socket Mode app, SIEM poller and pipeline in one asyncio process."""
-    settings = settings_or_exit(config)
+    settings = _settings(config)
     try:
         check_run_settings(settings)
     except ConfigError as exc:
-        fail(str(exc), EXIT_INVALID_SETTINGS)
-    try:
-        rules = load_rules(settings.rules_dir, timeout=settings.expression_timeout)
-    except RuleLoadError as exc:
-        fail(f"rules in {settings.rules_dir} are invalid:\n{exc}")
-    configure_logging(settings.log_level)
+        _fail(str(exc), EXIT_INVALID_SETTINGS)
+    rules = _rules(settings)
     asyncio.run(_serve(settings, rules))
 
 
@@ -117,16 +146,16 @@ def demo_command(
     show_messages: Annotated[bool, typer.Option(help="with --console: print texts")] = False,
 ) -> None:
     """The main job on embedded defaults: no Slack or Elastic account needed."""
-    settings = settings_or_exit(config, rules_dir=rules, siem="embedded")
-    try:
-        ruleset = load_rules(settings.rules_dir, timeout=settings.expression_timeout)
-    except RuleLoadError as exc:
-        fail(f"rules in {settings.rules_dir} are invalid:\n{exc}")
-    console = Console(highlight=False)
+    settings = _settings(config, rules_dir=rules, siem="embedded")
+    ruleset = _rules(settings)
     if console_mode:
+        # --console is the human view: its report goes to stdout as text, logs stay JSON on stderr.
+        console = Console(highlight=False)
         job = _console_demo(settings, ruleset, count, follow, interval, show_messages, console)
     else:
-        configure_logging(settings.log_level)
+        # The web demo's status lines (store, URL) are log lines like the rest.
+        console = Console(file=LogLineWriter("secbot.demo"), highlight=False, soft_wrap=True,
+                          force_terminal=False, no_color=True)
         job = run_web_demo(
             settings,
             ruleset,

@@ -10,15 +10,16 @@ page's last alert with no overlap, so paging always terminates.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
+import structlog
+
 from secbot.domain.alert import Alert
 from secbot.siem.base import Checkpoint, Siem
 
-log = logging.getLogger(__name__)
+log = structlog.stdlib.get_logger(__name__)
 
 # The return value is ignored: handlers may report what they did (e.g. a triage decision).
 AlertHandler = Callable[[Alert], Awaitable[object]]
