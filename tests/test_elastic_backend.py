@@ -26,7 +26,7 @@ from secbot.runtime.settings import Settings
 from secbot.runtime.siem_clients import build_elastic_siem
 from secbot.siem.base import Checkpoint, SiemError
 from secbot.siem.elastic import ElasticSiem, polling_query
-from secbot.siem.retry import RetryPolicy
+from secbot.resilience.retry import RetryPolicy
 from secbot.store.memory import MemoryStore
 from secbot_emulators.elastic import ElasticEmulator
 
@@ -470,13 +470,14 @@ def make_siem_from_urls(es_url: str, kibana_url: str) -> ElasticSiem:
 
 
 async def test_retry_policy_backoff_jitter_and_give_up() -> None:
-    from secbot.siem.retry import RetryableError, retry_async
+    from secbot.resilience.retry import RetryableError, retry_async
 
     policy = RetryPolicy(attempts=4, base=0.1, cap=0.3, budget=10)
     for attempt in range(6):
         ceiling = min(0.3, 0.1 * 2**attempt)
         assert ceiling / 2 <= policy.delay(attempt) <= ceiling
-    assert policy.delay(0, retry_after=5) == 0.3  # honoured, but capped
+    assert policy.delay(0, retry_after=5) == 5  # the server's hint is honoured…
+    assert policy.delay(0, retry_after=60) is None  # …unless longer than the call may wait
     sleeps: list[float] = []
 
     async def fake_sleep(seconds: float) -> None:

@@ -12,16 +12,17 @@ from typing import Any
 
 import httpx
 import pytest
-from secbot_emulators.providers import Script, json_reply
+from enrich_support import FAST, alert
 from redis.asyncio import Redis
 
 from secbot.domain.enrichment import Enrichment
 from secbot.enrich.breaker import CircuitBreaker, GuardedEnricher
-from secbot.enrich.cache import CachedEnricher, MemoryCache, RedisCache, cache_key
+from secbot.enrich.cache import CachedEnricher, RedisCache, cache_key
 from secbot.enrich.common import SourceBase, not_found
 from secbot.enrich.http import RetryPolicy, backoff_delay, retry_after_seconds, send
 from secbot.runtime.enrichers import build_enrichers
 from secbot.runtime.settings import load_settings
+from secbot_emulators.providers import Script, json_reply
 
 # http ---------------------------------------------------------------------------------------
 
@@ -31,9 +32,10 @@ def test_retry_after_parsing_and_backoff_caps() -> None:
     assert retry_after_seconds("7") == 7.0
     assert retry_after_seconds(format_datetime(now + timedelta(seconds=30)), now) == 30.0
     assert retry_after_seconds("soon") is None and retry_after_seconds(None) is None
-    policy = RetryPolicy(base_delay=1.0, max_delay=4.0, max_retry_after=10.0)
+    policy = RetryPolicy(base=1.0, cap=4.0, max_retry_after=10.0)
     assert backoff_delay(policy, 10, None, rand=lambda: 1.0) == 4.0  # capped
-    assert backoff_delay(policy, 1, None, rand=lambda: 0.5) == 1.0  # jittered
+    assert backoff_delay(policy, 10, None, rand=lambda: 0.0) == 2.0  # equal jitter: ≥ half
+    assert backoff_delay(policy, 1, None, rand=lambda: 0.5) == 1.5  # ceiling 2, jittered
     assert backoff_delay(policy, 0, 3.0) == 3.0  # server's hint wins
     assert backoff_delay(policy, 0, 60.0) is None  # too long to wait for an alert
 
@@ -50,9 +52,9 @@ async def test_send_honours_retry_after_then_gives_up() -> None:
         json_reply(503, {}),
         json_reply(200, {"ok": 1}),
     )
-    policy = RetryPolicy(retries=2, base_delay=0.5, max_delay=0.5, max_retry_after=5)
+    policy = RetryPolicy(attempts=3, base=0.5, cap=0.5, max_retry_after=5)
     response = await send(script.client(), "GET", "/x", policy=policy, sleep=sleep)
-    assert response.status_code == 200 and slept[0] == 2.0 and 0 <= slept[1] <= 0.5
+    assert response.status_code == 200 and slept[0] == 2.0 and 0.25 <= slept[1] <= 0.5
     script.on("/x", json_reply(429, {}, **{"Retry-After": "3600"}))
     response = await send(script.client(), "GET", "/x", policy=policy, sleep=sleep)
     assert response.status_code == 429 and len(slept) == 2  # not waited an hour
@@ -70,6 +72,26 @@ async def test_send_retries_connection_errors() -> None:
 
     script = Script().on("/y", flaky)
     assert (await send(script.client(), "GET", "/y", policy=FAST)).status_code == 200
+
+
+async def test_send_gives_up_on_a_dead_host_with_the_httpx_error() -> None:
+    calls = 0
+
+    def dead(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        raise httpx.ConnectError("refused", request=request)
+
+    script = Script().on("/z", dead)
+    with pytest.raises(httpx.ConnectError):
+        await send(script.client(), "GET", "/z", policy=FAST)
+    assert calls == FAST.attempts
+
+
+async def test_send_does_not_retry_a_client_error() -> None:
+    script = Script().on("/w", json_reply(401, {}), json_reply(200, {}))
+    response = await send(script.client(), "GET", "/w", policy=FAST)
+    assert response.status_code == 401
 
 
 # cache --------------------------------------------------------------------------------------
@@ -154,15 +176,6 @@ async def test_redis_down_falls_back_to_memory() -> None:
     assert (await cached.lookup("a@x.com")).available
     assert source.calls == 1
     await dead.aclose()
-
-
-async def test_local_layer_expires() -> None:
-    now = [0.0]
-    memory = MemoryCache(clock=lambda: now[0])
-    memory.set_now("k", "v", 5)
-    assert memory.get_now("k") == "v"
-    now[0] = 6.0
-    assert memory.get_now("k") is None
 
 
 # breaker ------------------------------------------------------------------------------------

@@ -4,8 +4,9 @@
 * Data is cached for ``ttl``; "not found" for ``negative_ttl`` (short: the project may be
   created a minute later), and so is data marked ``partial: true`` (some sources failed);
   failures are never cached (the breaker deals with those).
-* An optional per-process layer (``local_ttl`` seconds) in front of Redis makes the hot path a
-  dict lookup; it is kept short so replicas never disagree for long.
+* An optional per-process layer (``local_ttl`` seconds, at most ``local_entries`` keys) in front
+  of Redis makes the hot path a dict lookup; it is kept short so replicas never disagree for
+  long. Both in-process maps are bounded cachetools caches (:mod:`secbot.resilience.cache`).
 * Concurrent lookups of one key share one provider call (a burst of 500 alerts from one project
   costs one request).
 * When Redis is missing or fails, the in-process cache takes over: slower to warm up, never an
@@ -17,20 +18,20 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import logging
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Protocol
 
+import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from secbot.domain.alert import thaw
 from secbot.domain.enrichment import Enrichment
 from secbot.enrich.common import Source, SourceWrapper, is_not_found
+from secbot.resilience.cache import TtlMemory
 
-log = logging.getLogger(__name__)
+log = structlog.stdlib.get_logger(__name__)
 
 CACHE_VERSION = "v1"
 
@@ -44,37 +45,27 @@ class CacheBackend(Protocol):
 
 
 class MemoryCache:
-    """An in-process TTL cache with a size bound (oldest entries evicted first)."""
+    """The in-process :class:`CacheBackend`: bounded (``max_entries``) and per-entry TTL, on
+    cachetools (:class:`~secbot.resilience.cache.TtlMemory`). Used when Redis is absent or down."""
 
     def __init__(
         self, max_entries: int = 50_000, *, clock: Callable[[], float] = time.monotonic
     ) -> None:
-        self._data: OrderedDict[str, tuple[float, Any]] = OrderedDict()
-        self._max = max_entries
-        self._clock = clock
+        self._data: TtlMemory[str] = TtlMemory(max_entries, clock=clock)
 
-    def get_now(self, key: str) -> Any | None:
-        item = self._data.get(key)
-        if item is None:
-            return None
-        expires, value = item
-        if expires <= self._clock():
-            del self._data[key]
-            return None
-        return value
-
-    def set_now(self, key: str, value: Any, ttl: float) -> None:
-        self._data[key] = (self._clock() + ttl, value)
-        self._data.move_to_end(key)
-        while len(self._data) > self._max:
-            self._data.popitem(last=False)
+    @property
+    def maxsize(self) -> int:
+        return self._data.maxsize
 
     async def get(self, key: str) -> str | None:
-        value = self.get_now(key)
-        return value if isinstance(value, str) else None
+        return self._data.get(key)
+
+    def remaining(self, key: str) -> float | None:
+        """Seconds the entry under ``key`` has left (None: absent), like Redis ``PTTL``."""
+        return self._data.remaining(key)
 
     async def set(self, key: str, value: str, ttl: float) -> None:
-        self.set_now(key, value, ttl)
+        self._data.set(key, value, ttl)
 
     def __len__(self) -> int:
         return len(self._data)
@@ -184,22 +175,25 @@ class CachedEnricher(SourceWrapper):
         ttl: float = 900.0,
         negative_ttl: float = 60.0,
         local_ttl: float = 0.0,
+        local_entries: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(inner)
-        self.fallback = MemoryCache()
-        self.backend: CacheBackend = backend or self.fallback
+        self.fallback = MemoryCache(clock=clock)
+        # `is not None`, not `or`: an empty MemoryCache has len 0 and would be replaced.
+        self.backend: CacheBackend = backend if backend is not None else self.fallback
         self.ttl = ttl
         self.negative_ttl = negative_ttl
         self.local_ttl = min(local_ttl, ttl)
-        self._local = MemoryCache()
+        self._local: TtlMemory[Enrichment] = TtlMemory(local_entries, clock=clock)
         self._inflight: dict[str, asyncio.Task[Enrichment]] = {}
         self._backend_down_logged = False
 
     async def lookup(self, key: str) -> Enrichment:
         ckey = cache_key(self.name, self.inner.normalize_key(str(key)))
         if self.local_ttl > 0:
-            hit = self._local.get_now(ckey)
-            if isinstance(hit, Enrichment):
+            hit = self._local.get(ckey)
+            if hit is not None:
                 return hit
         cached = await self._get(ckey)
         if cached is not None:
@@ -232,7 +226,7 @@ class CachedEnricher(SourceWrapper):
     def _remember_locally(self, ckey: str, result: Enrichment) -> None:
         if self.local_ttl > 0:
             ttl = self.local_ttl if result.available else min(self.local_ttl, self.negative_ttl)
-            self._local.set_now(ckey, result, ttl)
+            self._local.set(ckey, result, ttl)
 
     async def _get(self, ckey: str) -> Enrichment | None:
         try:

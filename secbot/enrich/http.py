@@ -1,17 +1,16 @@
 """httpx helpers for enrichers: retries on 429/5xx, and HTTP status → outcome.
 
-Retries use capped exponential backoff with full jitter, and honour ``Retry-After`` (seconds or
-an HTTP date) when the server sends it. A ``Retry-After`` longer than the policy allows is not
-waited for: the enrichment is needed now, and the cache/breaker stop us from hammering anyway.
-Timeouts are not retried here: the per-call timeout (breaker wrapper) is the budget.
+Retries follow the one policy in :mod:`secbot.resilience.retry` (capped exponential backoff with
+equal jitter) and honour ``Retry-After`` (seconds or an HTTP date). A ``Retry-After`` longer
+than the policy's ``max_retry_after`` is not waited for: the enrichment is needed now, and the
+cache/breaker stop us from hammering anyway. Timeouts are not retried here: the per-call
+timeout (breaker wrapper) is the budget.
 """
 
 from __future__ import annotations
 
-import asyncio
 import random
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -19,19 +18,25 @@ from typing import Any
 import httpx
 
 from secbot.enrich.common import NotFoundError, ProviderError
+from secbot.resilience.retry import RetryableError, RetryPolicy, Sleep, retry_async
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-Sleep = Callable[[float], Awaitable[None]]
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """``retries`` extra attempts; delays double from ``base_delay`` up to ``max_delay``."""
+class _RetryableResponse(RetryableError):
+    """A 429/5xx worth another try; carries the response to hand back if retries run out."""
 
-    retries: int = 2
-    base_delay: float = 0.25
-    max_delay: float = 4.0
-    max_retry_after: float = 10.0
+    def __init__(self, response: httpx.Response, retry_after: float | None) -> None:
+        super().__init__(f"HTTP {response.status_code}", retry_after=retry_after)
+        self.response = response
+
+
+class _RetryableTransport(RetryableError):
+    """A connection error worth another try; the original is re-raised if retries run out."""
+
+    def __init__(self, error: httpx.TransportError) -> None:
+        super().__init__(f"{type(error).__name__}: {error}")
+        self.error = error
 
 
 def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
@@ -58,13 +63,12 @@ def backoff_delay(
     retry_after: float | None,
     rand: Callable[[], float] = random.random,
 ) -> float | None:
-    """Seconds to wait before retry number ``attempt + 1``; None means "do not retry"."""
-    if retry_after is not None:
-        # The server said when; waiting longer than our budget is pointless.
-        return retry_after if retry_after <= policy.max_retry_after else None
-    ceiling = min(policy.max_delay, policy.base_delay * (2**attempt))
-    # Full jitter: spreads retries of many replicas hitting the same rate limit.
-    return float(ceiling * rand())
+    """Seconds to wait before retry number ``attempt + 1``; None means "do not retry".
+
+    For callers that drive their own loop around a blocking client (GCP); the formula is the
+    policy's (:meth:`RetryPolicy.delay`).
+    """
+    return policy.delay(attempt, retry_after, rand)
 
 
 async def send(
@@ -73,28 +77,31 @@ async def send(
     url: str,
     *,
     policy: RetryPolicy,
-    sleep: Sleep = asyncio.sleep,
+    sleep: Sleep | None = None,
     **kwargs: Any,
 ) -> httpx.Response:
-    """One request with retries on 429/5xx and connection errors; returns the last response."""
-    for attempt in range(policy.retries + 1):
-        last = attempt == policy.retries
+    """One request with retries on 429/5xx and connection errors; returns the last response.
+
+    Connection errors that outlast the retries are re-raised as the original httpx error.
+    """
+
+    async def attempt() -> httpx.Response:
         try:
             response = await client.request(method, url, **kwargs)
-        except (httpx.ConnectError, httpx.RemoteProtocolError):
-            if last:
-                raise
-            delay = backoff_delay(policy, attempt, None)
-        else:
-            if response.status_code not in RETRY_STATUSES or last:
-                return response
+        except (httpx.ConnectError, httpx.RemoteProtocolError) as exc:
+            raise _RetryableTransport(exc) from exc
+        if response.status_code in RETRY_STATUSES:
             hint = retry_after_seconds(response.headers.get("Retry-After"))
-            delay = backoff_delay(policy, attempt, hint)
-            if delay is None:
-                return response
-            await response.aclose()
-        await sleep(delay or 0.0)
-    raise AssertionError("unreachable")  # pragma: no cover - the loop always returns
+            await response.aclose()  # the body is already read; this frees the connection
+            raise _RetryableResponse(response, hint)
+        return response
+
+    try:
+        return await retry_async(attempt, policy, what=f"{method} {url}", sleep=sleep)
+    except _RetryableResponse as exc:
+        return exc.response
+    except _RetryableTransport as exc:
+        raise exc.error from None
 
 
 def raise_for_status(response: httpx.Response, provider: str, what: str) -> None:
@@ -148,6 +155,7 @@ def join_url(base: str, path: str) -> str:
 __all__ = [
     "RETRY_STATUSES",
     "RetryPolicy",
+    "Sleep",
     "backoff_delay",
     "get_json",
     "join_url",

@@ -12,10 +12,10 @@ Duplicates inside a dedup window become one threaded "new context" reply, edited
 from __future__ import annotations
 
 import secrets
-from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
+from cachetools import LRUCache
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -43,7 +43,7 @@ CONTENT_ERRORS = frozenset(
         "invalid_attachments",
     }
 )
-PUBLISHED_MEMORY = 10_000  # alerts this process posted, remembered newest-last
+PUBLISHED_MEMORY = 10_000  # alerts this process posted (least recently used forgotten first)
 
 
 class NoChannelError(SecBotError, RuntimeError):
@@ -69,7 +69,7 @@ class SlackPublisher:
         self.pacer = pacer or ChannelPacer(rate=0)
         self.attempt_ttl = attempt_ttl
         self.flood = flood or FloodGuard(threshold=0)
-        self._published: OrderedDict[str, MessageRef] = OrderedDict()
+        self._published: LRUCache[str, MessageRef] = LRUCache(maxsize=PUBLISHED_MEMORY)
 
     async def publish(self, alert: Alert, decision: Decision) -> None:
         if decision.channel is None:
@@ -194,9 +194,6 @@ class SlackPublisher:
 
     def _remember(self, uuid: str, ref: MessageRef) -> None:
         self._published[uuid] = ref
-        self._published.move_to_end(uuid)
-        while len(self._published) > PUBLISHED_MEMORY:
-            self._published.popitem(last=False)
 
     async def _find_in_history(self, uuid: str, channel: str) -> MessageRef | None:
         cursor: str | None = None

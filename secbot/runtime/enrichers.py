@@ -21,13 +21,12 @@ import httpx
 from redis.asyncio import Redis
 
 from secbot.enrich.base import Enricher
-from secbot.enrich.breaker import CircuitBreaker, GuardedEnricher
+from secbot.enrich.breaker import GuardedEnricher
 from secbot.enrich.cache import CacheBackend, CachedEnricher, RedisCache
 from secbot.enrich.common import Source, parse_fields
 from secbot.enrich.gcp_project import GcpProjectEnricher, ProjectsApi, default_projects_client
 from secbot.enrich.gcp_service_account import GcpServiceAccountEnricher, adc_auth, no_auth
 from secbot.enrich.hr import HrEnricher
-from secbot.enrich.http import RetryPolicy
 from secbot.enrich.jit_permissions import (
     EntitleAdapter,
     GenericJitAdapter,
@@ -43,6 +42,8 @@ from secbot.enrich.threat_intel import (
     VirusTotal,
 )
 from secbot.enrich.whois import WhoisEnricher
+from secbot.resilience.breaker import CircuitBreaker
+from secbot.resilience.retry import RetryPolicy
 from secbot.runtime.settings import Settings
 
 #: requests' connection pool (used by the GCP client) holds 10 connections; more concurrent
@@ -76,7 +77,8 @@ class _Builder:
         self.cache = cache
         # A Retry-After longer than half the call's budget would only end in a timeout.
         self.policy = RetryPolicy(
-            retries=settings.enrich_retries,
+            attempts=settings.enrich_retries + 1,
+            budget=settings.enrich_provider_timeout,
             max_retry_after=min(10.0, settings.enrich_provider_timeout / 2),
         )
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import httpx
 from elasticsearch import AsyncElasticsearch
 
+from secbot.resilience.retry import RetryPolicy
 from secbot.runtime.settings import Settings
 from secbot.siem.base import SiemError
 from secbot.siem.elastic import ElasticSiem
-from secbot.siem.retry import RetryPolicy
 
 
 def build_elastic_siem(settings: Settings, *, request_timeout: float = 10.0,

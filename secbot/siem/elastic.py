@@ -13,9 +13,10 @@ triggers, and cannot name a Kibana user profile (``kibana.alert.workflow_user`` 
 constructor's ``workflow_user``, default null); use it only where Kibana is out of reach.
 
 Transient failures (connection errors, timeouts, 429, 5xx) are retried here with capped
-exponential backoff and jitter (:mod:`secbot.siem.retry`; the transports' own retries are off,
-they would retry instantly). Anything else — and a transient failure that outlasts the retry
-budget — raises :class:`~secbot.siem.base.SiemError` naming the URL and the index.
+exponential backoff and jitter (:mod:`secbot.resilience.retry`, :data:`SIEM_RETRY` by default;
+the transports' own retries are off, they would retry instantly). Anything else — and a
+transient failure that outlasts the retry budget — raises :class:`~secbot.siem.base.SiemError`
+naming the URL and the index.
 """
 
 from __future__ import annotations
@@ -32,12 +33,16 @@ from elasticsearch import ConnectionTimeout as EsConnectionTimeout
 
 from secbot.domain.alert import Alert
 from secbot.domain.status import Status
+from secbot.resilience.retry import RetryableError, RetryPolicy, retry_async
 from secbot.siem.base import Checkpoint, Page, SiemError, StatusChange
 from secbot.siem.embedded import iso_millis, to_millis, validate_status
-from secbot.siem.retry import RetryableError, RetryPolicy, retry_async
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
+
+#: Default for SIEM calls: six tries within 30 s. A poll that still fails is retried by the
+#: poller's next cycle; a status change that fails is reported to the person who asked.
+SIEM_RETRY = RetryPolicy(attempts=6, base=0.25, cap=5.0, budget=30.0, max_retry_after=10.0)
 
 BUILDING_BLOCK = "kibana.alert.building_block_type"
 WORKFLOW_STATUS = "kibana.alert.workflow_status"
@@ -132,7 +137,7 @@ class ElasticSiem:
         self._kibana = kibana
         self.index = index
         self.space = space
-        self._retry = retry or RetryPolicy()
+        self._retry = retry or SIEM_RETRY
         self._workflow_user = workflow_user
         self._kibana_takes_reason = True
         nodes = es.transport.node_pool.all()
@@ -330,4 +335,4 @@ class ElasticSiem:
             await self._kibana.aclose()
 
 
-__all__ = ["ElasticSiem", "polling_query"]
+__all__ = ["SIEM_RETRY", "ElasticSiem", "polling_query"]

@@ -16,7 +16,7 @@ from secbot.domain.status import Status
 from secbot.render.blocks import with_status
 from secbot.siem.base import Siem
 from secbot.store.base import AuditEntry, Store
-from secbot.triage.people import USER_ID, Directory, Triagers
+from secbot.triage.people import USER_ID, Directory, MembershipUnknownError, Triagers
 
 TAG_VERB = {
     "closed": "closed_by",
@@ -55,7 +55,12 @@ class StatusChanger:
         self.ttl = ttl
 
     async def change(self, uuid: str, status: Status, reason: str | None, user: str) -> Outcome:
-        if not await self.triagers.allows(user):
+        try:
+            allowed = await self.triagers.allows(user)
+        except MembershipUnknownError as exc:
+            return Outcome("refused", f"SecBot did not change this alert's status: Slack could "
+                           f"not tell it who is in {', '.join(exc.groups)}. Try again shortly.")
+        if not allowed:
             return Outcome(
                 "refused",
                 "You are not in SECBOT_TRIAGERS, so SecBot did not change "
