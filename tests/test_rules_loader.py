@@ -117,3 +117,19 @@ def test_json_schema_describes_the_format() -> None:
     assert {"id", "name", "match"} <= set(schema["required"])
     assert schema["additionalProperties"] is False
     json.dumps(schema)
+
+
+def test_too_many_fields_is_an_error_naming_the_count_and_the_limit(tmp_path: Path) -> None:
+    """Hundreds of fields used to push the status block out of the message (issue 10)."""
+    names = ", ".join(f"field.n{i}" for i in range(300))
+    write(
+        tmp_path, "big", GOOD.format(id="big").replace("fields: [user.email]", f"fields: [{names}]")
+    )
+    [problem] = problems_of(tmp_path)
+    assert problem.startswith(f"{tmp_path / 'big.yaml'}:5: fields")
+    assert "300 names listed, at most 50 allowed" in problem
+    fifty = ", ".join(f"field.n{i}" for i in range(50))
+    write(
+        tmp_path, "big", GOOD.format(id="big").replace("fields: [user.email]", f"fields: [{fifty}]")
+    )
+    assert problems_of(tmp_path) == []

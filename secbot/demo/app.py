@@ -29,13 +29,26 @@ from secbot.store.redis import RedisStore
 from secbot_emulators.slack import SlackEmulator
 
 AUTH_INDEX = "logs-okta.system-demo"
+#: Every key the demo writes starts with this, never with the service's ``SECBOT_REDIS_PREFIX``:
+#: the Redis that answers on the default URL may well be a real deployment's.
+DEMO_PREFIX = "secbot-demo:"
 
 
-async def demo_store(settings: Settings, console: Console) -> Store:
-    """Real Redis if it answers (under a throwaway prefix), else a clearly labelled fallback."""
-    store = RedisStore.from_url(settings.redis_url, prefix=f"secbot-demo:{uuidlib.uuid4().hex}:")
+def demo_prefix() -> str:
+    """A fresh prefix under :data:`DEMO_PREFIX` for one demo run.
+
+    Per run, because the seeded SIEM reuses the same alert uuids each time: a shared prefix
+    would make the next run see them as already posted and show an empty channel.
+    """
+    return f"{DEMO_PREFIX}{uuidlib.uuid4().hex}:"
+
+
+async def demo_store(settings: Settings, console: Console, *, prefix: str | None = None) -> Store:
+    """Real Redis if it answers (under a demo-only prefix), else a clearly labelled fallback."""
+    prefix = prefix or demo_prefix()
+    store = RedisStore.from_url(settings.redis_url, prefix=prefix)
     if await store.ping():
-        console.print(f"store: Redis at {settings.redis_url}")
+        console.print(f"store: Redis at {settings.redis_url}, keys under {prefix!r}")
         return store
     await store.close()
     console.print(
@@ -53,9 +66,12 @@ async def seeded_siem(count: int) -> EmbeddedSiem:
     return siem
 
 
-def demo_settings(settings: Settings, slack: SlackEmulator) -> Settings:
+def demo_settings(settings: Settings, slack: SlackEmulator, prefix: str) -> Settings:
+    """The user's settings pointed at the emulator, the embedded SIEM and the demo prefix."""
     return settings.model_copy(
         update={
+            # Whatever build_service derives from the settings lands under the demo prefix too.
+            "redis_prefix": prefix,
             "slack_bot_token": SecretStr(slack.bot_token),
             "slack_app_token": SecretStr(slack.app_token),
             "slack_api_url": slack.api_url,
@@ -90,9 +106,10 @@ async def run_web_demo(
     """Serve the demo until Ctrl-C / SIGTERM, or for ``duration`` seconds."""
     async with SlackEmulator.running(port=port) as slack:
         siem = await seeded_siem(count)
-        store = await demo_store(settings, console)
+        prefix = demo_prefix()
+        store = await demo_store(settings, console, prefix=prefix)
         service, resources = await build_service(
-            demo_settings(settings, slack),
+            demo_settings(settings, slack, prefix),
             rules,
             store=store,
             siem=siem,

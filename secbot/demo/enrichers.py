@@ -1,17 +1,46 @@
-"""Stand-in enrichers for the demo and the bundled backtest, from ``data/demo_enrichments.yaml``."""
+"""Stand-in enrichers for the demo and the bundled backtest, from ``data/demo_enrichments.yaml``.
+
+Every built-in enricher has demo data, so every thread command answers in the demo. A table
+is keyed by what the provider looks up; besides exact keys it may hold CIDR ranges (an IP
+inside one gets that entry, as a network lookup would) and a ``"*"`` entry for anything else
+(threat intel's "no provider has seen it"). Entries are returned with their lookup key filled
+in (``indicator`` / ``query``), as the real providers do.
+"""
 
 from __future__ import annotations
 
+import ipaddress
+from collections.abc import Mapping
 from importlib import resources
 from typing import Any
 
 import yaml
 
+from secbot.domain.alert import Alert
+from secbot.domain.enrichment import Enrichment
 from secbot.enrich.base import Enricher
-from secbot.enrich.fixture import FixtureEnricher
+from secbot.enrich.common import first_value
 
-#: Which alert field each keyed stand-in looks up when asked to enrich a whole alert.
-ALERT_KEYS = {"gcp_project": "cloud.project.id", "oncall": "user.email", "hr": "user.email"}
+#: Which alert fields each stand-in looks up, in order, when asked to enrich a whole alert
+#: (the real enrichers' defaults, docs/enrichers.md).
+ALERT_KEYS: Mapping[str, tuple[str, ...]] = {
+    "gcp_project": ("cloud.project.id",),
+    "gcp_service_account": ("gcp.audit.resource_name", "user.email"),
+    "oncall": ("user.email",),
+    "hr": ("user.email",),
+    "jit_permissions": ("user.email",),
+    "threat_intel": (
+        "source.ip",
+        "destination.ip",
+        "url.domain",
+        "dns.question.name",
+        "file.hash.sha256",
+    ),
+    "whois": ("url.domain", "dns.question.name", "destination.domain", "source.ip"),
+}
+#: The field of a result that names what was looked up.
+KEY_FIELD: Mapping[str, str] = {"threat_intel": "indicator", "whois": "query"}
+WILDCARD = "*"
 
 
 def demo_enrichment_data() -> dict[str, dict[str, Any]]:
@@ -20,9 +49,59 @@ def demo_enrichment_data() -> dict[str, dict[str, Any]]:
     return data
 
 
+def _networks(table: Mapping[str, Any]) -> list[tuple[Any, Mapping[str, Any]]]:
+    out = []
+    for key, entry in table.items():
+        if "/" in key and isinstance(entry, Mapping):
+            out.append((ipaddress.ip_network(key), entry))
+    return out
+
+
+class DemoEnricher:
+    """A keyed stand-in: exact key, then containing CIDR range, then ``"*"``; else not found."""
+
+    def __init__(self, name: str, table: Mapping[str, Any], fields: tuple[str, ...]) -> None:
+        self.name = name
+        self.fields = fields
+        self._table = table
+        self._networks = _networks(table)
+
+    def _find(self, key: str) -> Mapping[str, Any] | None:
+        found = self._table.get(key)
+        if isinstance(found, Mapping):
+            return found
+        try:
+            address = ipaddress.ip_address(key)
+        except ValueError:
+            address = None
+        if address is not None:
+            for network, entry in self._networks:
+                if address in network:
+                    return entry
+        default = self._table.get(WILDCARD)
+        return default if isinstance(default, Mapping) else None
+
+    async def enrich(self, alert: Alert) -> Enrichment:
+        key = first_value(alert, self.fields)
+        if key is None:
+            return Enrichment.unavailable(
+                self.name, f"alert has no value to look up ({', '.join(self.fields)})"
+            )
+        return await self.lookup(key)
+
+    async def lookup(self, key: str) -> Enrichment:
+        # IAM audit logs name a service account by resource path; IAM looks up the email.
+        key = key.rsplit("/serviceAccounts/", 1)[-1]
+        found = self._find(key)
+        if found is None:
+            return Enrichment.unavailable(self.name, f"{key!r} not found")
+        named = KEY_FIELD.get(self.name)
+        return Enrichment.ok(self.name, {**found, named: key} if named else found)
+
+
 def demo_enrichers() -> dict[str, Enricher]:
-    """Keyed fixture enrichers; enrichers without demo data stay unconfigured (unavailable)."""
+    """One stand-in per enricher in the demo data; any other stays unconfigured (unavailable)."""
     return {
-        name: FixtureEnricher(name, table, by_key=True, alert_key=ALERT_KEYS.get(name))
+        name: DemoEnricher(name, table, ALERT_KEYS.get(name, ()))
         for name, table in demo_enrichment_data().items()
     }

@@ -22,6 +22,10 @@ USERS = [
     "carol@example.com",
 ]
 PROJECTS = ["sandbox-tools", "prod-payments", "prod-search", "research-ml"]
+#: The one file every synthetic malware alert is about (the demo's threat intel knows it).
+FAKE_MALWARE_SHA256 = hashlib.sha256(b"fake_malware.exe").hexdigest()
+#: A freshly registered look-alike domain (the demo's WHOIS and threat intel know it).
+PHISHING_DOMAIN = "secure-login-update.example.net"
 
 
 def _kibana(
@@ -136,7 +140,7 @@ def endpoint_malware(rng: random.Random, uuid: str, ts: datetime) -> Source:
             "file": {
                 "name": "fake_malware.exe",
                 "path": "C:\\Users\\user1\\fake_malware.exe",
-                "hash": {"sha256": hashlib.sha256(host.encode()).hexdigest()},
+                "hash": {"sha256": FAKE_MALWARE_SHA256},
             },
             "process": {"executable": "C:\\malware writer.exe"},
             "event.category": "malware",
@@ -159,12 +163,13 @@ def threat_match(rng: random.Random, uuid: str, ts: datetime) -> Source:
     src.update(
         {
             "host": {"name": host},
+            "url": {"domain": PHISHING_DOMAIN},
             "threat": {
                 "enrichments": [
                     {
                         "matched": {
-                            "atomic": host,
-                            "field": "host.name",
+                            "atomic": PHISHING_DOMAIN,
+                            "field": "url.domain",
                             "type": "indicator_match_rule",
                         }
                     }

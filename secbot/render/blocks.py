@@ -15,6 +15,7 @@ from jinja2 import Template
 from secbot.domain.alert import Alert
 from secbot.domain.enrichment import Enrichment
 from secbot.render import mrkdwn as md
+from secbot.render.enrichment_text import summarize_enrichment
 from secbot.render.templates import TemplateProblem, render_template
 
 SEVERITY_EMOJI = {
@@ -42,14 +43,6 @@ class AlertView:
     body_template: Template | None = None
     notes: tuple[str, ...] = ()
     extra_context: Mapping[str, Any] = field(default_factory=dict)
-
-
-def summarize_enrichment(enrichment: Enrichment) -> str:
-    """One escaped line per enricher: its data, or why it is unavailable (never silent)."""
-    if not enrichment.available:
-        return f"*{md.escape(enrichment.name)}* unavailable: {md.escape(enrichment.error)}"
-    items = [f"{md.escape(k)}={md.escape(v)}" for k, v in list(enrichment.data.items())[:8]]
-    return f"*{md.escape(enrichment.name)}*: " + (", ".join(items) or "no data")
 
 
 def _nonempty(text: str) -> str:
@@ -154,11 +147,9 @@ def _custom_texts(view: AlertView) -> tuple[str | None, str | None, list[str]]:
     return rendered[0], rendered[1], notes
 
 
-def render_message(view: AlertView) -> dict[str, Any]:
-    """``{"text": fallback, "blocks": [...]}`` ready for ``chat.postMessage``."""
-    title, body, notes = _custom_texts(view)
+def _head(view: AlertView) -> list[dict[str, Any]]:
     emoji = SEVERITY_EMOJI.get(view.severity, ":white_circle:")
-    blocks: list[dict[str, Any]] = [
+    return [
         {
             "type": "header",
             "text": {
@@ -172,6 +163,12 @@ def render_message(view: AlertView) -> dict[str, Any]:
             f"SIEM rule: {md.escape(view.alert.rule_name or 'unknown')}"
         ),
     ]
+
+
+def _middle(view: AlertView) -> list[dict[str, Any]]:
+    """Title, body, fields, enrichment, runbook and notes: the part that may be cut."""
+    title, body, notes = _custom_texts(view)
+    blocks: list[dict[str, Any]] = []
     if title:
         blocks.append(_section(f"*{title}*"))
     if body:
@@ -187,17 +184,37 @@ def render_message(view: AlertView) -> dict[str, Any]:
         blocks.append(_section(f"*Runbook*\n{md.escape(view.runbook)}"))
     for note in (*view.notes, *notes):
         blocks.append(_context([f":warning: {md.escape(note)}"]))
-    blocks.append(status_block(view.status_line))
-    blocks.append(
-        _context(
-            [
-                f"alert {md.code(view.alert.uuid)}"
-                + (f" · rule {md.code(view.rule_id)}" if view.rule_id else "")
-            ]
-        )
+    return blocks
+
+
+def _tail(view: AlertView) -> list[dict[str, Any]]:
+    """The status line and the alert id: never cut (a status edit replaces the status block)."""
+    ident = f"alert {md.code(view.alert.uuid)}" + (
+        f" · rule {md.code(view.rule_id)}" if view.rule_id else ""
     )
+    return [status_block(view.status_line), _context([ident])]
+
+
+def _fit(middle: list[dict[str, Any]], room: int) -> list[dict[str, Any]]:
+    """``middle`` cut to ``room`` blocks, the last one saying how many were left out."""
+    if len(middle) <= room:
+        return middle
+    kept = middle[: room - 1]
+    left_out = len(middle) - len(kept)
+    note = f":warning: {left_out} more blocks not shown (Slack's limit); the SIEM has the alert"
+    return [*kept, _context([note])]
+
+
+def render_message(view: AlertView) -> dict[str, Any]:
+    """``{"text": fallback, "blocks": [...]}`` ready for ``chat.postMessage``.
+
+    At most :data:`md.MAX_BLOCKS` blocks; the header, the status block and the alert id are
+    always kept, whatever the rule's fields or notes add in between.
+    """
+    head, tail = _head(view), _tail(view)
+    middle = _fit(_middle(view), md.MAX_BLOCKS - len(head) - len(tail))
     fallback = f"{view.severity.upper()} {view.title}: {view.alert.rule_name}"
     return {
         "text": md.truncate(md.escape(fallback), md.MESSAGE_TEXT_MAX),
-        "blocks": blocks[: md.MAX_BLOCKS],
+        "blocks": [*head, *middle, *tail],
     }

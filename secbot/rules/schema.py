@@ -29,6 +29,11 @@ assert set(ClosingReason.__args__) == set(CLOSING_REASONS)  # type: ignore[attr-
 _RULE_ID = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,99}$")
 _CHANNEL = re.compile(r"^[CGD][A-Z0-9]{2,}$|^#[a-z0-9_\-]{1,80}$")
 _FIELD = re.compile(r"^[@A-Za-z_][\w@.\-]*$")
+#: Most ``fields`` one rule may list. Block Kit shows 10 fields per section and 50 blocks per
+#: message; 50 fields take 5 blocks and leave room for the title, enrichment, notes, status
+#: line and alert id. A longer list used to push the status block out of the message, so a
+#: later status edit (✅) failed. Nobody reads more than this on a phone anyway.
+MAX_RULE_FIELDS = 50
 
 
 class _Strict(BaseModel):
@@ -111,7 +116,11 @@ class Rule(_Strict):
     description: str = ""
     severity: Severity | None = None
     match: Match
-    fields: list[str] = Field(default_factory=list)
+    fields: list[str] = Field(
+        default_factory=list,
+        description=f"alert fields shown and passed to expressions (at most {MAX_RULE_FIELDS})",
+        json_schema_extra={"maxItems": MAX_RULE_FIELDS},
+    )
     enrich: list[str] = Field(default_factory=list)
     dedup: Dedup | None = None
     route: Route | None = None
@@ -130,6 +139,11 @@ class Rule(_Strict):
     @field_validator("fields")
     @classmethod
     def _fields(cls, value: list[str]) -> list[str]:
+        if len(value) > MAX_RULE_FIELDS:
+            raise ValueError(
+                f"{len(value)} names listed, at most {MAX_RULE_FIELDS} allowed (every 10 "
+                "take one of the 50 blocks a Slack message may have)"
+            )
         for name in value:
             if not _FIELD.match(name):
                 raise ValueError(f"{name!r} is not a field name")
