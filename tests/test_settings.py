@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from secbot.runtime.settings import SettingsError, load_settings
+from secbot.runtime.settings import Settings, SettingsError, env_name, load_settings
 
 
 def test_defaults_follow_the_design_contract(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -65,3 +66,59 @@ def test_cli_exits_2_on_invalid_settings(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "SECBOT_TRIAGERS" in result.stderr and "'bob'" in result.stderr
+
+
+def test_a_misspelt_secret_in_the_file_is_named_but_never_echoed(tmp_path: Path) -> None:
+    config = tmp_path / "secbot.yaml"
+    config.write_text("SLACK_BOT_TOKN: xoxb-leaked-if-echoed\nSECBOT_PAGERDUTY_TOKN: pd-secret\n")
+    with pytest.raises(SettingsError) as caught:
+        load_settings(config)
+    message = str(caught.value)
+    assert "SLACK_BOT_TOKN" in message and "SECBOT_PAGERDUTY_TOKN" in message
+    assert "xoxb-leaked-if-echoed" not in message and "pd-secret" not in message
+
+
+def test_broken_yaml_is_reported_without_quoting_the_line(tmp_path: Path) -> None:
+    config = tmp_path / "secbot.yaml"
+    config.write_text('SLACK_BOT_TOKEN: "xoxb-half-quoted\n  other: [\n')
+    with pytest.raises(SettingsError, match="invalid YAML") as caught:
+        load_settings(config)
+    assert "xoxb-half-quoted" not in str(caught.value)
+
+
+def test_a_missing_config_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="cannot read settings file"):
+        load_settings(tmp_path / "absent.yaml")
+
+
+def test_file_keys_may_be_field_or_variable_names_in_any_case(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SLACK_BOT_TOKEN", raising=False)
+    monkeypatch.delenv("SECBOT_KIBANA_SPACE", raising=False)
+    config = tmp_path / "secbot.yaml"
+    config.write_text("slack_bot_token: xoxb-file\nSecbot_Kibana_Space: sec\n")
+    settings = load_settings(config)
+    assert settings.kibana_space == "sec"
+    assert settings.slack_bot_token is not None
+    assert settings.slack_bot_token.get_secret_value() == "xoxb-file"
+
+
+def test_every_variable_in_the_readme_settings_table_sets_its_field(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    table = readme.split("## Settings", 1)[1].split("\n## ", 1)[0]
+    names = set(re.findall(r"`((?:SECBOT|SLACK)_[A-Z_]+)`", table))
+    assert {"SLACK_BOT_TOKEN", "SECBOT_POLL_INTERVAL", "SECBOT_ALERT_TTL"} <= names
+    fields = {env_name(field): field for field in Settings.model_fields}
+    assert names <= set(fields), f"not settable: {sorted(names - set(fields))}"
+    # And the environment really reaches the field under that name.
+    samples = {"SLACK_BOT_TOKEN": "xoxb-t", "SECBOT_POLL_INTERVAL": "7", "SECBOT_SIEM": "embedded"}
+    for name, value in samples.items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings()
+    assert settings.poll_interval == 7.0 and settings.siem == "embedded"
+    assert settings.slack_bot_token is not None
+    assert settings.slack_bot_token.get_secret_value() == "xoxb-t"
+

@@ -1,164 +1,125 @@
 """SecBot settings: one pydantic-settings model that holds every default (DESIGN.md §4).
 
-Environment variables win over the optional YAML file (``--config``), which wins over the
-defaults below. Secrets are ``SecretStr`` so they never show in ``repr`` or logs. Nothing here
-reads the environment at import time: call :func:`load_settings`.
+Environment variables (``SECBOT_<FIELD>``; the Slack tokens keep Slack's own
+``SLACK_BOT_TOKEN`` / ``SLACK_APP_TOKEN``) win over the optional YAML file (``--config``, read by
+pydantic-settings' ``YamlConfigSettingsSource``), which wins over the defaults below. Keys in the
+file may be field names (``poll_interval``) or variable names (``SECBOT_POLL_INTERVAL``); unknown
+keys are errors that name the key and never echo its value (it may be a misspelt secret).
+Secrets are ``SecretStr`` so they never show in ``repr`` or logs. Nothing here reads the
+environment at import time: call :func:`load_settings`.
 """
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    YamlConfigSettingsSource,
 )
 
 from secbot.domain.errors import SecBotError
+
+ENV_PREFIX = "SECBOT_"
+#: The YAML file :func:`load_settings` is reading, for :meth:`Settings.settings_customise_sources`.
+_CONFIG_FILE: ContextVar[Path | None] = ContextVar("secbot_config_file", default=None)
 
 
 class SettingsError(SecBotError):
     """Settings could not be loaded; the message names the variable and the value's problem."""
 
 
-def _env(*names: str) -> AliasChoices:
-    return AliasChoices(*names)
-
-
 class Settings(BaseSettings):
-    """Every knob SecBot has, with its default. Field aliases are the environment variable names."""
+    """Every knob SecBot has, with its default. The variable is ``SECBOT_`` + the field name."""
 
     model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
         extra="forbid",
         populate_by_name=True,
         case_sensitive=False,
         env_ignore_empty=True,
     )
 
-    slack_bot_token: SecretStr | None = Field(None, validation_alias=_env("SLACK_BOT_TOKEN"))
-    slack_app_token: SecretStr | None = Field(None, validation_alias=_env("SLACK_APP_TOKEN"))
-    slack_api_url: str = Field(
-        "https://slack.com/api/", validation_alias=_env("SECBOT_SLACK_API_URL")
-    )
-    siem: Literal["elastic", "embedded"] = Field("elastic", validation_alias=_env("SECBOT_SIEM"))
-    elasticsearch_url: str | None = Field(None, validation_alias=_env("SECBOT_ELASTICSEARCH_URL"))
-    elasticsearch_api_key: SecretStr | None = Field(
-        None, validation_alias=_env("SECBOT_ELASTICSEARCH_API_KEY")
-    )
-    kibana_url: str | None = Field(None, validation_alias=_env("SECBOT_KIBANA_URL"))
-    kibana_space: str = Field("default", validation_alias=_env("SECBOT_KIBANA_SPACE"))
-    kibana_api_key: SecretStr | None = Field(None, validation_alias=_env("SECBOT_KIBANA_API_KEY"))
-    alerts_index: str = Field(
-        ".alerts-security.alerts-default", validation_alias=_env("SECBOT_ALERTS_INDEX")
-    )
-    redis_url: str = Field("redis://127.0.0.1:6379/0", validation_alias=_env("SECBOT_REDIS_URL"))
-    redis_prefix: str = Field("secbot:", validation_alias=_env("SECBOT_REDIS_PREFIX"))
-    rules_dir: Path = Field(Path("rules"), validation_alias=_env("SECBOT_RULES_DIR"))
-    poll_interval: float = Field(2.0, gt=0, validation_alias=_env("SECBOT_POLL_INTERVAL"))
-    poll_overlap: float = Field(300.0, ge=0, validation_alias=_env("SECBOT_POLL_OVERLAP"))
-    poll_page_size: int = Field(
-        500, ge=1, le=10_000, validation_alias=_env("SECBOT_POLL_PAGE_SIZE")
-    )
-    default_channel: str | None = Field(None, validation_alias=_env("SECBOT_DEFAULT_CHANNEL"))
-    triagers: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, validation_alias=_env("SECBOT_TRIAGERS")
-    )
-    gcp_endpoint: str | None = Field(None, validation_alias=_env("SECBOT_GCP_ENDPOINT"))
-    http_port: int = Field(8080, ge=0, le=65535, validation_alias=_env("SECBOT_HTTP_PORT"))
-    embedded_db: Path = Field(
-        Path("secbot-embedded.sqlite3"), validation_alias=_env("SECBOT_EMBEDDED_DB")
-    )
-    enrich_timeout: float = Field(5.0, gt=0, validation_alias=_env("SECBOT_ENRICH_TIMEOUT"))
-    expression_timeout: float = Field(
-        0.25, gt=0, validation_alias=_env("SECBOT_EXPRESSION_TIMEOUT")
-    )
-    alert_ttl: int = Field(30 * 86400, gt=0, validation_alias=_env("SECBOT_ALERT_TTL"))
+    slack_bot_token: SecretStr | None = Field(None, validation_alias="SLACK_BOT_TOKEN")
+    slack_app_token: SecretStr | None = Field(None, validation_alias="SLACK_APP_TOKEN")
+    slack_api_url: str = Field("https://slack.com/api/")
+    siem: Literal["elastic", "embedded"] = Field("elastic")
+    elasticsearch_url: str | None = Field(None)
+    elasticsearch_api_key: SecretStr | None = Field(None)
+    kibana_url: str | None = Field(None)
+    kibana_space: str = Field("default")
+    kibana_api_key: SecretStr | None = Field(None)
+    alerts_index: str = Field(".alerts-security.alerts-default")
+    redis_url: str = Field("redis://127.0.0.1:6379/0")
+    redis_prefix: str = Field("secbot:")
+    rules_dir: Path = Field(Path("rules"))
+    poll_interval: float = Field(2.0, gt=0)
+    poll_overlap: float = Field(300.0, ge=0)
+    poll_page_size: int = Field(500, ge=1, le=10_000)
+    default_channel: str | None = Field(None)
+    triagers: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    gcp_endpoint: str | None = Field(None)
+    http_port: int = Field(8080, ge=0, le=65535)
+    embedded_db: Path = Field(Path("secbot-embedded.sqlite3"))
+    enrich_timeout: float = Field(5.0, gt=0)
+    expression_timeout: float = Field(0.25, gt=0)
+    alert_ttl: int = Field(30 * 86400, gt=0)
 
     # Enrichers (docs/enrichers.md). An enricher is built only when its provider is configured.
-    enrich_provider_timeout: float = Field(
-        4.0, gt=0, validation_alias=_env("SECBOT_ENRICH_PROVIDER_TIMEOUT")
-    )
-    enrich_retries: int = Field(2, ge=0, le=10, validation_alias=_env("SECBOT_ENRICH_RETRIES"))
-    enrich_concurrency: int = Field(
-        20, ge=1, le=1000, validation_alias=_env("SECBOT_ENRICH_CONCURRENCY")
-    )
-    enrich_cache_ttl: int = Field(900, ge=1, validation_alias=_env("SECBOT_ENRICH_CACHE_TTL"))
-    enrich_negative_ttl: int = Field(60, ge=1, validation_alias=_env("SECBOT_ENRICH_NEGATIVE_TTL"))
-    enrich_local_cache_ttl: float = Field(
-        10.0, ge=0, validation_alias=_env("SECBOT_ENRICH_LOCAL_CACHE_TTL")
-    )
-    enrich_breaker_threshold: int = Field(
-        5, ge=1, validation_alias=_env("SECBOT_ENRICH_BREAKER_THRESHOLD")
-    )
-    enrich_breaker_window: float = Field(
-        60.0, gt=0, validation_alias=_env("SECBOT_ENRICH_BREAKER_WINDOW")
-    )
-    gcp_enabled: bool = Field(False, validation_alias=_env("SECBOT_GCP_ENABLED"))
-    gcp_iam_url: str = Field(
-        "https://iam.googleapis.com", validation_alias=_env("SECBOT_GCP_IAM_URL")
-    )
+    enrich_provider_timeout: float = Field(4.0, gt=0)
+    enrich_retries: int = Field(2, ge=0, le=10)
+    enrich_concurrency: int = Field(20, ge=1, le=1000)
+    enrich_cache_ttl: int = Field(900, ge=1)
+    enrich_negative_ttl: int = Field(60, ge=1)
+    enrich_local_cache_ttl: float = Field(10.0, ge=0)
+    enrich_breaker_threshold: int = Field(5, ge=1)
+    enrich_breaker_window: float = Field(60.0, gt=0)
+    gcp_enabled: bool = Field(False)
+    gcp_iam_url: str = Field("https://iam.googleapis.com")
     gcp_project_fields: str = Field(
         "cloud.project.id,gcp.audit.resource_name",
-        validation_alias=_env("SECBOT_GCP_PROJECT_FIELDS"),
     )
     gcp_service_account_fields: str = Field(
         "gcp.audit.resource_name,gcp.audit.request.name,user.email",
-        validation_alias=_env("SECBOT_GCP_SERVICE_ACCOUNT_FIELDS"),
     )
-    jit_provider: Literal["entitle", "generic"] = Field(
-        "entitle", validation_alias=_env("SECBOT_JIT_PROVIDER")
-    )
-    entitle_url: str | None = Field(None, validation_alias=_env("SECBOT_ENTITLE_URL"))
-    entitle_token: SecretStr | None = Field(None, validation_alias=_env("SECBOT_ENTITLE_TOKEN"))
-    jit_fields: str = Field("user.email", validation_alias=_env("SECBOT_JIT_FIELDS"))
-    jit_cache_ttl: int = Field(60, ge=1, validation_alias=_env("SECBOT_JIT_CACHE_TTL"))
-    oncall_provider: Literal["pagerduty", "opsgenie"] = Field(
-        "pagerduty", validation_alias=_env("SECBOT_ONCALL_PROVIDER")
-    )
-    opsgenie_url: str = Field(
-        "https://api.opsgenie.com", validation_alias=_env("SECBOT_OPSGENIE_URL")
-    )
-    opsgenie_key: SecretStr | None = Field(None, validation_alias=_env("SECBOT_OPSGENIE_KEY"))
-    pagerduty_url: str = Field(
-        "https://api.pagerduty.com", validation_alias=_env("SECBOT_PAGERDUTY_URL")
-    )
-    pagerduty_token: SecretStr | None = Field(None, validation_alias=_env("SECBOT_PAGERDUTY_TOKEN"))
-    oncall_fields: str = Field("user.email", validation_alias=_env("SECBOT_ONCALL_FIELDS"))
-    oncall_cache_ttl: int = Field(60, ge=1, validation_alias=_env("SECBOT_ONCALL_CACHE_TTL"))
-    hris_url: str | None = Field(None, validation_alias=_env("SECBOT_HRIS_URL"))
-    hris_token: SecretStr | None = Field(None, validation_alias=_env("SECBOT_HRIS_TOKEN"))
-    hr_fields: str = Field("user.email", validation_alias=_env("SECBOT_HR_FIELDS"))
-    hr_alert_prefix: str = Field(
-        "enriched_employee", validation_alias=_env("SECBOT_HR_ALERT_PREFIX")
-    )
-    abuseipdb_url: str = Field(
-        "https://api.abuseipdb.com", validation_alias=_env("SECBOT_ABUSEIPDB_URL")
-    )
-    abuseipdb_key: SecretStr | None = Field(None, validation_alias=_env("SECBOT_ABUSEIPDB_KEY"))
-    greynoise_url: str = Field(
-        "https://api.greynoise.io", validation_alias=_env("SECBOT_GREYNOISE_URL")
-    )
-    greynoise_key: SecretStr | None = Field(None, validation_alias=_env("SECBOT_GREYNOISE_KEY"))
-    virustotal_url: str = Field(
-        "https://www.virustotal.com", validation_alias=_env("SECBOT_VIRUSTOTAL_URL")
-    )
-    virustotal_key: SecretStr | None = Field(None, validation_alias=_env("SECBOT_VIRUSTOTAL_KEY"))
+    jit_provider: Literal["entitle", "generic"] = Field("entitle")
+    entitle_url: str | None = Field(None)
+    entitle_token: SecretStr | None = Field(None)
+    jit_fields: str = Field("user.email")
+    jit_cache_ttl: int = Field(60, ge=1)
+    oncall_provider: Literal["pagerduty", "opsgenie"] = Field("pagerduty")
+    opsgenie_url: str = Field("https://api.opsgenie.com")
+    opsgenie_key: SecretStr | None = Field(None)
+    pagerduty_url: str = Field("https://api.pagerduty.com")
+    pagerduty_token: SecretStr | None = Field(None)
+    oncall_fields: str = Field("user.email")
+    oncall_cache_ttl: int = Field(60, ge=1)
+    hris_url: str | None = Field(None)
+    hris_token: SecretStr | None = Field(None)
+    hr_fields: str = Field("user.email")
+    hr_alert_prefix: str = Field("enriched_employee")
+    abuseipdb_url: str = Field("https://api.abuseipdb.com")
+    abuseipdb_key: SecretStr | None = Field(None)
+    greynoise_url: str = Field("https://api.greynoise.io")
+    greynoise_key: SecretStr | None = Field(None)
+    virustotal_url: str = Field("https://www.virustotal.com")
+    virustotal_key: SecretStr | None = Field(None)
     threat_intel_fields: str = Field(
         "source.ip,destination.ip,url.domain,dns.question.name,file.hash.sha256",
-        validation_alias=_env("SECBOT_THREAT_INTEL_FIELDS"),
     )
-    whois_enabled: bool = Field(True, validation_alias=_env("SECBOT_WHOIS_ENABLED"))
-    rdap_url: str = Field("https://rdap.org", validation_alias=_env("SECBOT_RDAP_URL"))
+    whois_enabled: bool = Field(True)
+    rdap_url: str = Field("https://rdap.org")
     whois_fields: str = Field(
         "url.domain,dns.question.name,destination.domain,source.ip,destination.ip",
-        validation_alias=_env("SECBOT_WHOIS_FIELDS"),
     )
-    whois_young_days: int = Field(30, ge=0, validation_alias=_env("SECBOT_WHOIS_YOUNG_DAYS"))
+    whois_young_days: int = Field(30, ge=0)
 
     # Slack behaviour -------------------------------------------------------------------
     reactions: dict[str, str] = Field(
@@ -168,22 +129,16 @@ class Settings(BaseSettings):
             "eyes": "acknowledged",
             "arrows_counterclockwise": "open",
         },
-        validation_alias=_env("SECBOT_REACTIONS"),
         description='emoji → "status[:closing_reason]" (JSON in the environment)',
     )
-    slack_pace: float = Field(1.0, ge=0, validation_alias=_env("SECBOT_SLACK_PACE"))
-    lease_ttl: float = Field(15.0, ge=1, validation_alias=_env("SECBOT_LEASE_TTL"))
-    flood_threshold: int = Field(20, ge=0, validation_alias=_env("SECBOT_FLOOD_THRESHOLD"))
+    slack_pace: float = Field(1.0, ge=0)
+    lease_ttl: float = Field(15.0, ge=1)
+    flood_threshold: int = Field(20, ge=0)
     auth_log_indices: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["logs-okta.system-*", "logs-google_workspace.login-*"],
-        validation_alias=_env("SECBOT_AUTH_LOG_INDICES"),
     )
-    locate_lookback_days: int = Field(
-        7, ge=1, le=90, validation_alias=_env("SECBOT_LOCATE_LOOKBACK_DAYS")
-    )
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
-        "INFO", validation_alias=_env("SECBOT_LOG_LEVEL")
-    )
+    locate_lookback_days: int = Field(7, ge=1, le=90)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO")
 
     @field_validator("auth_log_indices", mode="before")
     @classmethod
@@ -222,47 +177,67 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # Env first, then explicit values (the YAML file, passed as init kwargs), then defaults.
-        return env_settings, init_settings
+        # Earlier wins: environment, then explicit keyword values, then the YAML file.
+        config = _CONFIG_FILE.get()
+        if config is None:
+            return env_settings, init_settings
+        return env_settings, init_settings, _YamlFile(settings_cls, config)
 
 
-def _env_of(name: str, alias: object) -> str:
-    if isinstance(alias, AliasChoices) and isinstance(alias.choices[0], str):
-        return alias.choices[0]
-    return name.upper()
+def env_name(field: str) -> str:
+    """The environment variable that sets ``field``."""
+    info = Settings.model_fields.get(field)
+    alias = info.validation_alias if info is not None else None
+    if isinstance(alias, str):
+        return alias
+    return ENV_PREFIX + field.upper()
 
 
-_FIELD_TO_ENV: dict[str, str] = {
-    name: _env_of(name, field.validation_alias) for name, field in Settings.model_fields.items()
+#: Every accepted key of the file, lower-cased → field name.
+_KEYS: dict[str, str] = {
+    **{env_name(name).lower(): name for name in Settings.model_fields},
+    **{name: name for name in Settings.model_fields},
 }
-
-
 _SECRET_FIELDS = frozenset(
     name for name, f in Settings.model_fields.items() if "SecretStr" in str(f.annotation)
 )
 
 
-def env_name(field: str) -> str:
-    """The environment variable that sets ``field``."""
-    return str(_FIELD_TO_ENV.get(field, field))
+class _YamlFile(YamlConfigSettingsSource):
+    """pydantic-settings' YAML source, with variable names accepted as keys and read errors
+    turned into :class:`SettingsError` (a missing or broken file is not "no settings")."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path) -> None:
+        super().__init__(settings_cls, yaml_file=path, yaml_file_encoding="utf-8")
+
+    def _read_file(self, file_path: Path) -> dict[str, Any]:
+        try:
+            data = super()._read_file(file_path)
+        except OSError as exc:
+            raise SettingsError(f"{file_path}: cannot read settings file: {exc.strerror}") from exc
+        except yaml.YAMLError as exc:
+            # Position and problem only: PyYAML's full message may quote the line (a secret).
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = getattr(exc, "problem", None) or "cannot parse"
+            raise SettingsError(f"{file_path}: invalid YAML{where}: {problem}") from None
+        if not isinstance(data, dict):
+            raise SettingsError(f"{file_path}: settings file must be a mapping of names to values")
+        # Unknown keys pass through unchanged, so extra="forbid" names them as written.
+        return {_KEYS.get(str(key).lower(), str(key)): value for key, value in data.items()}
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except OSError as exc:
-        raise SettingsError(f"{path}: cannot read settings file: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise SettingsError(f"{path}: invalid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise SettingsError(f"{path}: settings file must be a mapping of names to values")
-    # Accept both field names (poll_interval) and variable names (SECBOT_POLL_INTERVAL).
-    by_env = {env.lower(): name for name, env in _FIELD_TO_ENV.items()}
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        name = by_env.get(str(key).lower(), str(key).lower())
-        out[name] = value
-    return out
+def _problem(err: Any) -> str:
+    """One line naming the variable; the offending value only when it is safe to show."""
+    loc = [str(part) for part in err["loc"]]
+    field = loc[0] if loc else "?"
+    if err["type"] == "extra_forbidden":
+        # Never echo the value: a misspelt secret key would print the secret.
+        return f"{field}: unknown setting"
+    name = env_name(field) if field in Settings.model_fields else field
+    value = err.get("input")
+    shown = "" if isinstance(value, dict) or field in _SECRET_FIELDS else f" (got {value!r})"
+    return f"{name}: {err['msg']}{shown}"
 
 
 def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
@@ -270,22 +245,16 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
 
     Raises :class:`SettingsError` with one line per problem, each naming the variable.
     """
-    values: dict[str, Any] = _read_yaml(config) if config else {}
-    values.update(overrides)
+    if config is not None and not config.is_file():
+        raise SettingsError(f"{config}: cannot read settings file: no such file")
+    token = _CONFIG_FILE.set(config)
     try:
-        return Settings(**values)
+        return Settings(**overrides)
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            loc = [str(part) for part in err["loc"]]
-            field = loc[0] if loc else "?"
-            name = env_name(field) if field in _FIELD_TO_ENV else field
-            value = err.get("input")
-            shown = "" if isinstance(value, dict) else f" (got {value!r})"
-            if field in _SECRET_FIELDS:
-                shown = ""  # never echo a secret, even a malformed one
-            problems.append(f"{name}: {err['msg']}{shown}")
+        problems = [_problem(err) for err in exc.errors()]
         raise SettingsError("invalid settings:\n  " + "\n  ".join(problems)) from exc
+    finally:
+        _CONFIG_FILE.reset(token)
 
 
-__all__ = ["Settings", "SettingsError", "env_name", "load_settings"]
+__all__ = ["ENV_PREFIX", "Settings", "SettingsError", "env_name", "load_settings"]
