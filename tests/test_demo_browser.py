@@ -6,13 +6,15 @@ Also: alert text stays text (no markup executes), typing survives re-renders, no
 
 Uses Debian's ``/usr/bin/chromium`` (``.ci/chromium.sh`` installs it; never ``playwright
 install``). Without it the test is skipped, unless ``CI`` is set: then it fails, so CI cannot
-pass without having run it. Screenshot: ``artifacts/demo.png``.
+pass without having run it. Screenshots: ``artifacts/demo.png`` and, of an enriched alert,
+``artifacts/demo-enrichment.png``.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -27,6 +29,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path(os.environ.get("SECBOT_CHROMIUM", "/usr/bin/chromium"))
 SCREENSHOT = ROOT / "artifacts" / "demo.png"
+ENRICHMENT_SHOT = ROOT / "artifacts" / "demo-enrichment.png"
+#: What the raw-result dumps looked like (``display_name=Payments, on_call=False``).
+RAW_DUMP = re.compile(r"\b(display_name|project_id|on_call|employment_status|terminated|verdict)=")
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -197,6 +202,24 @@ def _alert_text_stays_text(page: Any, expect: Any, base: str) -> None:
     assert found == {"pwned": None, "elements": 0}
 
 
+def _enrichment_reads_as_text(page: Any, expect: Any) -> None:
+    """The seeded first alert: terminated Bob creates a key in Sandbox tools. The message says
+    so in words a person expects (display name, "Terminated employee"), not ``key=value``."""
+    alerts = page.get_by_test_id("message").filter(has=page.get_by_test_id("block-header"))
+    bob = alerts.filter(has_text="Bob Ortiz").filter(has_text="GCP project").first
+    expect(bob).to_be_visible(timeout=WAIT_MS)
+    expect(bob).to_contain_text("Terminated employee")
+    expect(bob).to_contain_text(re.compile(r"GCP project: Sandbox tools \(sandbox-tools\)"))
+    expect(bob).to_contain_text("instance-type: internal")
+    expect(bob).to_contain_text(re.compile(r"On call: (yes|no)"))
+    # Markup stands out: "Terminated employee" is bold, not asterisks.
+    expect(bob.locator("strong, b").filter(has_text="Terminated employee")).to_have_count(1)
+    text = page.locator("#messages").inner_text()
+    assert not RAW_DUMP.search(text), RAW_DUMP.search(text)
+    bob.evaluate("node => node.scrollIntoView({block: 'start'})")
+    page.screenshot(path=str(ENRICHMENT_SHOT))
+
+
 def _typing_survives_rerender(page: Any) -> None:
     """A draft in the channel box keeps its text and focus while new alerts arrive."""
     box = page.get_by_test_id("channel-input")
@@ -268,6 +291,7 @@ def test_demo_page_in_chromium(chromium: Path, demo: str) -> None:
             expect(alert.first).to_be_visible(timeout=WAIT_MS)
             expect(alert.first.locator(".author")).to_have_text("SecBot")
             expect(page.get_by_test_id("connection")).to_contain_text("SecBot connected")
+            _enrichment_reads_as_text(page, expect)
             closed = _alice_closes_one(page, expect)
             _bob_is_refused(page, expect, closed)
             _alert_text_stays_text(page, expect, demo)
@@ -281,3 +305,4 @@ def test_demo_page_in_chromium(chromium: Path, demo: str) -> None:
             browser.close()
     assert errors == []
     assert SCREENSHOT.stat().st_size > 10_000
+    assert ENRICHMENT_SHOT.stat().st_size > 10_000
