@@ -116,3 +116,24 @@ async def test_a_lost_message_link_is_found_again_from_the_message_metadata() ->
         assert await handlers.relink(IDENTITY_CHANNEL, ts) == "m1"
         assert await empty.alert_for_message(IDENTITY_CHANNEL, ts) == "m1"
         assert await handlers.relink(IDENTITY_CHANNEL, someone) is None
+
+
+async def test_user_group_membership_fails_closed_once_its_ttl_has_passed() -> None:
+    """Slack down: a cached membership is used while fresh, never past its TTL (it used to be
+    served forever), and the refusal says Slack could not answer."""
+    from secbot.triage.people import MembershipUnknownError, Triagers
+
+    async with SlackEmulator.running() as slack:
+        slack.workspace.add_usergroup("S0TRIAGE", "triage", ["U0ALICE"])
+        client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
+        clock = Clock()
+        triagers = Triagers(client, ["S0TRIAGE"], ttl=300, clock=clock)
+        assert await triagers.allows("U0ALICE")
+        slack.fail("usergroups.users.list", times=10)
+        clock.now += 299
+        assert await triagers.allows("U0ALICE")  # fresh: from the cache
+        clock.now += 2
+        with pytest.raises(MembershipUnknownError, match="S0TRIAGE"):
+            await triagers.allows("U0ALICE")
+        slack.clear_faults()
+        assert await triagers.allows("U0ALICE") and not await triagers.allows("U0BOB")
