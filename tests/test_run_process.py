@@ -111,7 +111,8 @@ async def test_run_serves_health_posts_and_drains_on_sigterm(tmp_path: Path) -> 
         assert code == 0
         assert proc.stderr is not None
         logs = (await proc.stderr.read()).decode()
-    lines = [json.loads(line) for line in logs.splitlines() if line.startswith("{")]
+    lines = [json.loads(line) for line in logs.splitlines()]  # every line is a JSON object
+    assert all(isinstance(entry, dict) for entry in lines)
     assert any(entry.get("event") == "stopped" for entry in lines)
     for secret in (slack.bot_token, slack.app_token, "c2VjcmV0"):
         assert secret not in logs
