@@ -23,7 +23,7 @@ from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 import httpx
 
 from secbot.domain.alert import Alert
-from secbot.domain.enrichment import Enrichment
+from secbot.domain.enrichment import Enrichment, EnrichmentFailure
 from secbot.domain.errors import SecBotError
 
 A = TypeVar("A")
@@ -50,11 +50,11 @@ class InvalidKeyError(NotFoundError):
 
 def not_found(name: str, what: str) -> Enrichment:
     """The "not found" outcome: ``unavailable`` with a reason ending in ``not found``."""
-    return Enrichment.unavailable(name, f"{what} {NOT_FOUND}")
+    return Enrichment.unavailable(name, f"{what} {NOT_FOUND}", EnrichmentFailure.NOT_FOUND)
 
 
 def is_not_found(result: Enrichment) -> bool:
-    return not result.available and (result.error or "").endswith(NOT_FOUND)
+    return result.failure is EnrichmentFailure.NOT_FOUND
 
 
 def is_failure(result: Enrichment) -> bool:
