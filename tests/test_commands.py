@@ -7,14 +7,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from enrich_support import FAST
-from secbot_emulators.providers import Script, json_reply
 
 from secbot.commands.context import CommandContext, Reply
 from secbot.commands.investigate import Investigator
 from secbot.commands.router import HELP, CommandRouter
+from secbot.domain.record import AlertRecord
 from secbot.enrich.engine import EnrichmentEngine
 from secbot.enrich.whois import WhoisEnricher
 from secbot.siem.embedded import EmbeddedSiem
+from secbot_emulators.providers import Script, json_reply
 
 RDAP = {
     "objectClassName": "domain", "ldhName": "EXAMPLE.COM",
@@ -40,7 +41,11 @@ async def router(siem: EmbeddedSiem, changes: list[tuple[str, str | None]]) -> C
 
 
 def ctx(**alert: Any) -> CommandContext:
-    record = {"fields": alert, "rule_id": "r1", "id": "a-1"} if alert else {}
+    record = (
+        AlertRecord(uuid="a-1", id="a-1", index="", rule_id="r1", rule_name="Rule",
+                    severity="high", timestamp=None, fields=alert)
+        if alert else None
+    )
     return CommandContext(user="U0TRIAGER", channel="C0X", ts="2.0",
                           thread_ts="1.0" if alert else None,
                           alert_uuid="a-1" if alert else None, alert=record)

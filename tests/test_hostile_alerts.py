@@ -121,9 +121,9 @@ async def test_hostile_alert_is_posted_open_and_inert(name: str) -> None:
     assert await store.is_posted(alert.uuid)
     assert await store.read_audit() == []  # nothing closed, nothing to audit
     assert await handler(alert) is None  # a second delivery is ignored
-    # What thread commands read back later is plain JSON.
-    record = await store.load_alert(alert.uuid)
-    assert record is not None and record["uuid"] == alert.uuid
+    # What thread commands read back later survives the store's JSON round trip.
+    record = await store.load_record(alert.uuid)
+    assert record is not None and record.uuid == alert.uuid and record.id == alert.id
     if storable(name):
         after = await siem.get(alert.id)
         assert after is not None and after.workflow_status == before  # not closed
@@ -233,7 +233,7 @@ async def test_rendering_that_always_fails_still_posts_every_alert(
     def broken(view: Any) -> dict[str, Any]:
         raise RecursionError("maximum recursion depth exceeded")
 
-    monkeypatch.setattr("secbot.pipeline.pipeline.render_message", broken)
+    monkeypatch.setattr("secbot.pipeline.render.render_message", broken)
     files = [n for n in BATCH if n.startswith("file:")]
     _, decisions, _ = await _poll_corpus(make_pipeline(), files)
     assert len(decisions) == 2 * len(files)
@@ -250,7 +250,7 @@ async def test_rendering_that_fails_on_alert_data_falls_back_to_a_reduced_messag
             raise TypeError("'<' not supported between instances of 'dict' and 'str'")
         return render_message(view)
 
-    monkeypatch.setattr("secbot.pipeline.pipeline.render_message", fails_with_fields)
+    monkeypatch.setattr("secbot.pipeline.render.render_message", fails_with_fields)
     decision = await make_pipeline().process(alert_of(build("file:inject_rule_gcp")))
     _assert_ok(decision)
     assert decision.rule_id == "gcp_sa_key_created"

@@ -125,7 +125,8 @@ async def test_duplicate_inside_window_is_threaded_with_a_count_never_dropped() 
     assert not second.post and second.duplicate_of == "d1" and second.duplicate_count == 2
     assert third.duplicate_of == "d1" and third.duplicate_count == 3
     assert other.post and other.duplicate_of is None
-    assert await store.load_alert("d2") is not None  # remembered for the thread
+    record = await store.load_record("d2")  # remembered for the thread
+    assert record is not None and record.duplicate_of == first.alert_uuid
 
 
 async def test_reprocessing_the_same_alert_is_not_a_duplicate_of_itself() -> None:

@@ -12,11 +12,12 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.web.async_client import AsyncWebClient
 
 from secbot.domain.alert import Alert
-from secbot.pipeline.decision import Decision
+from secbot.pipeline.decision import Decision, alert_record
 from secbot.publish.flood import FloodGuard
 from secbot.publish.slack import SlackPublisher
 from secbot.store.base import MessageRef
 from secbot.store.memory import MemoryStore
+from secbot.store.records import AlertRecords
 from secbot_emulators.slack import SlackEmulator
 
 CHANNEL = "C0SECALERTS"
@@ -66,6 +67,13 @@ def decision(uid: str, **changes: Any) -> Decision:
     return replace(base, **changes)
 
 
+async def decided(store: MemoryStore, uid: str, **changes: Any) -> Decision:
+    """A decision whose record is saved first, as the pipeline does before publishing."""
+    made = decision(uid, **changes)
+    await AlertRecords(store).save_decided(alert_record(alert(uid), made))
+    return made
+
+
 def top(slack: SlackEmulator) -> list[Any]:
     return [m for m in slack.messages(CHANNEL) if not m.thread_ts or m.thread_ts == m.ts]
 
@@ -96,9 +104,10 @@ async def test_crash_between_post_and_record_does_not_post_twice(slack: SlackEmu
 async def test_duplicates_share_one_context_reply_edited_in_place(slack: SlackEmulator) -> None:
     store = MemoryStore()
     publisher = SlackPublisher(client(slack), store)
-    await publisher.publish(alert("d1"), decision("d1"))
+    await publisher.publish(alert("d1"), await decided(store, "d1"))
     for n, uid in enumerate(["d2", "d3", "d4"], start=2):
-        dup = decision(
+        dup = await decided(
+            store,
             uid,
             post=False,
             duplicate_of="d1",
@@ -111,6 +120,17 @@ async def test_duplicates_share_one_context_reply_edited_in_place(slack: SlackEm
     assert len(replies) == 1
     assert "3 more alerts" in replies[0].text and "d4@example.com" in replies[0].text
     assert len(slack.calls_to("chat.update")) == 2
+
+
+async def test_post_is_attached_to_the_pipelines_record(slack: SlackEmulator) -> None:
+    store = MemoryStore()
+    publisher = SlackPublisher(client(slack), store)
+    await publisher.publish(alert("m1"), await decided(store, "m1"))
+    [message] = top(slack)
+    record = await AlertRecords(store).load("m1")
+    assert record is not None and record.message_ref == MessageRef(CHANNEL, message.ts)
+    assert record.fields == {"user.email": "a@example.com"}  # the pipeline's part is kept
+    assert record.message is not None and record.message["text"] == "alert m1"
 
 
 async def test_auto_closed_alert_gets_the_bots_check_mark(slack: SlackEmulator) -> None:
@@ -159,6 +179,13 @@ async def test_correction_reopens_the_status_line_and_takes_back_the_check(
     [message] = top(slack)
     assert not message.reactions
     assert "auto-close failed, alert left open: 503" in json.dumps(message.blocks)
+    # No record was saved (as if Redis lost it): the decision's message was corrected. With a
+    # record, the correction is remembered as the alert's status and message.
+    await publisher.publish(alert("k2"), await decided(store, "k2", auto_close=True))
+    await publisher.correct(alert("k2"), closed, "left open: 503")
+    record = await AlertRecords(store).load("k2")
+    assert record is not None and record.status == "open"
+    assert "left open: 503" in json.dumps(record.message)
 
 
 async def test_content_slack_refuses_is_replaced_by_a_plain_pointer_not_retried_forever(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from uuid import uuid4
@@ -17,6 +18,8 @@ from uuid import uuid4
 import pytest
 import redis.asyncio as aioredis
 
+from secbot.domain.record import AlertRecord, RecordUpdate
+from secbot.domain.status import AuditAction
 from secbot.store.base import AuditEntry, MessageRef, Store, StoreUnavailable
 from secbot.store.memory import MemoryStore
 from secbot.store.redis import RedisStore
@@ -75,54 +78,112 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
 
 
 def _entry(alert: str, action: str, at: datetime, **kw: Any) -> AuditEntry:
-    return AuditEntry(alert_uuid=alert, actor="U123", action=action, reason="why", at=at, **kw)
+    return AuditEntry(
+        alert_uuid=alert, actor="U123", action=AuditAction(action), reason="why", at=at, **kw
+    )
 
 
-# -- alert fields ------------------------------------------------------------------------------
+# -- alert records -----------------------------------------------------------------------------
 
 
-async def test_alert_fields_round_trip(store: Store) -> None:
-    fields = {
-        "host.name": "web-1",
-        "risk": 73,
-        "score": 0.5,
-        "tags": ["a", "b"],
-        "nested": {"user": "zoë", "ok": True, "none": None},
-    }
-    await store.save_alert("a1", fields, ttl=60)
-    assert await store.load_alert("a1") == fields
-    assert await store.load_alert("unknown") is None
+def _record(uuid: str = "a1", **changes: Any) -> AlertRecord:
+    base = AlertRecord(
+        uuid=uuid,
+        id=f"id-{uuid}",
+        index=".alerts-security.alerts-default",
+        rule_id="gcp_sa_key_created",
+        rule_name="GCP service account key created",
+        severity="high",
+        timestamp="2026-11-01T10:00:00Z",
+        fields={
+            "host.name": "web-1",
+            "risk": 73,
+            "score": 0.5,
+            "tags": ["a", "b"],
+            "nested": {"user": "zoë", "ok": True, "none": None},
+        },
+        channel="C1",
+        auto_close=True,
+        close_reason="expected_activity",
+    )
+    return replace(base, **changes)
 
 
-async def test_saved_fields_are_a_snapshot(store: Store) -> None:
-    fields: dict[str, object] = {"tags": ["a"]}
-    await store.save_alert("a1", fields, ttl=60)
-    fields["tags"] = ["changed"]
-    assert await store.load_alert("a1") == {"tags": ["a"]}
-    await store.save_alert("a1", {"tags": ["b"]}, ttl=60)  # saving again replaces
-    assert await store.load_alert("a1") == {"tags": ["b"]}
+async def test_alert_record_round_trip(store: Store) -> None:
+    record = _record(message={"text": "alert a1", "blocks": []}, group_id="g-7")
+    await store.save_record(record, ttl=60)
+    assert await store.load_record("a1") == record
+    assert await store.load_record("unknown") is None
+
+
+async def test_saving_a_record_again_replaces_it(store: Store) -> None:
+    await store.save_record(_record(message={"text": "old"}, group_id="g-1"), ttl=60)
+    await store.save_record(_record(severity="low"), ttl=60)
+    assert await store.load_record("a1") == _record(severity="low")  # no field left over
+
+
+async def test_record_updates_change_only_their_fields(store: Store) -> None:
+    await store.save_record(_record(), ttl=60)
+    ref = MessageRef("C1", "17.01")
+    assert await store.update_record("a1", RecordUpdate(message_ref=ref), ttl=60)
+    assert await store.load_record("a1") == _record(message_ref=ref)
+
+
+async def test_field_updates_from_two_writers_do_not_lose_each_other(store: Store) -> None:
+    """Both writers read the record first, as a read-modify-write would; neither save undoes
+    the other's change (with whole-record saves, the second would erase the first)."""
+    await store.save_record(_record(), ttl=60)
+    seen_by_reaction = await store.load_record("a1")
+    seen_by_publisher = await store.load_record("a1")
+    assert seen_by_reaction is not None and seen_by_publisher is not None
+    await store.update_record("a1", RecordUpdate(status="closed"), ttl=60)
+    await store.update_record("a1", RecordUpdate(message_ref=MessageRef("C1", "1.2")), ttl=60)
+    got = await store.load_record("a1")
+    assert got is not None and got.status == "closed" and got.message_ref == MessageRef("C1", "1.2")
+
+
+async def test_concurrent_updates_of_different_fields_all_survive(store: Store) -> None:
+    await store.save_record(_record(), ttl=60)
+    await asyncio.gather(
+        *(store.update_record("a1", RecordUpdate(status="acknowledged"), ttl=60) for _ in range(9)),
+        *(store.update_record("a1", RecordUpdate(group_id=f"g-{i}"), ttl=60) for i in range(20)),
+        store.update_record("a1", RecordUpdate(message={"text": "edited"}), ttl=60),
+    )
+    got = await store.load_record("a1")
+    assert got is not None and got.status == "acknowledged" and got.group_id is not None
+    assert got.message == {"text": "edited"} and got.fields == _record().fields
+
+
+async def test_an_update_never_creates_a_record(store: Store) -> None:
+    assert not await store.update_record("gone", RecordUpdate(status="closed"), ttl=60)
+    assert await store.load_record("gone") is None
 
 
 async def test_ttl_below_one_second_is_refused(store: Store) -> None:
     with pytest.raises(ValueError):
-        await store.save_alert("a1", {}, ttl=0)
+        await store.save_record(_record(), ttl=0)
     with pytest.raises(ValueError):
         await store.claim_dedup("k", "a1", window=0)
 
 
 async def test_everything_with_a_ttl_expires(store: Store) -> None:
-    await store.save_alert("a1", {"x": 1}, ttl=1)
+    await store.save_record(_record("a1"), ttl=1)
     await store.link_message("a1", MessageRef("C1", "1700000000.000100"), ttl=1)
     await store.mark_posted("a1", ttl=1)
     assert await store.claim_post("a1", ttl=1)
-    await store.save_alert("a2", {"x": 2}, ttl=60)  # a longer TTL survives
+    await store.save_record(_record("a2"), ttl=60)  # a longer TTL survives
+    await store.save_record(_record("a3"), ttl=1)
+    assert await store.update_record("a3", RecordUpdate(status="open"), ttl=60)  # renews
     await asyncio.sleep(1.2)
-    assert await store.load_alert("a1") is None
+    assert await store.load_record("a1") is None
+    assert not await store.update_record("a1", RecordUpdate(status="closed"), ttl=60)
+    assert await store.load_record("a1") is None  # a late update does not resurrect it
     assert await store.message_for_alert("a1") is None
     assert await store.alert_for_message("C1", "1700000000.000100") is None
     assert not await store.is_posted("a1")
     assert await store.claim_post("a1", ttl=60)  # a dead replica's claim frees itself
-    assert await store.load_alert("a2") == {"x": 2}
+    assert await store.load_record("a2") == _record("a2")
+    assert await store.load_record("a3") is not None
 
 
 # -- message <-> alert -------------------------------------------------------------------------
@@ -249,10 +310,12 @@ async def test_audit_times_come_back_as_aware_utc(store: Store) -> None:
 
 async def test_audit_limit_keeps_the_newest_oldest_first(store: Store) -> None:
     t0 = datetime(2024, 5, 1, tzinfo=UTC)
-    for i in range(5):
-        await store.append_audit(_entry("a1", f"s{i}", t0 + timedelta(seconds=i)))
-        await store.append_audit(_entry("a2", f"s{i}", t0 + timedelta(seconds=i)))
-    assert [e.action for e in await store.read_audit("a1", limit=3)] == ["s2", "s3", "s4"]
+    actions = ["open", "acknowledged", "in-progress", "closed", "open"]
+    for i, action in enumerate(actions):
+        await store.append_audit(_entry("a1", action, t0 + timedelta(seconds=i)))
+        await store.append_audit(_entry("a2", action, t0 + timedelta(seconds=i)))
+    got = await store.read_audit("a1", limit=3)
+    assert [e.action for e in got] == [AuditAction.IN_PROGRESS, AuditAction.CLOSED, "open"]
     assert [e.alert_uuid for e in await store.read_audit(limit=2)] == ["a1", "a2"]
     assert await store.read_audit(limit=0) == []
 
@@ -268,7 +331,7 @@ async def test_redis_keys_follow_the_documented_layout(redis_prefix: str) -> Non
     store = RedisStore.from_url(REDIS_URL, redis_prefix)
     client = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
     try:
-        await store.save_alert("a1", {"x": 1}, ttl=60)
+        await store.save_record(_record("a1"), ttl=60)
         await store.link_message("a1", MessageRef("C1", "17.01"), ttl=60)
         await store.claim_dedup("r1|h", "a1", window=60)
         await store.claim_dedup("r1|h", "a2", window=60)
@@ -276,7 +339,8 @@ async def test_redis_keys_follow_the_documented_layout(redis_prefix: str) -> Non
         p = redis_prefix
         assert await client.get(f"{p}msg:a1") == "C1|17.01"
         assert await client.get(f"{p}ts:C1:17.01") == "a1"
-        assert 0 < await client.ttl(f"{p}alert:a1") <= 60
+        assert 0 < await client.ttl(f"{p}rec:a1") <= 60
+        assert await client.hget(f"{p}rec:a1", "severity") == '"high"'  # one JSON value a field
         dedup = await client.hgetall(f"{p}dedup:r1|h")
         assert (dedup["first"], dedup["count"]) == ("a1", "2")
         assert 0 < await client.ttl(f"{p}dedup:r1|h") <= 60
@@ -351,19 +415,52 @@ async def test_redis_filtered_audit_read_pages_through_the_stream(
         await store.close()
 
 
+async def test_records_of_the_old_format_count_as_missing(redis_prefix: str) -> None:
+    store = RedisStore.from_url(REDIS_URL, redis_prefix)
+    client = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        # What the previous version wrote: one JSON string under another key.
+        await client.set(f"{redis_prefix}alert:old", '{"uuid": "old", "id": "old"}', ex=60)
+        await client.hset(f"{redis_prefix}rec:half", mapping={"status": '"closed"'})
+        assert await store.load_record("old") is None
+        assert await store.load_record("half") is None  # no version, no identity: unusable
+        assert not await store.update_record("old", RecordUpdate(status="closed"), ttl=60)
+    finally:
+        await store.close()
+        await client.aclose()
+
+
+async def test_two_replicas_updating_one_record_lose_nothing(redis_prefix: str) -> None:
+    one = RedisStore.from_url(REDIS_URL, redis_prefix)
+    two = RedisStore.from_url(REDIS_URL, redis_prefix)
+    try:
+        await one.save_record(_record(), ttl=60)
+        ref = MessageRef("C1", "9.9")
+        await asyncio.gather(
+            *(one.update_record("a1", RecordUpdate(status="closed"), ttl=60) for _ in range(25)),
+            *(two.update_record("a1", RecordUpdate(message_ref=ref), ttl=60) for _ in range(25)),
+        )
+        got = await two.load_record("a1")
+        assert got is not None and got.status == "closed" and got.message_ref == ref
+        assert got.fields == _record().fields
+    finally:
+        await one.close()
+        await two.close()
+
+
 # -- memory only -------------------------------------------------------------------------------
 
 
 async def test_memory_store_expiry_follows_an_injected_clock() -> None:
     now = [1000.0]
     store = MemoryStore(clock=lambda: now[0])
-    await store.save_alert("a1", {"x": 1}, ttl=30)
+    await store.save_record(_record("a1"), ttl=30)
     assert (await store.claim_dedup("k", "a1", window=30)).count == 1
     now[0] += 29.9
-    assert await store.load_alert("a1") == {"x": 1}
+    assert await store.load_record("a1") == _record("a1")
     assert (await store.claim_dedup("k", "a2", window=30)).count == 2
     now[0] += 0.2
-    assert await store.load_alert("a1") is None
+    assert await store.load_record("a1") is None
     assert (await store.claim_dedup("k", "a3", window=30)).first_uuid == "a3"
 
 
@@ -387,7 +484,7 @@ async def test_concurrent_lease_attempts_elect_exactly_one(store: Store) -> None
 
 
 async def test_audit_once_key_writes_a_single_entry(store: Store) -> None:
-    entry = AuditEntry(alert_uuid="once-1", actor="secbot", action="closed",
+    entry = AuditEntry(alert_uuid="once-1", actor="secbot", action=AuditAction.CLOSED,
                        reason="expected_activity", at=datetime.now(UTC))
     first = await store.append_audit(entry, once_key="auto-close:once-1")
     again = await store.append_audit(entry, once_key="auto-close:once-1")

@@ -19,8 +19,9 @@ from secbot.commands.router import CommandRouter, StatusCommand
 from secbot.domain.status import Status
 from secbot.publish.slack import EVENT_TYPE
 from secbot.store.base import MessageRef, Store, StoreUnavailable
+from secbot.store.records import AlertRecords
 from secbot.triage.reactions import ReactionTriage, normalize
-from secbot.triage.status_change import StatusChanger
+from secbot.triage.status_change import OutcomeKind, StatusChanger
 
 EVENT_MEMORY = 3600  # seconds an event_id is remembered; Slack retries within minutes
 
@@ -42,6 +43,7 @@ class SlackHandlers:
         self.reactions = reactions
         self.router = router
         self.link_ttl = link_ttl
+        self.records = AlertRecords(store, link_ttl)
 
     async def first_delivery(self, body: Mapping[str, Any]) -> bool:
         """False for a redelivered (or replayed) event already handled by any replica."""
@@ -66,7 +68,7 @@ class SlackHandlers:
         ):
             await self.relink(str(item.get("channel")), str(item.get("ts")))
         outcome = await self.reactions.handle(event)
-        if outcome is not None and outcome.kind in ("refused", "missing"):
+        if outcome is not None and outcome.kind in (OutcomeKind.REFUSED, OutcomeKind.MISSING):
             item = event.get("item") or {}
             await self.client.chat_postEphemeral(
                 channel=str(item.get("channel")), user=str(event.get("user")), text=outcome.text
@@ -104,7 +106,7 @@ class SlackHandlers:
         uuid = await self.relink(channel, str(thread_ts)) if thread_ts else None
         if uuid is not None and uuid.startswith("context:"):
             uuid = uuid.removeprefix("context:")
-        record = (await self.store.load_alert(uuid) or {}) if uuid else {}
+        record = await self.records.load(uuid) if uuid else None
         return CommandContext(
             user=str(event.get("user")),
             channel=channel,
@@ -165,7 +167,7 @@ def status_command(changer: StatusChanger) -> StatusCommand:
         if not ctx.alert_uuid:
             return Reply("Use this inside an alert's thread.", ephemeral=True)
         outcome = await changer.change(ctx.alert_uuid, status, reason, ctx.user)
-        if outcome.kind == "changed":
+        if outcome.kind is OutcomeKind.CHANGED:
             return Reply(
                 f"{status.capitalize()} by <@{ctx.user}>" + (f" · {reason}" if reason else "")
             )

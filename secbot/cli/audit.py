@@ -46,7 +46,7 @@ def audit_command(
                     {
                         "alert": e.alert_uuid,
                         "who": e.actor,
-                        "what": e.action,
+                        "what": e.action.value,  # the status string (DESIGN.md §3)
                         "why": e.reason,
                         "when": e.at.isoformat(),
                         "rule": e.rule_id,

@@ -2,29 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+
+from secbot.domain.record import AlertRecord
 
 
 @dataclass(frozen=True)
 class CommandContext:
+    """Who asked where; inside an alert's thread, which alert and (when still remembered)
+    its record. ``alert`` is None outside a thread, after the record expired, or for a
+    record an older SecBot wrote."""
+
     user: str
     channel: str
     ts: str
     thread_ts: str | None
     alert_uuid: str | None = None
-    alert: Mapping[str, Any] = field(default_factory=dict)
+    alert: AlertRecord | None = None
 
     def alert_field(self, *names: str) -> str | None:
-        fields = self.alert.get("fields") or {}
-        for name in names:
-            value = fields.get(name)
-            if isinstance(value, list):
-                value = value[0] if value else None
-            if value not in (None, ""):
-                return str(value)
-        return None
+        """The first of the thread's alert's ``names`` that has a value, as text."""
+        return self.alert.field_text(*names) if self.alert else None
 
 
 @dataclass(frozen=True)

@@ -73,14 +73,14 @@ class Investigator:
         record = ctx.alert
         lines = [
             f"*Alert* `{md.escape(ctx.alert_uuid)}` · rule "
-            f"{md.escape(record.get('rule_id') or 'none')} · severity "
-            f"{md.escape(record.get('severity') or 'unknown')}"
+            f"{md.escape((record.rule_id if record else None) or 'none')} · severity "
+            f"{md.escape((record.severity if record else None) or 'unknown')}"
         ]
-        alert = await self.siem.get(str(record.get("id") or ctx.alert_uuid))
+        alert = await self.siem.get((record.id if record else "") or ctx.alert_uuid)
         lines.append(
             f"Status in the SIEM: *{md.escape(alert.workflow_status if alert else 'gone')}*"
         )
-        for name, value in (record.get("fields") or {}).items():
+        for name, value in (record.fields if record else {}).items():
             lines.append(f"• {md.escape(name)}: {md.escape(value)}")
         return _reply("\n".join(lines))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Literal
 
 Status = Literal["open", "acknowledged", "closed", "in-progress"]
@@ -17,3 +18,16 @@ CLOSING_REASONS = (
     "duplicate",
     "investigation_required",
 )
+
+
+class AuditAction(StrEnum):
+    """What an audit entry records: the status the alert was changed to.
+
+    A ``StrEnum`` whose values are the :data:`Status` strings, so the audit stream and
+    ``secbot audit --json`` keep printing ``"what": "closed"`` (DESIGN.md §3).
+    """
+
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    CLOSED = "closed"
+    IN_PROGRESS = "in-progress"

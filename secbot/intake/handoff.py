@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 
 from secbot.domain.alert import Alert
 from secbot.domain.errors import SecBotError
+from secbot.domain.status import AuditAction
 from secbot.pipeline.decision import Decision
 from secbot.pipeline.pipeline import Pipeline
 from secbot.publish.base import Publisher
@@ -70,16 +71,17 @@ class TriageHandler:
         # Audited before the close, once per alert: a crash after the close would otherwise
         # lose the entry (the closed alert is never read again), and a redelivery would
         # otherwise write it twice.
-        await self._audit(alert, decision, "closed", reason, once_key=f"auto-close:{alert.uuid}")
+        await self._audit(alert, decision, AuditAction.CLOSED, reason,
+                          once_key=f"auto-close:{alert.uuid}")
         try:
             await self.siem.set_status([alert.id or alert.uuid], "closed", reason=reason,
                                        user=BOT_ACTOR)
         except SiemError as exc:
             note = f"auto-close failed, alert left open: {exc}"
-            await self._audit(alert, decision, "open", note)
+            await self._audit(alert, decision, AuditAction.OPEN, note)
             await self.publisher.correct(alert, decision, note)
 
-    async def _audit(self, alert: Alert, decision: Decision, action: str, reason: str,
+    async def _audit(self, alert: Alert, decision: Decision, action: AuditAction, reason: str,
                      once_key: str | None = None) -> None:
         await self.store.append_audit(AuditEntry(
             alert_uuid=alert.uuid, actor=BOT_ACTOR, action=action, reason=reason,

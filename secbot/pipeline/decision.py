@@ -8,6 +8,7 @@ from typing import Any
 
 from secbot.domain.alert import Alert, thaw
 from secbot.domain.enrichment import Enrichment
+from secbot.domain.record import AlertRecord
 
 
 @dataclass(frozen=True)
@@ -71,19 +72,21 @@ class Decision:
         }
 
 
-def alert_record(alert: Alert, decision: Decision) -> dict[str, Any]:
+def alert_record(alert: Alert, decision: Decision) -> AlertRecord:
     """What SecBot keeps about a decided alert for thread commands and status changes: the
-    rule's fields plus identity and outcome (the publisher adds where it was posted)."""
-    return {
-        "uuid": alert.uuid,
-        "id": alert.id,
-        "index": alert.index,
-        "rule_id": decision.rule_id,
-        "rule_name": alert.rule_name,
-        "severity": decision.severity,
-        "timestamp": thaw(alert.get_field("@timestamp")),  # any JSON value, even an object
-        "fields": thaw(decision.fields),
-        "channel": decision.channel,
-        "auto_close": decision.auto_close,
-        "duplicate_of": decision.duplicate_of,
-    }
+    rule's fields plus identity and outcome (the publisher attaches where it was posted)."""
+    return AlertRecord(
+        uuid=alert.uuid,
+        id=alert.id,
+        index=alert.index,
+        rule_id=decision.rule_id,
+        rule_name=alert.rule_name,
+        severity=decision.severity,
+        timestamp=thaw(alert.get_field("@timestamp")),  # any JSON value, even an object
+        fields=thaw(decision.fields),
+        channel=decision.channel,
+        auto_close=decision.auto_close,
+        close_reason=decision.close_reason,
+        duplicate_of=decision.duplicate_of,
+        status="open",  # closing happens after the post (intake.handoff), if at all
+    )

@@ -21,12 +21,13 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from secbot.domain.alert import Alert, thaw
 from secbot.domain.errors import SecBotError
-from secbot.pipeline.decision import Decision, alert_record
+from secbot.pipeline.decision import Decision
 from secbot.publish.flood import DigestState, FloodGuard, digest_line, digest_text
 from secbot.publish.pacing import ChannelPacer
 from secbot.render import mrkdwn as md
 from secbot.render.blocks import with_status
 from secbot.store.base import MessageRef, Store
+from secbot.store.records import AlertRecords
 
 EVENT_TYPE = "secbot_alert"
 HISTORY_PAGES = 5
@@ -65,6 +66,7 @@ class SlackPublisher:
     ) -> None:
         self.client = client
         self.store = store
+        self.records = AlertRecords(store, ttl)
         self.ttl = ttl
         self.pacer = pacer or ChannelPacer(rate=0)
         self.attempt_ttl = attempt_ttl
@@ -86,10 +88,8 @@ class SlackPublisher:
             ref = await self._post(alert, decision, decision.channel)
         self._remember(alert.uuid, ref)
         await self.store.link_message(alert.uuid, ref, self.ttl)
-        # Built from the decision, not read back: the pipeline's record plus where it went.
-        record = alert_record(alert, decision)
-        record.update({"message": thaw(decision.message), "channel": ref.channel, "ts": ref.ts})
-        await self.store.save_alert(alert.uuid, record, self.ttl)
+        # Two fields of the record the pipeline saved: where it went and what it shows.
+        await self.records.attach_message(alert.uuid, ref, thaw(decision.message))
         if decision.auto_close:
             await self._react(ref, "white_check_mark")
 
@@ -107,10 +107,12 @@ class SlackPublisher:
                 )
             return
         ref = await self.store.message_for_alert(alert.uuid)
-        record = await self.store.load_alert(alert.uuid) or {}
-        message = record.get("message")
-        if ref is None or not isinstance(message, dict):
+        if ref is None:
             return
+        # The record's copy is the message as last shown; without a record (Redis lost it),
+        # the decision's message is what was posted.
+        record = await self.records.load(alert.uuid)
+        message = (record.message if record else None) or decision.message
         updated = with_status(message, line)
         await self.client.chat_update(
             channel=ref.channel,
@@ -118,8 +120,7 @@ class SlackPublisher:
             text=str(updated.get("text", "")),
             blocks=updated["blocks"],
         )
-        record["message"] = updated
-        await self.store.save_alert(alert.uuid, record, self.ttl)
+        await self.records.set_status(alert.uuid, "open", updated)
         try:
             await self.client.reactions_remove(
                 channel=ref.channel, timestamp=ref.ts, name="white_check_mark"
@@ -221,8 +222,8 @@ class SlackPublisher:
 
     async def _thread_context(self, alert: Alert, decision: Decision, first: MessageRef) -> None:
         assert decision.duplicate_of is not None
-        first_record = await self.store.load_alert(decision.duplicate_of) or {}
-        text = context_text(alert, decision, first_record.get("fields") or {})
+        first_record = await self.records.load(decision.duplicate_of)
+        text = context_text(alert, decision, first_record.fields if first_record else {})
         key = f"context:{decision.duplicate_of}"
         existing = await self.store.message_for_alert(key)
         if existing is None:

@@ -10,9 +10,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from secbot.domain.errors import SecBotError
+from secbot.domain.record import AlertRecord, RecordUpdate
+from secbot.domain.record import MessageRef as MessageRef  # re-exported: callers import it here
+from secbot.domain.status import AuditAction
 
 
 @dataclass(frozen=True)
@@ -32,20 +35,12 @@ class DedupResult:
 
 
 @dataclass(frozen=True)
-class MessageRef:
-    """Where an alert's Slack message lives."""
-
-    channel: str
-    ts: str
-
-
-@dataclass(frozen=True)
 class AuditEntry:
     """One status change, human or automatic: who, when, what, why."""
 
     alert_uuid: str
     actor: str  # Slack user id, email, or "secbot" for automatic changes
-    action: str  # the new status: closed | acknowledged | open | in-progress
+    action: AuditAction  # the new status
     reason: str
     at: datetime
     rule_id: str = ""
@@ -55,11 +50,20 @@ class AuditEntry:
 class Store(Protocol):
     """Persistent state. All methods are coroutines; all may raise ``StoreUnavailable``."""
 
-    async def save_alert(self, uuid: str, fields: Mapping[str, Any], ttl: int) -> None:
-        """Cache an alert's fields (JSON-able) for thread commands, for ``ttl`` seconds."""
+    async def save_record(self, record: AlertRecord, ttl: int) -> None:
+        """Store ``record`` for ``ttl`` seconds, replacing any earlier record of its uuid.
 
-    async def load_alert(self, uuid: str) -> dict[str, Any] | None:
-        """The cached fields, or None when unknown or expired."""
+        Written through :class:`secbot.store.records.AlertRecords`, not called directly.
+        """
+
+    async def update_record(self, uuid: str, update: RecordUpdate, ttl: int) -> bool:
+        """Set only the fields ``update`` names, atomically, if the record exists (and then
+        renew its TTL to ``ttl``). Other fields are untouched, so concurrent updates of
+        different fields never lose one another. False when there is no record (expired, or
+        written by an older version): an update never creates a partial record."""
+
+    async def load_record(self, uuid: str) -> AlertRecord | None:
+        """The record, or None when unknown, expired or not of the current format."""
 
     async def link_message(self, uuid: str, ref: MessageRef, ttl: int) -> None:
         """Remember both directions: alert uuid → message, message (channel, ts) → uuid."""

@@ -14,13 +14,13 @@ what makes concurrent ``claim_dedup``/``claim_post`` safe here.
 
 from __future__ import annotations
 
-import json
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
+from secbot.domain.record import AlertRecord, RecordUpdate
 from secbot.store.base import AuditEntry, DedupResult, MessageRef, as_utc, positive_ttl
 
 __all__ = ["MemoryStore"]
@@ -92,7 +92,7 @@ class MemoryStore:
     """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._alerts: _ExpiringMap[str] = _ExpiringMap(clock)
+        self._records: _ExpiringMap[dict[str, str]] = _ExpiringMap(clock)
         self._messages: _ExpiringMap[MessageRef] = _ExpiringMap(clock)
         self._by_ts: _ExpiringMap[str] = _ExpiringMap(clock)
         self._dedup: _ExpiringMap[_DedupWindow] = _ExpiringMap(clock)
@@ -105,19 +105,24 @@ class MemoryStore:
         self._audit: deque[tuple[str, AuditEntry]] = deque(maxlen=_AUDIT_MAXLEN)
         self._last_id = (0, -1)
 
-    # -- alert fields -------------------------------------------------------------------------
+    # -- alert records ------------------------------------------------------------------------
 
-    async def save_alert(self, uuid: str, fields: Mapping[str, Any], ttl: int) -> None:
-        # Stored as JSON, as in Redis: the caller's later mutations don't leak in, and
+    async def save_record(self, record: AlertRecord, ttl: int) -> None:
+        # Stored encoded, as in Redis: the caller's later mutations don't leak in, and
         # non-JSON-able fields fail here exactly as they would in production.
-        self._alerts.set(uuid, json.dumps(dict(fields)), positive_ttl("ttl", ttl))
+        self._records.set(record.uuid, record.to_fields(), positive_ttl("ttl", ttl))
 
-    async def load_alert(self, uuid: str) -> dict[str, Any] | None:
-        raw = self._alerts.get(uuid)
-        if raw is None:
-            return None
-        loaded = json.loads(raw)
-        return loaded if isinstance(loaded, dict) else None
+    async def update_record(self, uuid: str, update: RecordUpdate, ttl: int) -> bool:
+        ttl = positive_ttl("ttl", ttl)
+        current = self._records.get(uuid)
+        if current is None:
+            return False
+        self._records.set(uuid, {**current, **update.to_fields()}, ttl)
+        return True
+
+    async def load_record(self, uuid: str) -> AlertRecord | None:
+        stored = self._records.get(uuid)
+        return None if stored is None else AlertRecord.from_fields(stored)
 
     # -- message <-> alert --------------------------------------------------------------------
 

@@ -5,7 +5,8 @@ Key layout (``{p}`` is the configured prefix, ``SECBOT_REDIS_PREFIX``, default `
 =============================  =========  ==========================================  ===========
 key                            type       value                                       expiry
 =============================  =========  ==========================================  ===========
-``{p}alert:{uuid}``            string     the alert's fields as JSON                  ``ttl``
+``{p}rec:{uuid}``              hash       the alert record, one JSON value per field  ``ttl``
+                                          (:class:`~secbot.domain.record.AlertRecord`)
 ``{p}msg:{uuid}``              string     ``"{channel}|{ts}"`` of the Slack message   ``ttl``
 ``{p}ts:{channel}:{ts}``       string     the alert uuid                              ``ttl``
 ``{p}dedup:{key}``             hash       ``first`` (uuid), ``count``, ``u:{uuid}``   ``window``
@@ -34,6 +35,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from secbot.domain.record import AlertRecord, RecordUpdate
+from secbot.domain.status import AuditAction
 from secbot.store.base import (
     AuditEntry,
     DedupResult,
@@ -87,6 +90,20 @@ return false
 
 AUDIT_ONCE_TTL = 90 * 86400  # longer than any alert stays open and re-readable
 
+# Per-field HSET, only on a record that exists: two writers of different fields (a reaction and
+# the publisher, or two replicas) never lose each other's change, and an update arriving after
+# the record expired does not leave a partial record behind.
+_UPDATE_RECORD_LUA = """
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return 0
+end
+if #ARGV > 1 then
+  redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+end
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return 1
+"""
+
 _CLAIM_DEDUP_LUA = """
 local first = redis.call('HGET', KEYS[1], 'first')
 if not first then
@@ -128,7 +145,7 @@ def _audit_fields(entry: AuditEntry) -> dict[str, str]:
     fields = {
         "who": entry.actor,
         "when": as_utc(entry.at).isoformat(),
-        "what": entry.action,
+        "what": str(entry.action),
         "why": entry.reason,
         "rule": entry.rule_id,
         "alert": entry.alert_uuid,
@@ -144,12 +161,13 @@ def _audit_entry(raw: Mapping[Any, Any]) -> AuditEntry | None:
     try:
         at = as_utc(datetime.fromisoformat(fields["when"]))
         extra = json.loads(fields.get("extra", "{}"))
+        action = AuditAction(fields.get("what", ""))
     except (KeyError, ValueError):
         return None
     return AuditEntry(
         alert_uuid=fields.get("alert", ""),
         actor=fields.get("who", ""),
-        action=fields.get("what", ""),
+        action=action,
         reason=fields.get("why", ""),
         at=at,
         rule_id=fields.get("rule", ""),
@@ -172,6 +190,7 @@ class RedisStore:
         self._acquire_lease = client.register_script(_ACQUIRE_LEASE_LUA)
         self._audit_once = client.register_script(_AUDIT_ONCE_LUA)
         self._release_lease = client.register_script(_RELEASE_LEASE_LUA)
+        self._update_record = client.register_script(_UPDATE_RECORD_LUA)
 
     @classmethod
     def from_url(
@@ -195,20 +214,33 @@ class RedisStore:
     def _key(self, *parts: str) -> str:
         return self._prefix + ":".join(parts)
 
-    # -- alert fields -------------------------------------------------------------------------
+    # -- alert records ------------------------------------------------------------------------
 
-    async def save_alert(self, uuid: str, fields: Mapping[str, Any], ttl: int) -> None:
-        payload = json.dumps(dict(fields), separators=(",", ":"))
+    async def save_record(self, record: AlertRecord, ttl: int) -> None:
+        key, ttl = self._key("rec", record.uuid), positive_ttl("ttl", ttl)
+        # MULTI/EXEC: a reader sees the old record or the whole new one, never a mix.
         with _unavailable():
-            await self._client.set(self._key("alert", uuid), payload, ex=positive_ttl("ttl", ttl))
+            async with self._client.pipeline(transaction=True) as pipe:
+                pipe.delete(key)
+                pipe.hset(key, mapping=record.to_fields())  # type: ignore[arg-type]
+                pipe.expire(key, ttl)
+                await pipe.execute()
 
-    async def load_alert(self, uuid: str) -> dict[str, Any] | None:
+    async def update_record(self, uuid: str, update: RecordUpdate, ttl: int) -> bool:
+        changes = update.to_fields()
+        flat = [item for pair in changes.items() for item in pair]
         with _unavailable():
-            raw = await self._client.get(self._key("alert", uuid))
-        if raw is None:
+            done = await self._update_record(
+                keys=[self._key("rec", uuid)], args=[positive_ttl("ttl", ttl), *flat]
+            )
+        return bool(done)
+
+    async def load_record(self, uuid: str) -> AlertRecord | None:
+        with _unavailable():
+            raw = await self._client.hgetall(self._key("rec", uuid))
+        if not raw:
             return None
-        loaded = json.loads(raw)
-        return loaded if isinstance(loaded, dict) else None
+        return AlertRecord.from_fields({_text(k): _text(v) for k, v in raw.items()})
 
     # -- message <-> alert --------------------------------------------------------------------
 

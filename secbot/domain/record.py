@@ -1,0 +1,142 @@
+"""What SecBot remembers about one decided alert: the typed record thread commands, reactions
+and status edits read, and the only shape it is stored in.
+
+The record is stored field by field (a Redis hash, one JSON value per field), so that two
+writers touching different fields never lose each other's change: a reaction setting
+``status`` and the publisher attaching ``message_ref`` are two independent field writes, not
+two read-modify-write cycles of one blob. :meth:`AlertRecord.to_fields` /
+:meth:`AlertRecord.from_fields` and :meth:`RecordUpdate.to_fields` are the only encoding, shared
+by every store.
+
+Records written by an older SecBot (a single JSON string, no ``v`` field) are not read: they
+count as missing, and callers fall back to the Slack message metadata.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from secbot.domain.status import STATUSES, Status
+
+__all__ = ["RECORD_VERSION", "AlertRecord", "MessageRef", "RecordUpdate"]
+
+#: Written into every record; a stored record without it (or with another value) is ignored.
+RECORD_VERSION = "2"
+
+@dataclass(frozen=True)
+class MessageRef:
+    """Where an alert's Slack message lives."""
+
+    channel: str
+    ts: str
+
+
+@dataclass(frozen=True)
+class AlertRecord:
+    """One decided alert, as remembered for ``ttl`` after the decision.
+
+    ``fields`` are the rule's included fields (JSON values); ``message`` is the Block Kit
+    message as last shown in Slack (status edits rewrite its status line); ``group_id`` is
+    reserved for alert groups (issue 11).
+    """
+
+    uuid: str
+    id: str
+    index: str
+    rule_id: str | None
+    rule_name: str | None
+    severity: str
+    timestamp: Any  # any JSON value: Kibana writes a string, hostile alerts an object
+    fields: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    channel: str | None = None
+    auto_close: bool = False
+    close_reason: str | None = None
+    duplicate_of: str | None = None
+    status: Status = "open"
+    message_ref: MessageRef | None = None
+    message: Mapping[str, Any] | None = None
+    group_id: str | None = None
+
+    def field_text(self, *names: str) -> str | None:
+        """The first of ``names`` with a non-empty value, as text (a list gives its first item)."""
+        for name in names:
+            value = self.fields.get(name)
+            if isinstance(value, list):
+                value = value[0] if value else None
+            if value not in (None, ""):
+                return str(value)
+        return None
+
+    def to_fields(self) -> dict[str, str]:
+        """The stored form: one JSON value per field, plus the format version."""
+        out = {f.name: _encode(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        out["v"] = RECORD_VERSION
+        return out
+
+    @classmethod
+    def from_fields(cls, stored: Mapping[str, str]) -> AlertRecord | None:
+        """The record, or None when ``stored`` is not a complete record of this version."""
+        if stored.get("v") != RECORD_VERSION:
+            return None
+        try:
+            values = {
+                f.name: json.loads(stored[f.name])
+                for f in dataclasses.fields(cls)
+                if f.name in stored
+            }
+            record = cls(**values)
+        except (TypeError, ValueError, KeyError):
+            return None  # missing identity or a corrupt value: unusable, treated as missing
+        return _typed(record)
+
+
+@dataclass(frozen=True)
+class RecordUpdate:
+    """A change to some fields of a stored record; fields left ``None`` are not touched."""
+
+    status: Status | None = None
+    message_ref: MessageRef | None = None
+    message: Mapping[str, Any] | None = None
+    channel: str | None = None
+    group_id: str | None = None
+
+    def to_fields(self) -> dict[str, str]:
+        return {
+            f.name: _encode(getattr(self, f.name))
+            for f in dataclasses.fields(self)
+            if getattr(self, f.name) is not None
+        }
+
+
+def _encode(value: Any) -> str:
+    if isinstance(value, MessageRef):
+        value = {"channel": value.channel, "ts": value.ts}
+    return json.dumps(value, separators=(",", ":"), default=_plain)
+
+
+def _plain(value: Any) -> Any:
+    # Frozen alert data (MappingProxyType, tuples) is JSON once thawed.
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise TypeError(f"not JSON-able: {type(value).__name__}")
+
+
+def _typed(record: AlertRecord) -> AlertRecord | None:
+    """Check the decoded JSON has the declared types; rebuild the nested message reference."""
+    ref = record.message_ref
+    if isinstance(ref, Mapping):
+        ref = MessageRef(channel=str(ref.get("channel", "")), ts=str(ref.get("ts", "")))
+    elif ref is not None:
+        return None
+    ok = (
+        isinstance(record.uuid, str)
+        and isinstance(record.id, str)
+        and isinstance(record.fields, Mapping)
+        and record.status in STATUSES
+        and (record.message is None or isinstance(record.message, Mapping))
+    )
+    return replace(record, message_ref=ref) if ok else None

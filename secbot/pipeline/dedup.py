@@ -1,0 +1,42 @@
+"""Stage 2, dedup: is this alert the first of its rule's dedup window, or a repeat?"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+from secbot.domain.alert import Alert, thaw
+from secbot.rules.ruleset import CompiledRule
+from secbot.store.base import Store
+
+
+@dataclass(frozen=True)
+class Dedup:
+    """``duplicate_of`` is the window's first alert (None when this one is first or the rule
+    does not dedup); ``count`` is how many alerts hit the key so far, this one included."""
+
+    duplicate_of: str | None = None
+    count: int = 1
+
+
+def dedup_key(rule: CompiledRule, alert: Alert) -> str | None:
+    """Rule id + a hash of the key fields' values; None if any key field is missing."""
+    assert rule.rule.dedup is not None
+    values = [thaw(alert.get_field(name)) for name in rule.rule.dedup.key]
+    if any(v is None for v in values):
+        return None
+    digest = hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()
+    return f"{rule.id}:{digest[:32]}"
+
+
+async def claim(store: Store, rule: CompiledRule, alert: Alert) -> Dedup:
+    """Claim the alert's dedup key in the store (atomic across replicas)."""
+    if rule.rule.dedup is None:
+        return Dedup()
+    key = dedup_key(rule, alert)
+    if key is None:  # a key field is missing: never merge alerts on a partial key
+        return Dedup()
+    result = await store.claim_dedup(key, alert.uuid, rule.rule.dedup.window)
+    first = result.first_uuid if result.first_uuid != alert.uuid else None
+    return Dedup(duplicate_of=first, count=result.count)
