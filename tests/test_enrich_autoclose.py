@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from secbot_emulators.providers import GcpStandIn, Script, json_reply, rest_project
 
 from secbot.domain.alert import Alert
 from secbot.enrich.engine import EnrichmentEngine
@@ -32,6 +31,7 @@ from secbot.pipeline.pipeline import Pipeline
 from secbot.rules.loader import load_rules
 from secbot.runtime.enrichers import build_enrichers
 from secbot.store.memory import MemoryStore
+from secbot_emulators.providers import GcpStandIn, Script, json_reply, rest_project
 
 RULES = Path(__file__).resolve().parents[1] / "rules"
 PD_USERS = {

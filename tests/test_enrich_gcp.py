@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 from enrich_support import FAST, alert
-from secbot_emulators.providers import GcpStandIn, Script, json_reply, rest_project, timeout_reply
 
 from secbot.enrich.breaker import GuardedEnricher
 from secbot.enrich.gcp_project import GcpProjectEnricher, default_projects_client
 from secbot.enrich.gcp_service_account import GcpServiceAccountEnricher, service_account_key
+from secbot_emulators.providers import GcpStandIn, Script, json_reply, rest_project, timeout_reply
 
 PROJECTS = [
     rest_project("sandbox-tools", "1001", {"instance-type": "internal", "team": "devex"}),

@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 
 import httpx
 from enrich_support import FAST, alert
-from secbot_emulators.providers import Script, json_reply, timeout_reply
 
 from secbot.enrich.threat_intel import (
     AbuseIpDb,
@@ -18,6 +17,7 @@ from secbot.enrich.threat_intel import (
     indicator_kind,
 )
 from secbot.enrich.whois import WhoisEnricher
+from secbot_emulators.providers import Script, json_reply, timeout_reply
 
 IP = "203.0.113.50"  # TEST-NET-3 is not "global"; use a public-looking address for lookups
 PUBLIC_IP = "45.155.205.233"

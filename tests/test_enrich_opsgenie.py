@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from enrich_support import FAST, alert
-from secbot_emulators.providers import Script, json_reply
 
 from secbot.enrich.oncall import OnCallEnricher, OpsgenieAdapter
+from secbot_emulators.providers import Script, json_reply
 
 USER = {"data": {"id": "b5b92115", "username": "sre@example.com", "fullName": "Sam Reyes"}}
 ONCALLS = {

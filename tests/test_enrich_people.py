@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from enrich_support import FAST, alert
-from secbot_emulators.providers import Script, json_reply, timeout_reply
 
 from secbot.enrich.hr import HrEnricher
 from secbot.enrich.jit_permissions import (
@@ -14,6 +13,7 @@ from secbot.enrich.jit_permissions import (
     JitPermissionsEnricher,
 )
 from secbot.enrich.oncall import OnCallEnricher, PagerDutyAdapter
+from secbot_emulators.providers import Script, json_reply, timeout_reply
 
 NOW = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
 
