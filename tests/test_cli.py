@@ -132,17 +132,20 @@ async def test_audit_prints_an_alerts_trail() -> None:
     from datetime import UTC, datetime
     from uuid import uuid4
 
+    from secbot.domain.status import AuditAction
     from secbot.store.base import AuditEntry
     from secbot.store.redis import RedisStore
 
     prefix = f"secbot-audit-test:{uuid4().hex}:"
     store = RedisStore.from_url("redis://127.0.0.1:6379/0", prefix)
     try:
-        for actor, action in (("secbot", "closed"), ("alice@example.com", "open")):
+        for actor, action in (("secbot", AuditAction.CLOSED), ("alice@example.com",
+                                                                AuditAction.OPEN)):
             await store.append_audit(AuditEntry(
                 alert_uuid="au-1", actor=actor, action=action, reason="r",
                 at=datetime.now(UTC), rule_id="rule-x"))
-        await store.append_audit(AuditEntry(alert_uuid="au-2", actor="bob", action="closed",
+        await store.append_audit(AuditEntry(alert_uuid="au-2", actor="bob",
+                                            action=AuditAction.CLOSED,
                                             reason="r", at=datetime.now(UTC)))
         result = secbot("audit", "au-1", "--json", env={"SECBOT_REDIS_PREFIX": prefix})
         table = secbot("audit", "au-1", env={"SECBOT_REDIS_PREFIX": prefix})
@@ -154,6 +157,8 @@ async def test_audit_prints_an_alerts_trail() -> None:
         await store.close()
     assert result.returncode == 0, result.stderr
     rows = [json.loads(line) for line in result.stdout.splitlines()]
+    # The enum is printed as the plain status string (DESIGN.md §3).
     assert [(r["who"], r["what"]) for r in rows] == [("secbot", "closed"),
                                                       ("alice@example.com", "open")]
+    assert all(type(r["what"]) is str for r in rows)
     assert "alice@example.com" in table.stdout and "au-2" not in table.stdout
