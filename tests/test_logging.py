@@ -99,9 +99,11 @@ def test_settings_secrets_are_registered(registry: None) -> None:
     settings = Settings(
         slack_bot_token=SecretStr("opaque-bot-credential"),
         hris_token=SecretStr("hris-opaque-credential"),
+        redis_url="redis://:redis-opaque-password@10.0.0.5:6379/0",
     )
-    assert register_settings_secrets(settings) == 2
+    assert register_settings_secrets(settings) == 3
     assert redact("hris said hris-opaque-credential") == f"hris said {REDACTED}"
+    assert redact("AUTH redis-opaque-password refused") == f"AUTH {REDACTED} refused"
 
 
 # --- the logging set-up in this process ---------------------------------------------------
@@ -185,7 +187,7 @@ def test_exceptions_keep_their_traceback_in_a_field(log_stream: io.StringIO) -> 
     assert "RuntimeError: uncaught with xoxp-[REDACTED]" in uncaught["exception"]
 
 
-# --- secbot run as a process --------------------------------------------------------------
+# --- secbot run and secbot demo as processes ----------------------------------------------
 
 ES_KEY = "ZXMta2V5LWlkOmVzLWtleS1zZWNyZXQtdmFsdWU="
 KIBANA_KEY = "a2liYW5hLWtleS1zZWNyZXQtdmFsdWU="
@@ -267,3 +269,18 @@ async def test_run_writes_only_json_lines_and_no_secret(tmp_path: Path) -> None:
     for secret in (slack.bot_token, slack.app_token, ES_KEY, KIBANA_KEY, KIBANA_PASSWORD,
                    REDIS_PASSWORD):
         assert secret not in text
+
+
+async def test_demo_writes_only_json_lines(tmp_path: Path) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "secbot", "demo", "--port", str(free_port()), "--count", "3",
+        "--duration", "4", "--rules", str(Path(__file__).resolve().parents[1] / "rules"),
+        cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(proc.communicate(), timeout=60)
+    assert proc.returncode == 0, output.decode()[-3000:]
+    entries = [json.loads(line) for line in output.decode().splitlines()]
+    assert entries and all(isinstance(entry, dict) for entry in entries)
+    # The banner a newcomer needs is a log line too, still saying where to look.
+    assert any(entry["event"].startswith("SecBot demo: open http://127.0.0.1:")
+               for entry in entries)

@@ -24,6 +24,7 @@ import threading
 from collections.abc import Mapping
 from types import TracebackType
 from typing import IO, Any
+from urllib.parse import urlsplit
 
 import structlog
 from pydantic import BaseModel, SecretStr
@@ -166,6 +167,14 @@ def _install_exception_hooks() -> None:
 def _secret_values(value: object, depth: int = 0) -> list[str]:
     if isinstance(value, SecretStr):
         return [value.get_secret_value()]
+    if isinstance(value, str):
+        # A URL setting (SECBOT_REDIS_URL=redis://:pw@host) carries a secret that is not a
+        # SecretStr: its password is registered too, for where it shows without the URL.
+        try:
+            password = urlsplit(value).password if "://" in value else None
+        except ValueError:
+            password = None
+        return [password] if password else []
     if depth > _MAX_DEPTH:
         return []
     if isinstance(value, BaseModel):
@@ -178,7 +187,8 @@ def _secret_values(value: object, depth: int = 0) -> list[str]:
 
 
 def register_settings_secrets(settings: BaseModel) -> int:
-    """Register every ``SecretStr`` value in ``settings`` (nested too) for exact-value redaction.
+    """Register every ``SecretStr`` value in ``settings`` (nested too), and every password in a
+    URL setting, for exact-value redaction.
 
     Returns how many values were found (not all are registered: see ``MIN_SECRET_LENGTH``).
     """
