@@ -16,11 +16,11 @@ Outcomes are three kinds of :class:`~secbot.enrich.base.Enrichment`:
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 import httpx
+import structlog
 
 from secbot.domain.alert import Alert
 from secbot.domain.enrichment import Enrichment, EnrichmentFailure
@@ -28,7 +28,7 @@ from secbot.domain.errors import SecBotError
 
 A = TypeVar("A")
 
-log = logging.getLogger(__name__)
+log = structlog.stdlib.get_logger(__name__)
 
 NOT_FOUND = "not found"
 

@@ -21,12 +21,12 @@ naming the URL and the index.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import httpx
+import structlog
 from elasticsearch import ApiError, AsyncElasticsearch
 from elasticsearch import ConnectionError as EsConnectionError
 from elasticsearch import ConnectionTimeout as EsConnectionTimeout
@@ -38,7 +38,7 @@ from secbot.siem.base import Checkpoint, Page, SiemError, StatusChange
 from secbot.siem.embedded import iso_millis, to_millis, validate_status
 
 T = TypeVar("T")
-log = logging.getLogger(__name__)
+log = structlog.stdlib.get_logger(__name__)
 
 #: Default for SIEM calls: six tries within 30 s. A poll that still fails is retried by the
 #: poller's next cycle; a status change that fails is reported to the person who asked.
