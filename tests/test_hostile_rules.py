@@ -244,7 +244,13 @@ def test_expression_escape_is_refused_or_fails_safely(
     assert decision.post and not decision.auto_close
     assert message_problems(decision.message) == []
     errors = entry["error"].split(" | ")
-    if place == "match":  # an erroring match does not match: posted as unmatched
+    if place == "match" and "budget exceeded" in errors:
+        # The rule is stopped, not skipped: it takes the alert, cannot close it, says why.
+        assert decision.rule_id == "escape" and decision.channel == "C0RULE"
+        assert any(note.startswith("not auto-closed: budget exceeded")
+                   and "rule stopped in match.when" in note for note in decision.notes), (
+            decision.notes)
+    elif place == "match":  # an erroring match does not match: posted as unmatched
         assert decision.rule_id is None and decision.channel == "C0DEF"
     elif place == "route":
         assert decision.channel == "C0RULE"

@@ -58,5 +58,13 @@ class EnrichmentUnavailableError(ExpressionError):
         self.reason = reason
 
 
-class ExpressionTimeoutError(ExpressionError):
-    """The evaluation ran past its wall-clock deadline."""
+class BudgetExceededError(ExpressionError):
+    """The alert's evaluation budget (time or work units, see :class:`EvalBudget`) ran out.
+
+    ``str(e)`` starts with "budget exceeded"; every later evaluation with the same budget
+    fails the same way, so a rule stopped in ``match.when`` cannot auto-close the alert.
+    """
+
+
+class ExpressionTimeoutError(BudgetExceededError):
+    """The evaluations of one alert ran past their time budget."""

@@ -1,11 +1,12 @@
-"""The hardened evaluator: simpleeval with per-node deadline, size budgets and whitelists.
+"""The hardened evaluator: simpleeval with the alert's budget, size limits and whitelists.
 
 simpleeval provides the tree-walking design; we replace the node handlers so that
 
-* the wall-clock deadline is checked before *every* node (a single node is itself bounded:
-  operands are size-capped, ``matches`` checks the deadline while scanning);
-* every string/collection an operation builds is charged against a per-evaluation budget, so a
-  comprehension cannot multiply an allowed allocation into gigabytes;
+* every node, and every builtin/operator in proportion to the size it touches (charged before
+  it runs, see :mod:`.costs`), draws work units from the alert's :class:`EvalBudget`, and the
+  budget's deadline is checked before every node (``matches`` checks it while scanning);
+* every string/collection an operation builds is charged against a per-evaluation allocation
+  limit, so a comprehension cannot multiply an allowed allocation into gigabytes;
 * names resolve only to the rule's data, calls only to HELPERS / I/O functions / whitelisted
   methods per receiver type, and attributes only to the public fields of I/O results (or keys
   of a mapping, ``alert.host.name``).
@@ -25,91 +26,39 @@ from typing import Any
 
 from simpleeval import EvalWithCompoundTypes
 
+from secbot.expressions.budget import EvalBudget
+from secbot.expressions.costs import (
+    CONTAINERS,
+    SIZED,
+    binop_cost,
+    call_cost,
+    compare_cost,
+    logical_size,
+    slice_cost,
+)
 from secbot.expressions.errors import (
     EnrichmentUnavailableError,
     ExpressionError,
     ExpressionTimeoutError,
 )
-from secbot.expressions.functions import (
-    CURRENT_DEADLINE,
-    HELPERS,
-    MAPPING_METHODS,
-    SEQUENCE_METHODS,
-    STR_METHODS,
-    safe_str,
-)
+from secbot.expressions.functions import CURRENT_DEADLINE, HELPERS, safe_str
 from secbot.expressions.io_functions import IO_FUNCTIONS, PUBLIC_ATTRIBUTES, IoFunction
-from secbot.expressions.limits import MAX_ALLOCATION, MAX_INT_BITS, MAX_ITERATIONS, MAX_SIZE
+from secbot.expressions.limits import (
+    MAX_ALLOCATION,
+    MAX_INT_BITS,
+    MAX_ITERATIONS,
+    MAX_SIZE,
+    NODE_COST,
+)
 from secbot.expressions.operators import BINARY_OPERATORS, COMPARE_OPERATORS, UNARY_OPERATORS
+from secbot.expressions.values import bind, method_table, type_name
 
 Resolved = Mapping[tuple[str, tuple[Any, ...]], Any]  # values are secbot.enrich.base.Enrichment
 _EMPTY: Mapping[Any, Any] = MappingProxyType({})
 _CONVERTED_CACHE_SIZE = 256
-_SIZED = frozenset({str, tuple, list, dict, set, frozenset})
-_METHOD_TABLES: dict[type, Mapping[str, Callable[..., Any]]] = {
-    str: STR_METHODS, MappingProxyType: MAPPING_METHODS, dict: MAPPING_METHODS,
-    tuple: SEQUENCE_METHODS, list: SEQUENCE_METHODS,
-}
-_TYPE_NAMES = {MappingProxyType: "mapping", dict: "mapping", tuple: "list", list: "list",
-               type(None): "None", str: "string", int: "number", float: "number", bool: "bool"}
-
-
-_CONTAINERS = (tuple, list, dict, set, frozenset, MappingProxyType)
-
-
-def logical_size(value: Any, limit: int = MAX_SIZE) -> int:
-    """Items in ``value`` counting a nested container once per reference to it.
-
-    ``[[1] * 10**5] * 10**5`` holds only 200,000 objects, but comparing or sorting it touches
-    10**10 items in one uninterruptible C call; this counts it as 10**10. Strings count as one
-    item (they compare in linear time). Stops counting once past ``limit``.
-    """
-    if type(value) not in _CONTAINERS:
-        return len(value) if type(value) in _SIZED else 1
-    total = 0
-    stack = [value]
-    while stack:
-        current = stack.pop()
-        items = current.values() if isinstance(current, Mapping) else current
-        total += len(current)
-        if total > limit:
-            return total
-        stack.extend(item for item in items if type(item) in _CONTAINERS)
-    return total
-
-
-def type_name(value: Any) -> str:
-    """Friendly name of a value's type for error messages (rule authors are not Pythonistas)."""
-    return _TYPE_NAMES.get(type(value), type(value).__name__)
-
-
-def _method_table(receiver: Any) -> Mapping[str, Callable[..., Any]]:
-    table = _METHOD_TABLES.get(type(receiver))
-    if table is not None:
-        return table
-    if isinstance(receiver, str):
-        return STR_METHODS
-    if isinstance(receiver, Mapping):
-        return MAPPING_METHODS
-    if isinstance(receiver, (list, tuple)):
-        return SEQUENCE_METHODS
-    return _EMPTY
-
-
-def _bind(target: ast.expr, value: Any, scope: dict[str, Any]) -> None:
-    """Assign a comprehension item to its target names (``for k, v in ...``)."""
-    if isinstance(target, ast.Name):
-        scope[target.id] = value
-        return
-    assert isinstance(target, (ast.Tuple, ast.List))  # guaranteed by the static checks
-    try:
-        values = tuple(value)
-    except TypeError:
-        raise ExpressionError(f"cannot unpack a {type_name(value)}") from None
-    if len(values) != len(target.elts):
-        raise ExpressionError(f"cannot unpack {len(values)} values into {len(target.elts)}")
-    for element, item in zip(target.elts, values, strict=True):
-        _bind(element, item, scope)
+_SIZE_CACHE_SIZE = 1024
+# Largest logical size counted exactly when pricing a call (alert data may exceed MAX_SIZE).
+_MEASURE_LIMIT = 10 * MAX_SIZE
 
 
 class HardenedEvaluator(EvalWithCompoundTypes):  # type: ignore[misc]  # simpleeval is untyped
@@ -131,8 +80,11 @@ class HardenedEvaluator(EvalWithCompoundTypes):  # type: ignore[misc]  # simplee
         self.busy = False
         self._env: Mapping[str, Any] = _EMPTY
         self._resolved: Resolved = _EMPTY
-        self._timeout = 0.0
+        self._budget = EvalBudget()
         self._deadline = 0.0
+        self._work = self._work_limit = 0
+        # id(value) -> (value, logical size): keeping the value alive keeps its id unique.
+        self._sizes: dict[int, tuple[Any, int]] = {}
         self._allocated = 0
         self._iterations = 0
         self._locals: dict[str, Any] | None = None
@@ -141,30 +93,62 @@ class HardenedEvaluator(EvalWithCompoundTypes):  # type: ignore[misc]  # simplee
         self._converted: dict[tuple[int, str], tuple[Any, Any]] = {}
 
     def run(self, node: ast.expr, env: Mapping[str, Any], resolved: Resolved,
-            timeout: float) -> Any:
-        """Evaluate ``node`` with the given names and resolved I/O lookups."""
+            budget: EvalBudget) -> Any:
+        """Evaluate ``node`` with the given names and resolved I/O lookups, drawing on
+        ``budget`` (raises :class:`BudgetExceededError` at once if it already ran out)."""
+        self._deadline, self._work_limit = budget.start()
         self.busy = True
-        self._env, self._resolved, self._timeout = env, resolved, timeout
-        self._deadline = perf_counter() + timeout
-        self._allocated = self._iterations = 0
+        self._env, self._resolved, self._budget = env, resolved, budget
+        self._work = self._allocated = self._iterations = 0
         self._locals = None
         CURRENT_DEADLINE.value = self._deadline
         try:
             return self._eval(node)
+        except ExpressionTimeoutError:
+            raise budget.out_of_time() from None  # matches() saw the deadline: record it
         finally:
+            budget.stop(self._work)
             CURRENT_DEADLINE.value = None
             # Do not keep the alert alive in a thread-local between evaluations.
             self._env, self._resolved, self._locals = _EMPTY, _EMPTY, None
+            self._sizes.clear()
             self.busy = False
 
     # -- bookkeeping ---------------------------------------------------------------------------
     def _eval(self, node: ast.AST) -> Any:
+        self._spend(NODE_COST)
         if perf_counter() > self._deadline:
-            raise ExpressionTimeoutError(f"expression took longer than {self._timeout:g} s")
+            raise self._budget.out_of_time()
         handler = self.nodes.get(type(node))
         if handler is None:  # unreachable after the static checks; kept as a second wall
             raise ExpressionError(f"{type(node).__name__} is not supported")
         return handler(node)
+
+    def _measure(self, value: Any, limit: int = _MEASURE_LIMIT) -> int:
+        """Characters of a string, logical size of a container (cached per value), else 1.
+
+        Counting stops past ``limit``: counting costs about as much as touching the items.
+        """
+        kind = type(value)
+        if kind is str:
+            return len(value)
+        if kind not in CONTAINERS:
+            return 1
+        cached = self._sizes.get(id(value))
+        if cached is not None and cached[0] is value:
+            return cached[1]
+        size = logical_size(value, limit)
+        if size <= limit:  # an exact count
+            if len(self._sizes) >= _SIZE_CACHE_SIZE:
+                self._sizes.clear()
+            self._sizes[id(value)] = (value, size)
+        return size
+
+    def _spend(self, units: int) -> None:
+        """Charge ``units`` of work to the alert's budget: called *before* the work."""
+        self._work += units
+        if self._work > self._work_limit:
+            raise self._budget.out_of_work()
 
     def _charge(self, size: int) -> None:
         if size > MAX_SIZE:
@@ -181,8 +165,8 @@ class HardenedEvaluator(EvalWithCompoundTypes):  # type: ignore[misc]  # simplee
                 raise ExpressionError(f"number would be larger than 2**{MAX_INT_BITS}")
         elif kind is str:
             self._charge(len(value))
-        elif kind in _SIZED:
-            self._charge(logical_size(value))
+        elif kind in SIZED:
+            self._charge(self._measure(value, MAX_SIZE))
         return value
 
     # -- leaves and operators ------------------------------------------------------------------
@@ -205,12 +189,14 @@ class HardenedEvaluator(EvalWithCompoundTypes):  # type: ignore[misc]  # simplee
     def _eval_binop(self, node: ast.BinOp) -> Any:
         left = self._eval(node.left)
         right = self._eval(node.right)
+        self._spend(binop_cost(node.op, left, right))
         return self._checked(BINARY_OPERATORS[type(node.op)](left, right))
 
     def _eval_compare(self, node: ast.Compare) -> Any:
         left = self._eval(node.left)
         for op, comparator in zip(node.ops, node.comparators, strict=True):
             right = self._eval(comparator)
+            self._spend(compare_cost(op, left, right, self._measure))
             if not COMPARE_OPERATORS[type(op)](left, right):
                 return False
             left = right
@@ -234,9 +220,10 @@ class HardenedEvaluator(EvalWithCompoundTypes):  # type: ignore[misc]  # simplee
         container = self._eval(node.value)
         index = node.slice
         if isinstance(index, ast.Slice):
-            bounds = [None if part is None else self._eval(part)
-                      for part in (index.lower, index.upper, index.step)]
-            return self._checked(container[slice(*bounds)])
+            bounds = slice(*[None if part is None else self._eval(part)
+                             for part in (index.lower, index.upper, index.step)])
+            self._spend(slice_cost(container, bounds))
+            return self._checked(container[bounds])
         return container[self._eval(index)]
 
     # -- calls ---------------------------------------------------------------------------------
@@ -248,15 +235,18 @@ class HardenedEvaluator(EvalWithCompoundTypes):  # type: ignore[misc]  # simplee
                 return self._call_io(io_function, node)
             target: Callable[..., Any] = HELPERS[func.id]
             receiver: tuple[Any, ...] = ()
+            name = func.id
         else:
             assert isinstance(func, ast.Attribute)  # guaranteed by the static checks
             obj = self._eval(func.value)
-            method = _method_table(obj).get(func.attr)
+            method = method_table(obj).get(func.attr)
             if method is None:
                 raise ExpressionError(f"a {type_name(obj)} has no method .{func.attr}()")
-            target, receiver = method, (obj,)
+            name, target, receiver = func.attr, method, (obj,)
         args = [self._eval(arg) for arg in node.args]
         kwargs = {str(k.arg): self._eval(k.value) for k in node.keywords}
+        self._spend(call_cost(name, (*receiver, *args, *kwargs.values()), method=bool(receiver),
+                              measure=self._measure))
         result = target(*receiver, *args, **kwargs)
         if receiver and isinstance(receiver[0], str) and isinstance(result, (list, tuple)):
             self._charge(len(receiver[0]))  # split()/partition() copy the receiver's text
@@ -313,6 +303,7 @@ class HardenedEvaluator(EvalWithCompoundTypes):  # type: ignore[misc]  # simplee
             else:
                 text = str(self._eval(part))
             total += len(text)
+            self._spend(len(text))
             if total > MAX_SIZE:
                 raise ExpressionError(f"f-string would be longer than {MAX_SIZE:,} characters")
             parts.append(text)
@@ -337,10 +328,11 @@ class HardenedEvaluator(EvalWithCompoundTypes):  # type: ignore[misc]  # simplee
                   index: int, scope: dict[str, Any], result: list[Any] | dict[Any, Any]) -> None:
         generator = node.generators[index]
         for item in self._eval(generator.iter):
+            self._spend(NODE_COST)  # the loop step itself, besides the nodes it evaluates
             self._iterations += 1
             if self._iterations > MAX_ITERATIONS:
                 raise ExpressionError(f"comprehensions ran more than {MAX_ITERATIONS:,} times")
-            _bind(generator.target, item, scope)
+            bind(generator.target, item, scope)
             if not all(self._eval(condition) for condition in generator.ifs):
                 continue
             if index + 1 < len(node.generators):
@@ -359,7 +351,7 @@ class HardenedEvaluator(EvalWithCompoundTypes):  # type: ignore[misc]  # simplee
 
 def _element_size(value: Any) -> int:
     """What one more reference to ``value`` inside a collection costs (see logical_size)."""
-    return logical_size(value, MAX_ALLOCATION) if type(value) in _CONTAINERS else 1
+    return logical_size(value, MAX_ALLOCATION) if type(value) in CONTAINERS else 1
 
 
 class _Pool(threading.local):
@@ -377,15 +369,16 @@ def _describe(exc: Exception) -> str:
 
 
 def evaluate_tree(node: ast.expr, env: Mapping[str, Any], resolved: Resolved,
-                  timeout: float) -> Any:
-    """Evaluate a checked tree; every failure comes out as :class:`ExpressionError`."""
+                  budget: EvalBudget) -> Any:
+    """Evaluate a checked tree within ``budget``; every failure comes out as
+    :class:`ExpressionError` (:class:`BudgetExceededError` when the budget ran out)."""
     evaluator = _POOL.evaluator
     if evaluator is None:
         evaluator = _POOL.evaluator = HardenedEvaluator()
     elif evaluator.busy:  # re-entrant use (not expected): never share state
         evaluator = HardenedEvaluator()
     try:
-        return evaluator.run(node, env, resolved, timeout)
+        return evaluator.run(node, env, resolved, budget)
     except ExpressionError:
         raise
     except RecursionError:

@@ -10,7 +10,12 @@ from typing import Any
 
 from secbot.domain.alert import freeze
 from secbot.domain.enrichment import Enrichment
-from secbot.expressions.errors import EnrichmentUnavailableError, ExpressionError
+from secbot.expressions.budget import EvalBudget
+from secbot.expressions.errors import (
+    BudgetExceededError,
+    EnrichmentUnavailableError,
+    ExpressionError,
+)
 from secbot.expressions.evaluator import evaluate_tree
 from secbot.expressions.io_functions import IO_FUNCTIONS
 from secbot.expressions.limits import DEFAULT_TIMEOUT
@@ -33,13 +38,17 @@ class EvalContext:
     ``included_fields``, ``alert`` and ``enrichments`` are made deep read-only on construction
     (mappings become ``MappingProxyType``, lists tuples). ``resolved`` holds the I/O lookups
     the pipeline made for :meth:`Expression.io_calls`, keyed by ``(function name, args)``.
-    Build one context per alert and reuse it for all of a rule's expressions.
+    ``budget`` is the alert's one :class:`EvalBudget`: every evaluation in this context (I/O
+    arguments, auto_close, routes) draws from it, and ``dataclasses.replace`` keeps it. Build
+    one context per alert, passing the budget its ``match.when`` used, and reuse it for all of
+    the rule's expressions; a context reused across alerts would share one budget.
     """
 
     included_fields: Mapping[str, Any]
     alert: Mapping[str, Any]
     enrichments: Mapping[str, Mapping[str, Any]]
     resolved: Mapping[tuple[str, tuple[Any, ...]], Enrichment] = field(default_factory=dict)
+    budget: EvalBudget = field(default_factory=EvalBudget, compare=False)
     _env: Mapping[str, Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -69,7 +78,8 @@ class Verdict:
     """The outcome of :meth:`Expression.decide`: never an exception.
 
     ``value`` is False whenever ``error`` is set; ``unavailable`` names the enrichers whose
-    data an evaluated call needed but did not get (the alert message says why).
+    data an evaluated call needed but did not get (the alert message says why). An error
+    starting with "budget exceeded" means the alert's :class:`EvalBudget` ran out.
     """
 
     value: bool
@@ -110,15 +120,18 @@ class Expression:
         cannot be evaluated (an error, or they depend on an I/O call not yet in
         ``ctx.resolved``: resolve these, then ask again) or are not plain values (None for a
         missing field). Calls in both branches of ``||`` are listed: fetching both
-        concurrently is cheaper than discovering the second one late.
+        concurrently is cheaper than discovering the second one late. Every argument draws
+        on ``ctx.budget``; once it ran out, no further call is listed (the decision that
+        follows fails with "budget exceeded" and nothing is auto-closed).
         """
         calls: list[IoCall] = []
         for node in self._io_nodes:
             assert isinstance(node.func, ast.Name)
             function = IO_FUNCTIONS[node.func.id]
             try:
-                args = tuple(evaluate_tree(arg, ctx.names, ctx.resolved, self._timeout)
-                             for arg in node.args)
+                args = tuple(self._run(arg, ctx) for arg in node.args)
+            except BudgetExceededError:
+                break
             except ExpressionError:
                 continue
             if not all(isinstance(arg, _IO_ARG_TYPES) for arg in args):
@@ -130,20 +143,48 @@ class Expression:
 
     def evaluate(self, ctx: EvalContext) -> Any:
         """The expression's value in ``ctx``; raises :class:`ExpressionError` on any failure
-        (including :class:`EnrichmentUnavailableError` for an evaluated, unresolved call)."""
-        return evaluate_tree(self._tree, ctx.names, ctx.resolved, self._timeout)
+        (including :class:`EnrichmentUnavailableError` for an evaluated, unresolved call, and
+        :class:`BudgetExceededError` when ``ctx.budget`` ran out)."""
+        return self._run(self._tree, ctx)
+
+    def _run(self, node: ast.expr, ctx: EvalContext) -> Any:
+        ctx.budget.adopt(self._timeout)
+        return evaluate_tree(node, ctx.names, ctx.resolved, ctx.budget)
 
     def decide(self, ctx: EvalContext) -> Verdict:
         """Truthiness of the expression, or ``Verdict(False, why)``: never raises."""
         try:
-            value = evaluate_tree(self._tree, ctx.names, ctx.resolved, self._timeout)
-            return Verdict(bool(value), None)
+            return Verdict(bool(self._run(self._tree, ctx)), None)
         except EnrichmentUnavailableError as exc:
             return Verdict(False, str(exc), (exc.enricher,))
         except ExpressionError as exc:
             return Verdict(False, str(exc) or type(exc).__name__)
         except Exception as exc:  # defensive: a decision must never take the pipeline down
             return Verdict(False, f"internal error: {type(exc).__name__}: {exc}")
+
+
+class StoppedExpression(Expression):
+    """Takes the place of ``auto_close`` on a rule stopped for the alert at hand (its
+    ``match.when`` ran out of budget, so whether the rule even applies is unknown): never
+    true, looks nothing up, and its verdict's error says why (the message shows it)."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("false", ast.Constant(False), (), DEFAULT_TIMEOUT)
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return f"StoppedExpression({self.reason!r})"
+
+    def io_calls(self, ctx: EvalContext) -> list[IoCall]:
+        return []
+
+    def evaluate(self, ctx: EvalContext) -> Any:
+        raise BudgetExceededError(self.reason)
+
+    def decide(self, ctx: EvalContext) -> Verdict:
+        return Verdict(False, self.reason)
 
 
 def compile_expression(source: str, *, timeout: float = DEFAULT_TIMEOUT) -> Expression:

@@ -147,7 +147,7 @@ def contains(container: Any, item: Any) -> bool:
     return False
 
 
-def _estimated_length(value: Any, budget: int) -> int:
+def estimated_length(value: Any, budget: int = MAX_SIZE) -> int:
     """Upper bound of ``len(str(value))``, stopping as soon as it exceeds ``budget``."""
     stack = [value]
     total = 0
@@ -171,7 +171,7 @@ def safe_str(value: Any = "") -> str:
     """``str(value)``, refusing results over MAX_SIZE before building them."""
     if isinstance(value, str):
         return value
-    if not isinstance(value, _SCALARS) and _estimated_length(value, MAX_SIZE) > MAX_SIZE:
+    if not isinstance(value, _SCALARS) and estimated_length(value, MAX_SIZE) > MAX_SIZE:
         raise _too_big("str()")
     return str(value)
 

@@ -17,8 +17,19 @@ MAX_DEPTH: Final = 50
 #: Most AST nodes in one expression.
 MAX_NODES: Final = 1_000
 
-#: Default wall-clock budget for one evaluation, in seconds.
+#: Default time budget of one alert, in seconds: the evaluation time of every expression the
+#: alert meets (match.when of each rule tried, I/O-call arguments, auto_close, routes) added up.
+#: Time spent waiting for enrichers between evaluations does not count.
 DEFAULT_TIMEOUT: Final = 0.25
+#: Default work budget of one alert, in work units (see :mod:`.costs`): one unit is roughly one
+#: item a builtin touches (~5-10 ns); a syntax node costs :data:`NODE_COST`. Real triage
+#: expressions spend a few thousand units; 10 million is about 0.05-0.1 s of CPU.
+DEFAULT_WORK: Final = 10_000_000
+#: Work units charged for evaluating one syntax node (the tree walk costs ~0.5-1 µs a node).
+NODE_COST: Final = 100
+#: Deepest nesting of comprehension ``for`` clauses (``[.. for a in x for b in y]`` is 2); each
+#: level multiplies the iterations.
+MAX_COMPREHENSION_DEPTH: Final = 3
 
 #: Largest string, list, tuple, set or mapping an operation may produce.
 MAX_SIZE: Final = 100_000

@@ -14,10 +14,16 @@ import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from secbot.expressions.errors import ExpressionSyntaxError
+from secbot.expressions.errors import ExpressionError, ExpressionSyntaxError
 from secbot.expressions.functions import HELPERS, METHOD_NAMES
 from secbot.expressions.io_functions import IO_FUNCTIONS
-from secbot.expressions.limits import MAX_DEPTH, MAX_INT_BITS, MAX_NODES, MAX_SOURCE_LENGTH
+from secbot.expressions.limits import (
+    MAX_COMPREHENSION_DEPTH,
+    MAX_DEPTH,
+    MAX_INT_BITS,
+    MAX_NODES,
+    MAX_SOURCE_LENGTH,
+)
 from secbot.expressions.operators import (
     BINARY_OPERATORS,
     COMPARE_OPERATORS,
@@ -54,6 +60,8 @@ class _Checker:
         self.translation = translation
         self.source = source
         self.scopes: list[set[str]] = []   # comprehension variables, innermost last
+        self.loops = 0                      # 'for' clauses around the node being checked
+        self.folded: dict[int, object] = {}  # id(BinOp) -> its literal value (None: not literal)
         self.io_calls: list[ast.Call] = []
 
     # -- errors ----------------------------------------------------------------------------
@@ -97,6 +105,10 @@ class _Checker:
             raise self.fail("'%' string formatting is not allowed (use + or f-strings)", node)
         self.check(node.left)
         self.check(node.right)
+        try:  # literal abuse ('a' * 10**9, 9 ** 99999) is refused here already
+            self.folded[id(node)] = _fold(node, self.folded)
+        except ExpressionError as exc:
+            raise self.fail(str(exc), node) from None
 
     def check_UnaryOp(self, node: ast.UnaryOp) -> None:
         if type(node.op) not in UNARY_OPERATORS:
@@ -239,6 +251,11 @@ class _Checker:
                             | ast.DictComp) -> None:
         scope: set[str] = set()
         self.scopes.append(scope)
+        self.loops += len(node.generators)
+        if self.loops > MAX_COMPREHENSION_DEPTH:
+            # Each nested 'for' multiplies the work; deeper nesting is never needed for triage.
+            raise self.fail(f"comprehensions nested more than {MAX_COMPREHENSION_DEPTH} "
+                            "'for' clauses deep", node)
         try:
             for generator in node.generators:
                 if generator.is_async:
@@ -252,6 +269,7 @@ class _Checker:
                 self.check(node.elt)
         finally:
             self.scopes.pop()
+            self.loops -= len(node.generators)
 
     check_ListComp = check_SetComp = check_GeneratorExp = check_DictComp = check_comprehension
 
@@ -265,6 +283,30 @@ class _Checker:
                 yield from self.target_names(element)
         else:
             raise self.fail("a comprehension can only assign to names", target)
+
+
+def _fold(node: ast.expr, folded: dict[int, object]) -> object:
+    """The value of an operator tree over literals, computed with the bounded operators
+    (raising their ExpressionError when too big); None when anything is not a literal.
+    ``folded`` holds the values of the operator nodes below, so each is computed once."""
+    if isinstance(node, ast.Constant):
+        return node.value
+    if id(node) in folded:
+        return folded[id(node)]
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        operand = _fold(node.operand, folded)
+        return -operand if isinstance(operand, (int, float)) else None
+    if isinstance(node, ast.BinOp) and type(node.op) in BINARY_OPERATORS:
+        left, right = _fold(node.left, folded), _fold(node.right, folded)
+        if left is None or right is None:
+            return None
+        try:
+            return BINARY_OPERATORS[type(node.op)](left, right)
+        except ExpressionError:
+            raise
+        except (ArithmeticError, TypeError, ValueError):
+            return None  # 1 / 0 and the like fail at evaluation, with their own message
+    return None
 
 
 def _underscore_message(kind: str, name: str) -> str:

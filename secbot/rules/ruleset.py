@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -11,7 +11,14 @@ from typing import Any
 from jinja2 import Template
 
 from secbot.domain.alert import Alert
-from secbot.expressions import IO_FUNCTIONS, EvalContext, Expression
+from secbot.expressions import (
+    IO_FUNCTIONS,
+    EvalBudget,
+    EvalContext,
+    Expression,
+    StoppedExpression,
+    Verdict,
+)
 from secbot.rules.schema import Rule
 
 
@@ -53,21 +60,34 @@ class CompiledRule:
         """The rule's ``fields`` with the alert's values (None when absent)."""
         return MappingProxyType({name: alert.get_field(name) for name in self.rule.fields})
 
-    def matches(self, alert: Alert) -> bool:
+    def matches(self, alert: Alert, budget: EvalBudget | None = None) -> bool:
         """Every given ``match`` condition holds. An erroring ``when`` does not match."""
+        return self.match_verdict(alert, budget if budget is not None else EvalBudget()).value
+
+    def match_verdict(self, alert: Alert, budget: EvalBudget) -> Verdict:
+        """Whether ``match`` holds, with the error of ``when`` if it failed (drawing on the
+        alert's ``budget``)."""
         cond = self.rule.match
         if cond.rule_name is not None and alert.rule_name not in _as_list(cond.rule_name):
-            return False
+            return Verdict(False, None)
         if cond.rule_id is not None and alert.rule_id not in _as_list(cond.rule_id):
-            return False
-        if self.match_when is not None:
-            ctx = EvalContext(
-                included_fields=self.included_fields(alert),
-                alert=alert.frozen,
-                enrichments=MappingProxyType({}),
-            )
-            return self.match_when.decide(ctx).value
-        return True
+            return Verdict(False, None)
+        if self.match_when is None:
+            return Verdict(True, None)
+        ctx = EvalContext(
+            included_fields=self.included_fields(alert),
+            alert=alert.frozen,
+            enrichments=MappingProxyType({}),
+            budget=budget,
+        )
+        return self.match_when.decide(ctx)
+
+    def stopped(self, reason: str) -> CompiledRule:
+        """This rule for an alert whose ``match.when`` ran out of budget: it takes the alert
+        (so it is posted where the rule's owners look, saying why) but can never auto-close
+        it, whatever the rest of the alert's budget would allow."""
+        why = f"{reason} (rule stopped in match.when: whether it applies is unknown)"
+        return replace(self, auto_close=StoppedExpression(why))
 
 
 def _as_list(value: str | list[str]) -> list[str]:
@@ -92,5 +112,21 @@ class RuleSet(Sequence[CompiledRule]):
     def by_id(self, rule_id: str) -> CompiledRule | None:
         return next((r for r in self.rules if r.id == rule_id), None)
 
-    def match(self, alert: Alert) -> CompiledRule | None:
-        return next((r for r in self.rules if r.matches(alert)), None)
+    def match(self, alert: Alert, budget: EvalBudget | None = None) -> CompiledRule | None:
+        """The first rule whose ``match`` holds, or None.
+
+        Every ``match.when`` tried draws on ``budget``, the alert's one budget (a new one when
+        not given); pass the same budget on in ``EvalContext.budget``. When it runs out in a
+        rule's ``match.when``, that rule takes the alert :meth:`stopped <CompiledRule.stopped>`:
+        posted, never auto-closed, the message says "budget exceeded …". An alert is never
+        dropped for it, nor handed to a later rule without a verdict on this one.
+        """
+        if budget is None:
+            budget = EvalBudget()
+        for rule in self.rules:
+            verdict = rule.match_verdict(alert, budget)
+            if verdict.value:
+                return rule
+            if verdict.error is not None and budget.exceeded is not None:
+                return rule.stopped(verdict.error)
+        return None
