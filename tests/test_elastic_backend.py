@@ -22,11 +22,11 @@ from elasticsearch import AsyncElasticsearch, BadRequestError, NotFoundError
 
 from secbot.domain.alert import Alert
 from secbot.intake.poller import AlertPoller
+from secbot.resilience.retry import RetryPolicy
 from secbot.runtime.settings import Settings
 from secbot.runtime.siem_clients import build_elastic_siem
 from secbot.siem.base import Checkpoint, SiemError
 from secbot.siem.elastic import ElasticSiem, polling_query
-from secbot.resilience.retry import RetryPolicy
 from secbot.store.memory import MemoryStore
 from secbot_emulators.elastic import ElasticEmulator
 

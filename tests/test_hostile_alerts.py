@@ -183,7 +183,7 @@ async def _poll_corpus(
     await siem.insert(docs)
     expected = sorted((await siem.fetch_new(None, limit=10_000)).alerts, key=lambda a: a.uuid)
     handler = TriageHandler(pipeline, siem, store, publisher)
-    poller = AlertPoller(siem, store, page_size=50, partition=rule_partition(pipeline.rules))
+    poller = AlertPoller(siem, store, page_size=50, partition=rule_partition(pipeline.matcher))
     delivered = await poller.poll_once(handler)
     assert await poller.poll_once(handler) == 0  # nothing left, nothing twice
     uuids = [uuid for uuid, _ in publisher.published]

@@ -10,7 +10,10 @@ alert draws from it (it rides in :class:`~secbot.expressions.EvalContext` and
   proportion to the size they touch (see :mod:`.costs`), so one ``sorted`` of a generated list
   is paid for before it runs.
 * **Time** is the evaluation time added up over the alert's evaluations; waiting for enrichers
-  between them does not count. It backs up the work count (a unit is an estimate).
+  between them does not count. It backs up the work count (a unit is an estimate). It is the
+  evaluating thread's CPU time (``time.thread_time``), not the wall clock: on a loaded machine
+  other processes and other threads would otherwise eat a cheap rule's allowance and stop it
+  (no harm — it is only not auto-closed — but a false "budget exceeded" is noise).
 
 Running out is sticky: :attr:`EvalBudget.exceeded` keeps the first reason and every later
 evaluation fails at once with it, which is what keeps a stopped rule from auto-closing.
@@ -19,7 +22,7 @@ A budget is not thread-safe; an alert is evaluated on one thread at a time.
 
 from __future__ import annotations
 
-from time import perf_counter
+from time import thread_time
 from typing import TypeVar
 
 from secbot.expressions.errors import BudgetExceededError, ExpressionTimeoutError
@@ -65,14 +68,14 @@ class EvalBudget:
             self.seconds = seconds
 
     def start(self) -> tuple[float, int]:
-        """Begin one evaluation: its deadline (perf_counter) and the work units left.
+        """Begin one evaluation: its deadline (thread_time) and the work units left.
 
         Raises :class:`BudgetExceededError` right away when the budget already ran out.
         """
         if self.exceeded is not None:
             raise BudgetExceededError(self.exceeded)
         seconds = self.seconds if self.seconds is not None else DEFAULT_TIMEOUT
-        self._started = now = perf_counter()
+        self._started = now = thread_time()
         left = seconds - self.spent_seconds
         if left <= 0:
             raise self.out_of_time()
@@ -82,7 +85,7 @@ class EvalBudget:
         """End the evaluation begun by :meth:`start`, which spent ``work`` units."""
         self.spent_work += work
         if self._started is not None:
-            self.spent_seconds += perf_counter() - self._started
+            self.spent_seconds += thread_time() - self._started
             self._started = None
 
     def out_of_work(self) -> BudgetExceededError:

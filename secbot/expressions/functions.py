@@ -13,7 +13,7 @@ import functools
 import ipaddress
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from time import perf_counter
+from time import thread_time
 from types import MappingProxyType
 from typing import Any
 
@@ -95,7 +95,7 @@ def matches(value: Any, regex: str) -> bool:
         raise ExpressionError(f"matches: {exc}") from None
     deadline = CURRENT_DEADLINE.value
     if deadline is None:
-        deadline = perf_counter() + DEFAULT_TIMEOUT
+        deadline = thread_time() + DEFAULT_TIMEOUT
 
     def one(item: Any) -> bool:
         if isinstance(item, (int, float)) and not isinstance(item, bool):

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from types import MappingProxyType
-from typing import Any
 
 from secbot.domain.alert import Alert
 from secbot.domain.enrichment import Enrichment
 from secbot.enrich.engine import EnrichmentEngine
 from secbot.expressions import EvalContext
+from secbot.pipeline.match import Match
 from secbot.rules.ruleset import CompiledRule
 
 
@@ -24,15 +24,17 @@ class Enriched:
 
 
 async def enrich(
-    engine: EnrichmentEngine, rule: CompiledRule, alert: Alert, fields: Mapping[str, Any]
+    engine: EnrichmentEngine, rule: CompiledRule, alert: Alert, found: Match
 ) -> Enriched:
     """Run ``enrich:`` enrichers, then resolve the lookups (``ti(...)``, …) the expressions
-    other than ``match.when`` would make, so evaluation itself never does I/O."""
+    other than ``match.when`` would make, so evaluation itself never does I/O. Every
+    evaluation draws on the budget the match started (one budget per alert)."""
     enrichments = await engine.enrich(alert, rule.rule.enrich)
     ctx = EvalContext(
-        included_fields=fields,
+        included_fields=found.fields,
         alert=alert.frozen,
         enrichments=MappingProxyType({n: e.data for n, e in enrichments.items() if e.available}),
+        budget=found.budget,
     )
     calls = [
         call

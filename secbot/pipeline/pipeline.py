@@ -43,8 +43,10 @@ class Pipeline:
         *,
         default_channel: str | None = None,
         alert_ttl: int = 30 * 86400,
+        expression_seconds: float | None = None,
     ) -> None:
         self.rules = rules
+        self.matcher = match.Matcher(rules, expression_seconds=expression_seconds)
         self.engine = engine
         self.store = store
         self.records = AlertRecords(store, alert_ttl)
@@ -53,7 +55,7 @@ class Pipeline:
 
     async def process(self, alert: Alert) -> Decision:
         """Decide ``alert`` and remember it (the only full write of its record)."""
-        found = match.match(self.rules, alert)
+        found = self.matcher.take(alert)
         if found.rule is None:
             decision = self._unmatched(alert, found)
         else:
@@ -63,7 +65,7 @@ class Pipeline:
 
     async def _matched(self, rule: CompiledRule, alert: Alert, found: match.Match) -> Decision:
         repeat = await dedup.claim(self.store, rule, alert)
-        enriched = await enrich.enrich(self.engine, rule, alert, found.fields)
+        enriched = await enrich.enrich(self.engine, rule, alert, found)
         verdict = decide.decide(rule, enriched.context)
         where = route.route(rule, enriched.context, self.default_channel)
         notes = (*where.notes, *verdict.notes, *((where.missing,) if where.missing else ()))

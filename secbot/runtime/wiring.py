@@ -28,6 +28,7 @@ from secbot.enrich.base import Enricher
 from secbot.enrich.engine import EnrichmentEngine
 from secbot.intake.handoff import TriageHandler
 from secbot.intake.poller import AlertPoller
+from secbot.pipeline.match import Matcher
 from secbot.pipeline.pipeline import Pipeline
 from secbot.publish.flood import FloodGuard
 from secbot.publish.pacing import ChannelPacer
@@ -135,12 +136,13 @@ async def build_slack_side(
     return AsyncSocketModeHandler(app, settings.slack_app_token.get_secret_value(), web_client=web)
 
 
-def rule_partition(rules: RuleSet) -> Callable[[Alert], str]:
+def rule_partition(matcher: Matcher) -> Callable[[Alert], str]:
     """Alerts of different rules are independent, so the poller may run them concurrently;
-    one rule's alerts stay in order (its dedup threading and flood digest depend on it)."""
+    one rule's alerts stay in order (its dedup threading and flood digest depend on it).
+    The match made here is the one the pipeline uses (one ``match.when`` per alert)."""
 
     def key(alert: Alert) -> str:
-        rule = rules.match(alert)
+        rule = matcher.peek(alert).rule
         return rule.id if rule is not None else ""
 
     return key
@@ -181,7 +183,8 @@ async def build_service(
     resources.closers.append(session.close)
     web = slack_client(settings, session)
     pipeline = Pipeline(
-        rules, engine, store, default_channel=settings.default_channel, alert_ttl=settings.alert_ttl
+        rules, engine, store, default_channel=settings.default_channel,
+        alert_ttl=settings.alert_ttl, expression_seconds=settings.expression_timeout,
     )
     publisher = SlackPublisher(
         web,
@@ -202,7 +205,7 @@ async def build_service(
             store,
             overlap_seconds=settings.poll_overlap,
             page_size=settings.poll_page_size,
-            partition=rule_partition(rules),
+            partition=rule_partition(pipeline.matcher),
         ),
         # A claim lives as long as the lease: a replica killed mid-alert blocks that alert
         # for about as long as it blocks polling, not for minutes.
