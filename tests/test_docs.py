@@ -19,20 +19,6 @@ REPO = Path(__file__).resolve().parents[1]
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 RULES_DOC = REPO / "docs" / "rules.md"
 
-#: Paths the docs name for refactors in flight (pipeline stages, record model, resilience room).
-#: Remove an entry as soon as its file lands; the test below then checks it like any other.
-PENDING: frozenset[str] = frozenset({
-    "secbot/pipeline/match.py",
-    "secbot/pipeline/dedup.py",
-    "secbot/pipeline/enrich.py",
-    "secbot/pipeline/decide.py",
-    "secbot/pipeline/route.py",
-    "secbot/pipeline/render.py",
-    "secbot/domain/record.py",
-    "secbot/resilience/",
-    "secbot/resilience/cache.py",
-})
-
 _LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 _CODE_SPAN = re.compile(r"`([^`\n]+)`")
 _FENCE = re.compile(r"^```[^\n]*\n(.*?)^```", re.S | re.M)
@@ -103,7 +89,7 @@ def _exists(path: str, page: Path) -> bool:
 @pytest.mark.parametrize("page", DOCS, ids=lambda p: str(p.relative_to(REPO)))
 def test_paths_named_in_docs_exist(page: Path) -> None:
     text = page.read_text(encoding="utf-8")
-    missing = sorted({p for p in _named_paths(text) if p not in PENDING and not _exists(p, page)})
+    missing = sorted({p for p in _named_paths(text) if not _exists(p, page)})
     assert not missing, f"{page.name} names paths that are not in the repository: {missing}"
 
 
