@@ -19,7 +19,7 @@ from secbot.domain.enrichment import Enrichment
 from secbot.enrich.breaker import CircuitBreaker, GuardedEnricher
 from secbot.enrich.cache import CachedEnricher, RedisCache, cache_key
 from secbot.enrich.common import SourceBase, not_found
-from secbot.enrich.http import RetryPolicy, backoff_delay, retry_after_seconds, send
+from secbot.enrich.http import RetryPolicy, retry_after_seconds, send
 from secbot.runtime.enrichers import build_enrichers
 from secbot.runtime.settings import load_settings
 from secbot_emulators.providers import Script, json_reply
@@ -33,11 +33,11 @@ def test_retry_after_parsing_and_backoff_caps() -> None:
     assert retry_after_seconds(format_datetime(now + timedelta(seconds=30)), now) == 30.0
     assert retry_after_seconds("soon") is None and retry_after_seconds(None) is None
     policy = RetryPolicy(base=1.0, cap=4.0, max_retry_after=10.0)
-    assert backoff_delay(policy, 10, None, rand=lambda: 1.0) == 4.0  # capped
-    assert backoff_delay(policy, 10, None, rand=lambda: 0.0) == 2.0  # equal jitter: ≥ half
-    assert backoff_delay(policy, 1, None, rand=lambda: 0.5) == 1.5  # ceiling 2, jittered
-    assert backoff_delay(policy, 0, 3.0) == 3.0  # server's hint wins
-    assert backoff_delay(policy, 0, 60.0) is None  # too long to wait for an alert
+    assert policy.delay(10, None, rand=lambda: 1.0) == 4.0  # capped
+    assert policy.delay(10, None, rand=lambda: 0.0) == 2.0  # equal jitter: ≥ half
+    assert policy.delay(1, None, rand=lambda: 0.5) == 1.5  # ceiling 2, jittered
+    assert policy.delay(0, 3.0) == 3.0  # server's hint wins
+    assert policy.delay(0, 60.0) is None  # too long to wait for an alert
 
 
 async def test_send_honours_retry_after_then_gives_up() -> None:
@@ -269,3 +269,24 @@ async def test_registry_owns_and_closes_its_client() -> None:
     enrichers = build_enrichers(load_settings())
     assert "whois" in enrichers
     await enrichers.aclose()
+
+
+async def test_retry_async_awaits_a_lambdas_coroutine() -> None:
+    """tenacity awaits only coroutine functions; a lambda returning one must still be awaited
+    (it once came back as an unawaited coroutine, and the GCP enricher subscripted it)."""
+    from secbot.resilience.retry import RetryableError as Transient
+    from secbot.resilience.retry import retry_async
+
+    tries: list[int] = []
+
+    async def flaky() -> int:
+        tries.append(1)
+        if len(tries) < 2:
+            raise Transient("once")
+        return 5
+
+    async def no_sleep(_: float) -> None:
+        return None
+
+    assert await retry_async(lambda: flaky(), RetryPolicy(attempts=3), sleep=no_sleep) == 5
+    assert len(tries) == 2

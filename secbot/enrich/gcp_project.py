@@ -27,7 +27,8 @@ from google.api_core import exceptions as gexc
 from google.auth.exceptions import GoogleAuthError
 
 from secbot.enrich.common import InvalidKeyError, NotFoundError, ProviderError, SourceBase
-from secbot.enrich.http import RetryPolicy, Sleep, backoff_delay, retry_after_seconds
+from secbot.enrich.http import retry_after_seconds
+from secbot.resilience.retry import RetryableError, RetryPolicy, Sleep, retry_async
 
 _RESOURCE = re.compile(r"(?:^|/)projects/([^/]+)")
 _PROJECT_ID = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
@@ -129,32 +130,37 @@ class GcpProjectEnricher(SourceBase):
 
     async def _call(self, fn: Callable[[ProjectsApi], Any], what: str) -> Any:
         api = await self._api()
-        for attempt in range(self._policy.retries + 1):
-            try:
-                return await asyncio.to_thread(fn, api)
-            except (gexc.NotFound, gexc.Forbidden) as exc:  # Forbidden covers PermissionDenied
-                raise NotFoundError(what) from exc
-            except gexc.Unauthorized as exc:
-                raise ProviderError("GCP: unauthorized (HTTP 401), check credentials") from exc
-            except GoogleAuthError as exc:
-                # A 401 makes google-auth refresh the token; when that fails we land here.
-                raise ProviderError(f"GCP: unauthorized, credentials rejected ({exc})") from exc
-            except _RETRYABLE as exc:
-                delay = backoff_delay(self._policy, attempt, _retry_after(exc))
-                if attempt == self._policy.retries or delay is None:
-                    raise ProviderError(f"GCP: {exc.code} {type(exc).__name__}") from exc
-            except gexc.GoogleAPICallError as exc:
-                raise ProviderError(f"GCP: {exc.code} {exc.message}") from exc
-            except gexc.GoogleAPIError as exc:  # e.g. RetryError, DefaultCredentialsError
-                raise ProviderError(f"GCP: {exc}") from exc
-            except requests.Timeout as exc:  # not retried: the call's time budget is spent
-                raise ProviderError("GCP: request timed out") from exc
-            except requests.ConnectionError as exc:
-                delay = backoff_delay(self._policy, attempt, None)
-                if attempt == self._policy.retries:
-                    raise ProviderError(f"GCP: cannot connect ({type(exc).__name__})") from exc
-            await self._sleep(delay or 0.0)
-        raise AssertionError("unreachable")  # pragma: no cover
+        try:
+            return await retry_async(
+                lambda: self._once(fn, api, what), self._policy, what="GCP call", sleep=self._sleep
+            )
+        except RetryableError as exc:  # the policy's tries are spent
+            raise ProviderError(str(exc)) from exc
+
+    @staticmethod
+    async def _once(fn: Callable[[ProjectsApi], Any], api: ProjectsApi, what: str) -> Any:
+        """One try, its failure sorted: transient ones (``_RETRYABLE``, a refused connection)
+        are :class:`RetryableError` for the shared policy; the rest end the call."""
+        try:
+            return await asyncio.to_thread(fn, api)
+        except (gexc.NotFound, gexc.Forbidden) as exc:  # Forbidden covers PermissionDenied
+            raise NotFoundError(what) from exc
+        except gexc.Unauthorized as exc:
+            raise ProviderError("GCP: unauthorized (HTTP 401), check credentials") from exc
+        except GoogleAuthError as exc:
+            # A 401 makes google-auth refresh the token; when that fails we land here.
+            raise ProviderError(f"GCP: unauthorized, credentials rejected ({exc})") from exc
+        except _RETRYABLE as exc:
+            raise RetryableError(f"GCP: {exc.code} {type(exc).__name__}",
+                                 retry_after=_retry_after(exc)) from exc
+        except gexc.GoogleAPICallError as exc:
+            raise ProviderError(f"GCP: {exc.code} {exc.message}") from exc
+        except gexc.GoogleAPIError as exc:  # e.g. RetryError, DefaultCredentialsError
+            raise ProviderError(f"GCP: {exc}") from exc
+        except requests.Timeout as exc:  # not retried: the call's time budget is spent
+            raise ProviderError("GCP: request timed out") from exc
+        except requests.ConnectionError as exc:
+            raise RetryableError(f"GCP: cannot connect ({type(exc).__name__})") from exc
 
     async def fetch(self, key: str) -> Mapping[str, Any]:
         if _NUMBER.match(key):

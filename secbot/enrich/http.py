@@ -9,8 +9,7 @@ timeout (breaker wrapper) is the budget.
 
 from __future__ import annotations
 
-import random
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -55,20 +54,6 @@ def retry_after_seconds(value: str | None, now: datetime | None = None) -> float
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
-
-
-def backoff_delay(
-    policy: RetryPolicy,
-    attempt: int,
-    retry_after: float | None,
-    rand: Callable[[], float] = random.random,
-) -> float | None:
-    """Seconds to wait before retry number ``attempt + 1``; None means "do not retry".
-
-    For callers that drive their own loop around a blocking client (GCP); the formula is the
-    policy's (:meth:`RetryPolicy.delay`).
-    """
-    return policy.delay(attempt, retry_after, rand)
 
 
 async def send(
@@ -156,7 +141,6 @@ __all__ = [
     "RETRY_STATUSES",
     "RetryPolicy",
     "Sleep",
-    "backoff_delay",
     "get_json",
     "join_url",
     "json_body",

@@ -151,8 +151,17 @@ async def retry_async(
     what: str = "call",
     sleep: Sleep | None = None,
 ) -> T:
-    """Await ``call()`` until it returns, retrying :class:`RetryableError` per ``policy``."""
-    result: T = await retrying(policy, what=what, sleep=sleep)(call)
+    """Await ``call()`` until it returns, retrying :class:`RetryableError` per ``policy``.
+
+    ``call`` may be any callable returning an awaitable (a lambda too): tenacity awaits only
+    what it recognises as a coroutine function and would hand a lambda's coroutine back
+    unawaited, so the call is wrapped in one.
+    """
+
+    async def attempt() -> T:
+        return await call()
+
+    result: T = await retrying(policy, what=what, sleep=sleep)(attempt)
     return result
 
 
