@@ -17,7 +17,9 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
 from secbot.domain.alert import Alert
 from secbot.domain.errors import SecBotError
+from secbot.intake.consumer import IntakeConsumer, StopConsuming
 from secbot.intake.handoff import TriageHandler
+from secbot.intake.listener import IntakeConfig, start_intake_server
 from secbot.intake.poller import AlertPoller
 from secbot.pipeline.decision import Decision
 from secbot.runtime.health import HealthState, start_health_server
@@ -30,6 +32,16 @@ log = get_logger("secbot.runtime.service")
 
 class Draining(SecBotError):
     """Raised to the poller when a stop was requested: the checkpoint stays before this alert."""
+
+
+@dataclass
+class IntakeParts:
+    """The push intake: its listener (own port) and the consumer of what it stored."""
+
+    config: IntakeConfig
+    port: int
+    host: str = "0.0.0.0"
+    consumer: IntakeConsumer | None = None  # set by the service (it owns the handler)
 
 
 @dataclass
@@ -46,6 +58,7 @@ class ServiceParts:
     # A container health endpoint listens on all interfaces.
     http_host: str = "0.0.0.0"
     http_port: int = 8080
+    intake: IntakeParts | None = None
 
 
 class SecBotService:
@@ -53,6 +66,8 @@ class SecBotService:
         self.parts = parts
         self._stopping = asyncio.Event()
         self._http: web.AppRunner | None = None
+        self._intake_http: web.AppRunner | None = None
+        self._intake_task: asyncio.Task[None] | None = None
 
     def stop(self) -> None:
         self._stopping.set()
@@ -61,6 +76,14 @@ class SecBotService:
         if self._stopping.is_set():
             raise Draining
         self.parts.metrics.alerts_polled.inc()
+        return await self._hand_off(alert)
+
+    async def _handle_pushed(self, alert: Alert) -> Decision | None:
+        if self._stopping.is_set():
+            raise StopConsuming  # stays pending in the stream; another process takes it
+        return await self._hand_off(alert)
+
+    async def _hand_off(self, alert: Alert) -> Decision | None:
         decision = await self.parts.handler(alert)
         if decision is not None:
             rule = decision.rule_id or "(unmatched)"
@@ -97,6 +120,7 @@ class SecBotService:
         if parts.socket is not None:
             await parts.socket.connect_async()  # type: ignore[no-untyped-call]
             log.info("socket_mode_connected")
+        await self._start_intake()
         if parts.lease is not None:
             await parts.lease.refresh()
             parts.lease.start()
@@ -116,8 +140,33 @@ class SecBotService:
         finally:
             await self._shutdown()
 
+    async def _start_intake(self) -> None:
+        intake = self.parts.intake
+        if intake is None:
+            return
+        if intake.consumer is None:
+            intake.consumer = IntakeConsumer(intake.config.queue, self._handle_pushed)
+        await intake.config.queue.ensure_group()
+        self._intake_task = asyncio.create_task(intake.consumer.run())
+        self._intake_http = await start_intake_server(intake.config, intake.host, intake.port)
+        log.info("intake_listening", port=intake.port, sources=sorted(intake.config.sources))
+
+    async def _stop_intake(self) -> None:
+        # Stop taking requests first, then let the alert being handed off finish.
+        if self._intake_http is not None:
+            await self._intake_http.cleanup()
+        intake = self.parts.intake
+        if intake is not None and intake.consumer is not None:
+            intake.consumer.stop()
+        if self._intake_task is not None:
+            try:
+                await asyncio.wait_for(self._intake_task, timeout=20.0)
+            except (TimeoutError, Exception) as exc:  # pending entries are taken over later
+                log.warning("intake_stop_incomplete", kind=type(exc).__name__)
+
     async def _shutdown(self) -> None:
         log.info("draining")
+        await self._stop_intake()
         if self.parts.lease is not None:
             await self.parts.lease.stop()  # lets another replica take over at once
         if self.parts.socket is not None:

@@ -140,6 +140,15 @@ class Settings(BaseSettings):
     locate_lookback_days: int = Field(7, ge=1, le=90)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO")
 
+    # Push intake (DESIGN.md §11, README "Intake") ------------------------------------------
+    intake_port: int = Field(8081, ge=0, le=65535)
+    intake_tokens: Annotated[dict[str, SecretStr], NoDecode] = Field(default_factory=dict)
+    intake_max_bytes: int = Field(1_048_576, ge=1)
+    intake_rate: float = Field(500.0, gt=0, description="alerts/s per source (token bucket)")
+    sources_dir: Path = Field(Path("sources"))
+    intake_url: str = Field("http://127.0.0.1:8081")
+    intake_token: SecretStr | None = Field(None)
+
     @field_validator("auth_log_indices", mode="before")
     @classmethod
     def _split_indices(cls, value: Any) -> Any:
@@ -161,6 +170,21 @@ class Settings(BaseSettings):
             if item[:1] not in ("U", "W", "S"):
                 raise ValueError(f"{item!r} is not a Slack user id (U…/W…) or user-group id (S…)")
         return value
+
+    @field_validator("intake_tokens", mode="before")
+    @classmethod
+    def _split_intake_tokens(cls, value: Any) -> Any:
+        # "source=token,source=token"; the message never quotes a token.
+        if not isinstance(value, str):
+            return value
+        pairs: dict[str, str] = {}
+        for item in (part.strip() for part in value.split(",")):
+            source, sep, token = item.partition("=")
+            if item and (not sep or not source.strip() or not token.strip()):
+                raise ValueError("expected comma-separated source=token pairs")
+            if item:
+                pairs[source.strip()] = token.strip()
+        return pairs
 
     @field_validator("slack_api_url")
     @classmethod

@@ -27,7 +27,10 @@ from secbot.domain.errors import SecBotError
 from secbot.enrich.base import Enricher
 from secbot.enrich.engine import EnrichmentEngine
 from secbot.intake.handoff import TriageHandler
+from secbot.intake.listener import IntakeConfig
 from secbot.intake.poller import AlertPoller
+from secbot.intake.queue import IntakeQueue
+from secbot.intake.sources import SourceLoadError, load_sources
 from secbot.pipeline.match import Matcher
 from secbot.pipeline.pipeline import Pipeline
 from secbot.publish.flood import FloodGuard
@@ -38,7 +41,7 @@ from secbot.runtime.enrichers import build_enrichers
 from secbot.runtime.health import HealthState
 from secbot.runtime.lease import LeaseKeeper
 from secbot.runtime.metrics import Metrics
-from secbot.runtime.service import SecBotService, ServiceParts, socket_connected
+from secbot.runtime.service import IntakeParts, SecBotService, ServiceParts, socket_connected
 from secbot.runtime.settings import Settings
 from secbot.runtime.siem_clients import build_elastic_siem
 from secbot.siem.base import Siem
@@ -137,6 +140,23 @@ async def build_slack_side(
 
 
 def rule_partition(matcher: Matcher) -> Callable[[Alert], str]:
+def build_intake(settings: Settings, redis_client: aioredis.Redis) -> IntakeParts | None:
+    """The push intake, or None when ``SECBOT_INTAKE_PORT=0`` or no token is configured
+    (with no token every request would be refused: the port is not opened at all)."""
+    if not settings.intake_port or not settings.intake_tokens:
+        return None
+    try:
+        sources = load_sources(settings.sources_dir)
+    except SourceLoadError as exc:
+        raise ConfigError(f"SECBOT_SOURCES_DIR: invalid source mappings:\n{exc}") from exc
+    queue = IntakeQueue(redis_client, settings.redis_prefix,
+                        reclaim_after=max(2.0, settings.lease_ttl))
+    tokens = {name: secret.get_secret_value() for name, secret in settings.intake_tokens.items()}
+    config = IntakeConfig(sources=sources, tokens=tokens, queue=queue,
+                          max_bytes=settings.intake_max_bytes, rate=settings.intake_rate)
+    return IntakeParts(config=config, port=settings.intake_port)
+
+
     """Alerts of different rules are independent, so the poller may run them concurrently;
     one rule's alerts stay in order (its dedup threading and flood digest depend on it).
     The match made here is the one the pipeline uses (one ``match.when`` per alert)."""
@@ -224,4 +244,5 @@ async def build_service(
         lease=LeaseKeeper(store, "poller", ttl=settings.lease_ttl),
         http_port=settings.http_port,
     )
+        intake=build_intake(settings, redis_client),
     return SecBotService(parts), resources
