@@ -77,7 +77,9 @@ def expected_backtest() -> dict[str, dict[str, Any]]:
         enr = hit.get("enrichments", {})
         internal = enr["gcp_project"]["labels"].get("instance-type") == "internal"
         oncall = enr["oncall"]["on_call"] and src["enriched_employee"]["division"] == "Platform"
-        if internal or oncall:
+        # A leaver's key never closes, and without an HR answer nobody is known to be employed.
+        employed = (enr.get("hr") or {}).get("terminated") is False
+        if (internal or oncall) and employed:
             gcp["auto"] += 1
             gcp["risky"] += src["kibana.alert.workflow_status"] == "acknowledged"
     return {"gcp_sa_key_created": gcp}

@@ -2,17 +2,19 @@
 
 Rule ``gcp_sa_key_created`` (rules/) auto-closes when::
 
-    getProjectDetails(IncludedFields["cloud.project.id"]).Labels["instance-type"] == "internal"
+    (getProjectDetails(IncludedFields["cloud.project.id"]).Labels["instance-type"] == "internal"
     || (isUserOnCall(IncludedFields["user.email"])
-        && IncludedFields["enriched_employee.division"] == "Platform")
+        && IncludedFields["enriched_employee.division"] == "Platform"))
+    && enrichments["hr"]["terminated"] == False
 
 ``gcp_project`` is the real google-cloud-resource-manager client against a local REST server,
 ``oncall`` the real PagerDuty enricher, ``hr`` the real HRIS enricher, all built by
 ``build_enrichers`` (cache + breaker + cap) and run by ``EnrichmentEngine`` inside ``Pipeline``.
 
-That expression reads the division from the alert, not from ``hr``; so ``hr`` being unavailable
-cannot (and must not) change its outcome. A variant rule that takes the division and the
-terminated flag from ``hr`` shows an unavailable ``hr`` blocking the close as well.
+The division comes from the alert, the terminated flag from ``hr``: a key created by someone
+the HRIS lists as terminated never closes, and an unavailable ``hr`` blocks the close (nobody is
+known to be employed then). A variant rule that also takes the division from ``hr`` shows the
+same for both.
 """
 
 from __future__ import annotations
@@ -185,15 +187,29 @@ async def test_oncall_unavailable_blocks_the_close(gcp: GcpStandIn) -> None:
     assert available(decision)["oncall"] is False and "oncall" in decision.explanation
 
 
-async def test_hr_unavailable_does_not_change_an_expression_that_ignores_it(
-    gcp: GcpStandIn,
-) -> None:
+async def test_hr_unavailable_blocks_the_close(gcp: GcpStandIn) -> None:
+    # The project alone would close it; without an HR answer the creator may be a leaver.
     script = providers().on("/hris/employees/dev@example.com", json_reply(500, {}))
     decision = await pipeline(gcp, script).process(
         key_alert("a-6", "sandbox-tools", "dev@example.com", "Research")
     )
     assert available(decision)["hr"] is False
-    assert decision.auto_close is True  # the DESIGN rule reads the division from the alert
+    assert decision.auto_close is False and "hr" in decision.explanation
+
+
+async def test_terminated_employees_key_in_an_internal_project_stays_open(
+    gcp: GcpStandIn,
+) -> None:
+    # The demo's first alert: before the fix the internal project closed it regardless.
+    script = providers().on(
+        "/hris/employees/dev@example.com",
+        json_reply(200, {**EMPLOYEES["dev@example.com"], "status": "terminated"}),
+    )
+    decision = await pipeline(gcp, script).process(
+        key_alert("a-8", "sandbox-tools", "dev@example.com", "Research")
+    )
+    assert decision.enrichments["hr"].data["terminated"] is True
+    assert decision.auto_close is False and decision.close_reason is None
 
 
 def hr_rule_dir(tmp_path: Path) -> Path:
