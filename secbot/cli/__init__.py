@@ -6,6 +6,7 @@ import typer
 
 from secbot.cli.audit import audit_command
 from secbot.cli.rules import rules_app
+from secbot.cli.send import send_command
 from secbot.cli.service import demo_command, run_command
 
 app = typer.Typer(
@@ -18,6 +19,7 @@ app.add_typer(rules_app, name="rules")
 app.command("run")(run_command)
 app.command("demo")(demo_command)
 app.command("audit")(audit_command)
+app.command("send")(send_command)
 
 
 def main() -> None:
