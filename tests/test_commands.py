@@ -1,12 +1,16 @@
-"""@SecBot commands end to end through the router: real enrichers against stand-ins, the
-SIEM search for ``locate user``, thread defaults, help for unknown words, escaping."""
+"""@SecBot commands: through the router (real enrichers against stand-ins, the SIEM search for
+``locate user``, thread defaults, help for unknown words, escaping), and through the whole app
+(Slack emulator, Elastic emulator, Redis): investigation commands answer triagers only."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from enrich_support import FAST
+from slack_sdk.web.async_client import AsyncWebClient
+from stack_support import INDEX, TRIAGER, VIEWER, Stack, eventually, posted, running_stack
 
 from secbot.commands.context import CommandContext, Reply
 from secbot.commands.investigate import Investigator
@@ -15,6 +19,7 @@ from secbot.domain.record import AlertRecord
 from secbot.enrich.engine import EnrichmentEngine
 from secbot.enrich.whois import WhoisEnricher
 from secbot.siem.embedded import EmbeddedSiem
+from secbot.triage.people import Triagers
 from secbot_emulators.providers import Script, json_reply
 
 RDAP = {
@@ -37,7 +42,8 @@ async def router(siem: EmbeddedSiem, changes: list[tuple[str, str | None]]) -> C
         changes.append((status, reason))
         return Reply(f"{status} ok")
 
-    return CommandRouter(investigator, change)
+    # Only user ids: Triagers never needs to ask Slack, so the client is never called.
+    return CommandRouter(investigator, change, Triagers(AsyncWebClient(), ["U0TRIAGER"]))
 
 
 def ctx(**alert: Any) -> CommandContext:
@@ -92,4 +98,121 @@ async def test_text_alternatives_to_emoji() -> None:
     await r.run("reopen", ctx(**{"x": 1}))
     bad = await r.run("close because", ctx(**{"x": 1}))
     assert changes == [("closed", "false_positive"), ("acknowledged", None), ("open", None)]
-    assert bad.ephemeral and "Closing reasons" in bad.text
+    assert bad.ephemeral and "Closing reasons" in bad.text and "benign_positive" in bad.text
+    await r.run("close", ctx(**{"x": 1}))
+    assert changes[-1] == ("closed", "benign_positive")  # same default as ✅
+
+
+# --- through the whole app -------------------------------------------------------------------
+
+AUTH_LOGS = "logs-okta.system-e2e"
+INVESTIGATIONS = (
+    "alert",
+    "locate user",
+    "locate user dev@example.com",
+    "whois example.com",
+    "ti 198.51.100.7",
+    "gcp project prod-payments",
+    "oncall dev@example.com",
+)
+
+
+def key_alert(uid: str) -> dict[str, Any]:
+    return {
+        "@timestamp": "2026-11-01T10:00:00.000Z",
+        "kibana.alert.uuid": uid,
+        "kibana.alert.workflow_status": "open",
+        "kibana.alert.severity": "high",
+        "kibana.alert.rule.name": "GCP Service Account Key Creation",
+        "cloud": {"project": {"id": "prod-payments"}},
+        "user": {"email": "dev@example.com"},
+        "source.ip": "198.51.100.7",
+    }
+
+
+def seed(stack: Stack, uid: str) -> None:
+    stack.elastic.index_documents(INDEX, [key_alert(uid)])
+    now = datetime.now(UTC).isoformat()
+    stack.elastic.index_documents(AUTH_LOGS, [{
+        "@timestamp": now, "user": {"email": "dev@example.com"}, "event": {"dataset": "okta"},
+        "source": {"ip": "203.0.113.44", "geo": {"city_name": "Lagos", "country_name": "NG"}},
+    }])
+
+
+def replies_in(stack: Stack, channel: str, ts: str) -> list[Any]:
+    """SecBot's visible replies in the thread (the people's own mentions left out)."""
+    return [r for r in stack.slack.replies(channel, ts) if r.ts != ts and r.user == "U0SECBOT"]
+
+
+async def ask_all(stack: Stack, user: str, channel: str, thread: str | None) -> list[str]:
+    """Each investigation command as ``user``; the ephemeral answers ``user`` got, in order."""
+    before = len([e for e in stack.slack.ephemeral if e.get("user") == user])
+    for command in INVESTIGATIONS:
+        stack.slack.user_mentions_bot(user, command, channel, thread_ts=thread)
+
+    async def all_answered() -> list[str] | None:
+        mine = [str(e.get("text")) for e in stack.slack.ephemeral if e.get("user") == user]
+        return mine[before:] if len(mine) - before >= len(INVESTIGATIONS) else None
+
+    return list(await eventually(all_answered))
+
+
+async def test_a_non_triager_gets_one_ephemeral_refusal_that_reveals_nothing() -> None:
+    async with running_stack(auth_log_indices=[AUTH_LOGS]) as stack:
+        seed(stack, "cmd-1")
+        [message] = await posted(stack, "C0PRODSEC")
+        in_thread = await ask_all(stack, VIEWER, "C0PRODSEC", message.ts)
+        # Outside any alert's thread the answer is word for word the same: it does not even
+        # tell whether a thread belongs to an alert.
+        loose = stack.slack.user_posts(TRIAGER, "lunch?", "C0PRODSEC")
+        outside = await ask_all(stack, VIEWER, "C0PRODSEC", loose)
+        assert len(set(in_thread + outside)) == 1
+        refusal = in_thread[0]
+        assert "SECBOT_TRIAGERS" in refusal
+        for secret in ("dev@example.com", "cmd-1", "prod-payments", "203.0.113.44", "Lagos",
+                       "198.51.100.7", "open"):
+            assert secret not in refusal
+        await asyncio.sleep(0.3)
+        assert replies_in(stack, "C0PRODSEC", message.ts) == []  # nothing visible in the thread
+        stack.slack.user_mentions_bot(VIEWER, "help", "C0PRODSEC", thread_ts=message.ts)
+
+        async def helped() -> list[Any]:
+            return [r for r in replies_in(stack, "C0PRODSEC", message.ts) if "`whois" in r.text]
+
+        await eventually(helped)  # help stays open, as a visible reply
+
+
+async def test_a_triager_still_gets_visible_answers() -> None:
+    async with running_stack(auth_log_indices=[AUTH_LOGS]) as stack:
+        seed(stack, "cmd-2")
+        [message] = await posted(stack, "C0PRODSEC")
+        stack.slack.user_mentions_bot(TRIAGER, "locate user", "C0PRODSEC", thread_ts=message.ts)
+        stack.slack.user_mentions_bot(TRIAGER, "alert", "C0PRODSEC", thread_ts=message.ts)
+
+        async def answered() -> list[str] | None:
+            texts = [r.text for r in replies_in(stack, "C0PRODSEC", message.ts)]
+            located = [t for t in texts if "203.0.113.44 (Lagos, NG)" in t]
+            summary = [t for t in texts if "cmd-2" in t and "dev@example.com" in t]
+            return located + summary if located and summary else None
+
+        await eventually(answered)
+        assert not [e for e in stack.slack.ephemeral if e.get("user") == TRIAGER]
+
+
+async def test_when_slack_cannot_list_the_triager_group_the_person_is_told() -> None:
+    # Fail closed: no fresh membership answer → no data, and a reason to retry rather than a
+    # "you are not a triager" the person would take as true.
+    def break_groups(slack: Any, _es: Any) -> None:
+        slack.fail("usergroups.users.list", times=1000)
+
+    async with running_stack(auth_log_indices=[AUTH_LOGS], before_start=break_groups) as stack:
+        seed(stack, "cmd-3")
+        [message] = await posted(stack, "C0PRODSEC")
+        stack.slack.user_mentions_bot(TRIAGER, "alert", "C0PRODSEC", thread_ts=message.ts)
+
+        async def told() -> list[str]:
+            return [str(e.get("text")) for e in stack.slack.ephemeral if e.get("user") == TRIAGER]
+
+        [text] = await eventually(told)
+        assert "S0TRIAGE" in text and "Try again" in text and "dev@example.com" not in text
+        assert replies_in(stack, "C0PRODSEC", message.ts) == []

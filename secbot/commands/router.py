@@ -1,4 +1,10 @@
-"""``@SecBot`` commands. Inside an alert's thread, arguments default to that alert's fields."""
+"""``@SecBot`` commands. Inside an alert's thread, arguments default to that alert's fields.
+
+Investigation commands show alert fields, provider data and people's recent IPs and places,
+so they answer ``SECBOT_TRIAGERS`` only (DESIGN.md §8); anyone else gets one ephemeral
+refusal that is the same whatever they asked, so it reveals neither data nor whether the
+alert exists. ``help`` stays open. Status commands are authorized by the status changer.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +14,9 @@ from collections.abc import Awaitable, Callable
 
 from secbot.commands.context import CommandContext, Reply
 from secbot.commands.investigate import Investigator
-from secbot.domain.status import CLOSING_REASONS, Status
+from secbot.domain.status import CLOSING_REASONS, DEFAULT_CLOSE_REASON, KIBANA_REASONS, Status
 from secbot.render import mrkdwn as md
+from secbot.triage.people import MembershipUnknownError, Triagers
 
 #: ``close`` / ``ack`` / ``reopen``: change the thread's alert to a status (with a reason).
 StatusCommand = Callable[[CommandContext, Status, str | None], Awaitable[Reply]]
@@ -25,8 +32,27 @@ HELP = """*SecBot commands* (in an alert's thread, arguments default to the aler
 • `ti <ip|domain|hash>` — threat-intel verdict
 • `gcp project <id>` — project labels, parent, state
 • `oncall [email]` — is this person on call?
-• `close [reason]`, `ack`, `reopen` — change the alert's status (triagers only)
-• `help` — this text"""
+• `close [reason]`, `ack`, `reopen` — change the alert's status
+• `help` — this text
+Every command but `help` answers triagers only."""
+
+#: The one answer a non-triager gets to any investigation command: it names no alert, field
+#: or log, so it reads the same whether or not the alert or the person exists.
+NOT_A_TRIAGER = (
+    "Only SecBot triagers (SECBOT_TRIAGERS) may use this command, and you are not in "
+    "SECBOT_TRIAGERS. Ask a triager."
+)
+
+#: Verbs that only change status: :data:`StatusCommand` authorizes them itself.
+STATUS_VERBS = frozenset({"close", "ack", "acknowledge", "reopen"})
+
+
+def membership_unknown(exc: MembershipUnknownError) -> str:
+    """Slack could not say who is in a triager group: say so, so the person can retry."""
+    return (
+        "SecBot did not answer: Slack could not tell it who is in "
+        f"{', '.join(exc.groups)}, so it cannot check that you are a triager. Try again shortly."
+    )
 
 
 def clean_text(text: str) -> list[str]:
@@ -51,15 +77,33 @@ class CommandRouter:
         self,
         investigator: Investigator,
         change_status: StatusCommand,
+        triagers: Triagers,
     ) -> None:
         self.investigator = investigator
         self.change_status = change_status
+        self.triagers = triagers
+
+    async def refusal(self, user: str) -> Reply | None:
+        """None if ``user`` may investigate, else the ephemeral refusal to send."""
+        try:
+            if await self.triagers.allows(user):
+                return None
+        except MembershipUnknownError as exc:
+            return Reply(membership_unknown(exc), ephemeral=True)
+        return Reply(NOT_A_TRIAGER, ephemeral=True)
 
     async def run(self, text: str, ctx: CommandContext) -> Reply:
         words = clean_text(text)
         if not words:
             return Reply(HELP)
         verb, args = words[0].lower(), words[1:]
+        if verb in KNOWN_VERBS and verb not in STATUS_VERBS:
+            refused = await self.refusal(ctx.user)
+            if refused is not None:
+                return refused
+        return await self._dispatch(verb, args, ctx)
+
+    async def _dispatch(self, verb: str, args: list[str], ctx: CommandContext) -> Reply:
         inv = self.investigator
         if verb == "locate" and args[:1] == ["user"]:
             return await inv.locate_user(self._arg(args[1:], ctx, "user.email"))
@@ -94,7 +138,11 @@ class CommandRouter:
         return args[0] if args else ctx.alert_field(*fields)
 
     async def _close(self, args: list[str], ctx: CommandContext) -> Reply:
-        reason = args[0] if args else "issue_resolved"
+        reason = args[0] if args else DEFAULT_CLOSE_REASON
         if reason not in CLOSING_REASONS:
-            return Reply(f"Closing reasons: {', '.join(CLOSING_REASONS)}", ephemeral=True)
+            return Reply(f"Closing reasons: {', '.join(KIBANA_REASONS)}", ephemeral=True)
         return await self.change_status(ctx, "closed", reason)
+
+
+#: Every verb :meth:`CommandRouter.run` answers; any other word gets the (open) help text.
+KNOWN_VERBS = frozenset({"alert", "locate", "whois", "ti", "gcp", "oncall"}) | STATUS_VERBS

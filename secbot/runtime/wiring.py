@@ -117,8 +117,9 @@ async def build_slack_side(
 ) -> AsyncSocketModeHandler:
     """The bolt app and its Socket Mode handler (connected later by the service)."""
     bot = await web.auth_test()
+    triagers = Triagers(web, settings.triagers)  # one membership cache for emoji and commands
     changer = StatusChanger(
-        web, siem, store, Triagers(web, settings.triagers), Directory(web), ttl=settings.alert_ttl
+        web, siem, store, triagers, Directory(web), ttl=settings.alert_ttl
     )
     reactions = ReactionTriage(
         changer,
@@ -132,7 +133,7 @@ async def build_slack_side(
         auth_indices=settings.auth_log_indices,
         lookback=timedelta(days=settings.locate_lookback_days),
     )
-    router = CommandRouter(investigator, status_command(changer))
+    router = CommandRouter(investigator, status_command(changer), triagers)
     handlers = SlackHandlers(web, store, reactions, router, link_ttl=settings.alert_ttl)
     assert settings.slack_bot_token is not None and settings.slack_app_token is not None
     app = build_app(web, handlers)
