@@ -157,7 +157,7 @@ def intake_app(config: IntakeConfig) -> web.Application:
         return await _accept(config, source, request.content_type, body)
 
     async def wrong_method(_: web.Request) -> web.Response:
-        return _error(405, "use POST", allow="POST")
+        return web.json_response({"error": "use POST"}, status=405, headers={"Allow": "POST"})
 
     app = web.Application(client_max_size=config.max_bytes + 1)
     app.router.add_post("/v1/alerts/{source}", receive)
