@@ -9,6 +9,10 @@ production wiring can be pointed at it by URL. ``mode`` switches every answer at
 - ``"garbage"``: HTTP 200 whose body is not JSON (a proxy's HTML page, a truncated write);
 - ``"slow"``: the canned body, but only after ``delay`` seconds.
 
+``redirects`` maps a path to an absolute URL answered with ``302 Location`` (a provider moving an
+endpoint, or a hostile one pointing elsewhere); ``received`` records each request's path and
+headers, so a second server used as the redirect target shows what a client sent it.
+
 After :meth:`stop` (or for :data:`REFUSED_URL`) connections are refused.
 
 Provider paths, as their public APIs document them: GCP Resource Manager ``/v3/projects/{id}``
@@ -45,8 +49,11 @@ REFUSED_URL = f"http://127.0.0.1:{_free_port()}"
 class ProviderServer:
     """Canned JSON by path over real HTTP; ``requests`` records every path asked for."""
 
-    def __init__(self, routes: Mapping[str, Any]) -> None:
+    def __init__(self, routes: Mapping[str, Any],
+                 redirects: Mapping[str, str] | None = None) -> None:
         self.routes = dict(routes)
+        self.redirects = dict(redirects or {})
+        self.received: list[tuple[str, dict[str, str]]] = []
         self.mode: Mode = "ok"
         self.delay = 5.0
         self.requests: list[str] = []
@@ -80,6 +87,9 @@ class ProviderServer:
     async def _answer(self, request: web.Request) -> web.StreamResponse:
         path = request.path
         self.requests.append(path)
+        self.received.append((path, dict(request.headers)))
+        if path in self.redirects:
+            raise web.HTTPFound(self.redirects[path])
         if self.mode == "error":
             return web.json_response({"error": {"code": 500, "message": "internal error"}},
                                      status=500)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 from enrich_support import FAST, alert
 
+from secbot.domain.enrichment import Enrichment
 from secbot.enrich.threat_intel import (
     AbuseIpDb,
     GreyNoiseCommunity,
@@ -17,7 +19,10 @@ from secbot.enrich.threat_intel import (
     indicator_kind,
 )
 from secbot.enrich.whois import WhoisEnricher
+from secbot.runtime.enrichers import build_enrichers
+from secbot.runtime.settings import load_settings
 from secbot_emulators.providers import Script, json_reply, timeout_reply
+from secbot_emulators.providers_http import ProviderServer
 
 IP = "203.0.113.50"  # TEST-NET-3 is not "global"; use a public-looking address for lookups
 PUBLIC_IP = "45.155.205.233"
@@ -268,3 +273,57 @@ async def test_rdap_401_429_timeout() -> None:
     assert "429" in ((await whois(script).lookup("example.com")).error or "")
     script.on("/domain/example.com", timeout_reply)
     assert (await whois(script).lookup("example.com")).error == "provider timed out"
+
+
+# --- API keys and redirects -------------------------------------------------------------------
+
+KEYS: dict[str, Any] = {"abuseipdb_key": "abuse-secret-key-1", "greynoise_key": "gn-secret-key-22",
+        "virustotal_key": "vt-secret-key-333"}
+VT_IP = {"data": {"attributes": {"last_analysis_stats": {"malicious": 5, "harmless": 60}}}}
+PROVIDER_PATHS = {"/api/v2/check": ABUSE, f"/v3/community/{PUBLIC_IP}": GREYNOISE,
+                  f"/api/v3/ip_addresses/{PUBLIC_IP}": VT_IP}
+
+
+async def _lookup_through(redirecting: ProviderServer) -> Enrichment:
+    """The threat_intel enricher as production builds it (its own httpx client), every
+    provider's base URL pointing at ``redirecting``."""
+    settings = load_settings(
+        abuseipdb_url=redirecting.url, greynoise_url=redirecting.url,
+        virustotal_url=redirecting.url, whois_enabled=False, enrich_retries=0, **KEYS,
+    )
+    built = build_enrichers(settings)
+    try:
+        return await built["threat_intel"].enrich(alert(source={"ip": PUBLIC_IP}))
+    finally:
+        await built.aclose()
+
+
+def _sent_keys(server: ProviderServer) -> list[str]:
+    return [f"{path}: {name}" for path, headers in server.received
+            for name, value in headers.items() if value in KEYS.values()]
+
+
+async def test_api_keys_do_not_follow_a_redirect_to_another_origin() -> None:
+    # httpx drops only Authorization on a cross-origin redirect; AbuseIPDB's Key, VirusTotal's
+    # x-apikey and GreyNoise's key would reach whoever the provider (or an attacker on its
+    # path) points us at.
+    async with ProviderServer(PROVIDER_PATHS) as elsewhere, ProviderServer(
+        {}, redirects={path: elsewhere.url + path for path in PROVIDER_PATHS}
+    ) as provider:
+        result = await _lookup_through(provider)
+        assert _sent_keys(elsewhere) == []
+        assert sorted(p for p, _ in elsewhere.received) == sorted(PROVIDER_PATHS)
+        assert len(_sent_keys(provider)) == 3  # the provider itself did get its keys
+    assert result.available, result.error  # the redirect was still followed, keyless
+    assert result.data["verdict"] == "malicious"
+
+
+async def test_a_same_origin_redirect_keeps_the_key() -> None:
+    moved = {path + "/v2": body for path, body in PROVIDER_PATHS.items()}
+    async with ProviderServer(moved) as provider:
+        provider.redirects = {path: provider.url + path + "/v2" for path in PROVIDER_PATHS}
+        result = await _lookup_through(provider)
+        keyed = {path for path, headers in provider.received
+                 if set(headers.values()) & set(KEYS.values())}
+    assert result.available, result.error
+    assert keyed == set(PROVIDER_PATHS) | set(moved)

@@ -5,6 +5,12 @@ equal jitter) and honour ``Retry-After`` (seconds or an HTTP date). A ``Retry-Af
 than the policy's ``max_retry_after`` is not waited for: the enrichment is needed now, and the
 cache/breaker stop us from hammering anyway. Timeouts are not retried here: the per-call
 timeout (breaker wrapper) is the budget.
+
+Redirects are followed here, not by httpx: httpx drops only ``Authorization`` when a redirect
+leaves the origin, while providers put their API keys in headers of their own (AbuseIPDB
+``Key``, VirusTotal ``x-apikey``, GreyNoise ``key``). Once a redirect leaves the origin, only
+the :data:`SAFE_HEADERS` go on; a client whose default headers carry anything else is not
+led to another origin at all.
 """
 
 from __future__ import annotations
@@ -20,6 +26,10 @@ from secbot.enrich.common import NotFoundError, ProviderError
 from secbot.resilience.retry import RetryableError, RetryPolicy, Sleep, retry_async
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+#: Headers that carry no credential: the only ones sent on after a cross-origin redirect.
+SAFE_HEADERS = frozenset({"accept", "accept-encoding", "accept-language", "user-agent",
+                          "connection", "host", "content-type", "content-length"})
+MAX_REDIRECTS = 5
 
 
 class _RetryableResponse(RetryableError):
@@ -125,11 +135,51 @@ async def get_json(
     params: Any = None,
 ) -> Any:
     """GET ``url`` with retries; the JSON body, or NotFoundError/ProviderError."""
-    response = await send(
-        client, "GET", url, policy=policy, headers=headers, params=params, follow_redirects=True
-    )
+    response = await get_following(client, url, provider=provider, policy=policy,
+                                   headers=headers, params=params)
     raise_for_status(response, provider, what)
     return json_body(response, provider)
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    """(scheme, host, port) with the scheme's default port filled in."""
+    default = {"http": 80, "https": 443}.get(url.scheme)
+    return url.scheme, url.host, url.port or default
+
+
+async def get_following(
+    client: httpx.AsyncClient,
+    url: str,
+    *,
+    provider: str,
+    policy: RetryPolicy,
+    headers: Mapping[str, str] | None = None,
+    params: Any = None,
+) -> httpx.Response:
+    """GET with redirects followed by hand, so credentials never reach another origin.
+
+    Each hop is one :func:`send` (with its retries). After the first hop that leaves the
+    origin, only :data:`SAFE_HEADERS` of ``headers`` are sent, on every later hop too (a
+    redirect back is still a destination the provider chose, not one we trust).
+    """
+    sent = dict(headers or {})
+    response = await send(client, "GET", url, policy=policy, headers=sent, params=params,
+                          follow_redirects=False)
+    origin = _origin(response.request.url)
+    for _ in range(MAX_REDIRECTS):
+        location = response.headers.get("Location")
+        if not response.is_redirect or not location:
+            return response
+        target = response.request.url.join(location)
+        await response.aclose()
+        if _origin(target) != origin:
+            if any(name.lower() not in SAFE_HEADERS for name in client.headers):
+                raise ProviderError(f"{provider}: redirected to another origin, not followed "
+                                    "(the HTTP client carries credentials)")
+            sent = {k: v for k, v in sent.items() if k.lower() in SAFE_HEADERS}
+        response = await send(client, "GET", str(target), policy=policy, headers=sent,
+                              follow_redirects=False)
+    raise ProviderError(f"{provider}: more than {MAX_REDIRECTS} redirects")
 
 
 def join_url(base: str, path: str) -> str:
@@ -138,9 +188,12 @@ def join_url(base: str, path: str) -> str:
 
 
 __all__ = [
+    "MAX_REDIRECTS",
     "RETRY_STATUSES",
+    "SAFE_HEADERS",
     "RetryPolicy",
     "Sleep",
+    "get_following",
     "get_json",
     "join_url",
     "json_body",
