@@ -8,10 +8,12 @@ script, ``terms`` on ``_id``) on ``.alerts-security.alerts-<space>``, returning 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import web
 
@@ -101,6 +103,27 @@ def _ids(body: Mapping[str, Any], key: str) -> list[str]:
     return ids
 
 
+Route = Literal["status", "tags"]
+
+#: Kibana's bodies for the statuses a route fault may answer with (a Kibana without the route
+#: answers 404 like any unknown path).
+_FAULT_BODIES: dict[int, dict[str, Any]] = {
+    404: {"statusCode": 404, "error": "Not Found", "message": "Not Found"},
+    500: {"statusCode": 500, "error": "Internal Server Error",
+          "message": "An internal server error occurred."},
+}
+
+
+@dataclass
+class RouteFault:
+    """A fault on one route: wait ``hang`` seconds, then answer ``status`` (None: handle the
+    request normally after the wait), for ``remaining`` requests (None: until cleared)."""
+
+    status: int | None
+    hang: float = 0.0
+    remaining: int | None = None
+
+
 class KibanaApi:
     """Kibana routes over the emulator's documents.
 
@@ -117,6 +140,28 @@ class KibanaApi:
         self.supports_reason = True
         self.custom_reasons: list[str] = []
         self.version = "9.1.0"
+        self.route_faults: dict[Route, RouteFault] = {}
+
+    def fail_route(self, route: Route, *, status: int | None = 500, hang: float = 0.0,
+                   times: int | None = None) -> None:
+        """Fault only ``signals/<route>``: ``status=404`` is a Kibana without the route,
+        ``status=None, hang=s`` a slow one (the change still applies, after the wait)."""
+        self.route_faults[route] = RouteFault(status, hang, times)
+
+    async def _route_fault(self, route: Route) -> None:
+        fault = self.route_faults.get(route)
+        if fault is None:
+            return
+        if fault.remaining is not None:
+            fault.remaining -= 1
+            if fault.remaining <= 0:
+                del self.route_faults[route]
+        if fault.hang:
+            await asyncio.sleep(fault.hang)
+        if fault.status is not None:
+            body = _FAULT_BODIES.get(fault.status, {"statusCode": fault.status,
+                                                    "message": "emulated fault"})
+            raise KibanaError(fault.status, body)
 
     def routes(self) -> list[web.RouteDef]:
         routes = [web.get("/api/status", self.status_page)]
@@ -154,6 +199,7 @@ class KibanaApi:
         return reason
 
     async def set_status(self, request: web.Request) -> web.Response:
+        await self._route_fault("status")
         started = time.monotonic()
         index = self._alerts_index(request)
         body = await self._body(request)
@@ -174,6 +220,7 @@ class KibanaApi:
         return self._update(index, query, script, started)
 
     async def set_tags(self, request: web.Request) -> web.Response:
+        await self._route_fault("tags")
         started = time.monotonic()
         index = self._alerts_index(request)
         body = await self._body(request)

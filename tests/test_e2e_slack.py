@@ -130,7 +130,10 @@ async def test_alert_is_posted_once_then_closed_by_a_triagers_reaction(stack: St
 
     await eventually(closed_and_credited)
     doc = stack.elastic.document(INDEX, "e2e-1") or {}
-    assert doc["kibana.alert.workflow_reason"] == "issue_resolved"
+    # The default ✅ reason comes from Settings (DESIGN.md §10: benign_positive).
+    assert doc["kibana.alert.workflow_reason"] == stack.settings.reactions[
+        "white_check_mark"
+    ].partition(":")[2]
     assert "closed_by:alice@example.com" in doc["kibana.alert.workflow_tags"]
 
     async def edited() -> bool:

@@ -7,15 +7,18 @@ command answers are visible replies in the thread of the mention.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from typing import Any
 
+import structlog
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from secbot.commands.context import CommandContext, Reply
 from secbot.commands.router import CommandRouter, StatusCommand
+from secbot.domain.secrets import redact
 from secbot.domain.status import Status
 from secbot.publish.slack import EVENT_TYPE
 from secbot.store.base import MessageRef, Store, StoreUnavailable
@@ -24,6 +27,8 @@ from secbot.triage.reactions import ReactionTriage, normalize
 from secbot.triage.status_change import OutcomeKind, StatusChanger
 
 EVENT_MEMORY = 3600  # seconds an event_id is remembered; Slack retries within minutes
+
+log = structlog.stdlib.get_logger(__name__)
 
 
 class SlackHandlers:
@@ -52,12 +57,30 @@ class SlackHandlers:
             return True
         return await self.store.claim_post(f"event:{event_id}", EVENT_MEMORY)
 
+    async def release_delivery(self, body: Mapping[str, Any]) -> None:
+        """The event was not handled to the end: a redelivery (or replay) may try again."""
+        event_id = body.get("event_id")
+        if event_id:
+            with contextlib.suppress(Exception):  # the store is down: its claim expires
+                await self.store.release_post(f"event:{event_id}")
+
     async def on_reaction_added(self, event: Mapping[str, Any], body: Mapping[str, Any]) -> None:
+        """Never raises: whatever fails, the person is told and the event may be retried."""
         item = event.get("item") or {}
+        channel, user = str(item.get("channel")), str(event.get("user"))
         try:
             await self._reaction(event, body)
         except StoreUnavailable:
-            await self._store_down(str(item.get("channel")), str(event.get("user")), None)
+            await self._store_down(channel, user, None)
+        except Exception as exc:  # e.g. Kibana or Slack unreachable mid-change
+            log.exception("reaction on %s/%s failed", channel, item.get("ts"))
+            await self.release_delivery(body)
+            await self._tell(
+                channel,
+                user,
+                "SecBot could not finish acting on your reaction "
+                f"({redact(f'{type(exc).__name__}: {exc}')}). Please try again.",
+            )
 
     async def _reaction(self, event: Mapping[str, Any], body: Mapping[str, Any]) -> None:
         if not await self.first_delivery(body):
@@ -68,19 +91,35 @@ class SlackHandlers:
         ):
             await self.relink(str(item.get("channel")), str(item.get("ts")))
         outcome = await self.reactions.handle(event)
-        if outcome is not None and outcome.kind in (OutcomeKind.REFUSED, OutcomeKind.MISSING):
-            item = event.get("item") or {}
-            await self.client.chat_postEphemeral(
-                channel=str(item.get("channel")), user=str(event.get("user")), text=outcome.text
-            )
+        if outcome is None:
+            return
+        if outcome.kind is OutcomeKind.FAILED:
+            await self.release_delivery(body)  # a redelivery or a retry can finish it
+        if outcome.needs_telling:
+            await self._tell(str(item.get("channel")), str(event.get("user")), outcome.text)
+
+    async def _tell(self, channel: str, user: str, text: str) -> None:
+        """An ephemeral note; if Slack refuses even that, the log has it."""
+        try:
+            await self.client.chat_postEphemeral(channel=channel, user=user, text=text)
+        except Exception:
+            log.exception("could not tell %s in %s: %s", user, channel, text)
 
     async def on_app_mention(self, event: Mapping[str, Any], body: Mapping[str, Any]) -> None:
+        thread = event.get("thread_ts") or event.get("ts")
+        channel, user = str(event.get("channel")), str(event.get("user"))
         try:
             await self._mention(event, body)
         except StoreUnavailable:
-            thread = event.get("thread_ts") or event.get("ts")
-            await self._store_down(
-                str(event.get("channel")), str(event.get("user")), str(thread) if thread else None
+            await self._store_down(channel, user, str(thread) if thread else None)
+        except Exception as exc:  # never into bolt's "Failed to run listener function"
+            log.exception("command in %s failed", channel)
+            await self.release_delivery(body)
+            await self._tell(
+                channel,
+                user,
+                f"SecBot could not answer ({redact(f'{type(exc).__name__}: {exc}')}). "
+                "Please try again.",
             )
 
     async def _store_down(self, channel: str, user: str, thread_ts: str | None) -> None:
@@ -168,9 +207,10 @@ def status_command(changer: StatusChanger) -> StatusCommand:
             return Reply("Use this inside an alert's thread.", ephemeral=True)
         outcome = await changer.change(ctx.alert_uuid, status, reason, ctx.user)
         if outcome.kind is OutcomeKind.CHANGED:
-            return Reply(
-                f"{status.capitalize()} by <@{ctx.user}>" + (f" · {reason}" if reason else "")
-            )
+            done = f"{status.capitalize()} by <@{ctx.user}>" + (f" · {reason}" if reason else "")
+            if outcome.problems:  # the change stands; say what did not follow it
+                done += " · but " + "; ".join(outcome.problems)
+            return Reply(done)
         return Reply(outcome.text, ephemeral=True)
 
     return change

@@ -22,10 +22,14 @@ from typing import Any
 
 from secbot.domain.status import STATUSES, Status
 
-__all__ = ["RECORD_VERSION", "AlertRecord", "MessageRef", "RecordUpdate"]
+__all__ = ["RECORD_VERSION", "AlertRecord", "MessageRef", "RecordUpdate", "StatusIntent"]
 
 #: Written into every record; a stored record without it (or with another value) is ignored.
 RECORD_VERSION = "2"
+
+#: Fields that are not in the record's hash: the store keeps them next to it and fills them in.
+_BESIDE_THE_HASH = frozenset({"duplicates"})
+
 
 @dataclass(frozen=True)
 class MessageRef:
@@ -42,6 +46,11 @@ class AlertRecord:
     ``fields`` are the rule's included fields (JSON values); ``message`` is the Block Kit
     message as last shown in Slack (status edits rewrite its status line); ``group_id`` is
     reserved for alert groups (issue 11).
+
+    ``duplicates`` are the uuids threaded under this alert's message as "new context", in
+    arrival order: the message stands for this alert *and* them (DESIGN.md §10 "Groups"). They
+    live beside the hash (an append-only set, so concurrent duplicates never lose one another)
+    and are filled in by :meth:`secbot.store.records.AlertRecords.load`.
     """
 
     uuid: str
@@ -60,6 +69,12 @@ class AlertRecord:
     message_ref: MessageRef | None = None
     message: Mapping[str, Any] | None = None
     group_id: str | None = None
+    duplicates: tuple[str, ...] = ()
+
+    @property
+    def group(self) -> tuple[str, ...]:
+        """Every alert this record's message stands for: itself first, then its duplicates."""
+        return (self.uuid, *(d for d in self.duplicates if d != self.uuid))
 
     def field_text(self, *names: str) -> str | None:
         """The first of ``names`` with a non-empty value, as text (a list gives its first item)."""
@@ -73,7 +88,11 @@ class AlertRecord:
 
     def to_fields(self) -> dict[str, str]:
         """The stored form: one JSON value per field, plus the format version."""
-        out = {f.name: _encode(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        out = {
+            f.name: _encode(getattr(self, f.name))
+            for f in dataclasses.fields(self)
+            if f.name not in _BESIDE_THE_HASH
+        }
         out["v"] = RECORD_VERSION
         return out
 
@@ -86,7 +105,7 @@ class AlertRecord:
             values = {
                 f.name: json.loads(stored[f.name])
                 for f in dataclasses.fields(cls)
-                if f.name in stored
+                if f.name in stored and f.name not in _BESIDE_THE_HASH
             }
             record = cls(**values)
         except (TypeError, ValueError, KeyError):
@@ -110,6 +129,42 @@ class RecordUpdate:
             for f in dataclasses.fields(self)
             if getattr(self, f.name) is not None
         }
+
+
+@dataclass(frozen=True)
+class StatusIntent:
+    """A status change a person asked for, written *before* the SIEM is called (the saga's
+    first step) and cleared once its audit entry landed.
+
+    If SecBot dies, or the audit write fails, after the SIEM changed, the intent is still
+    there: the next attempt (a redelivered event, the person reacting again) finds the alert
+    already in ``status`` and completes the change from the intent — audit entry (written
+    once per ``change_id``), message edit — instead of treating it as a quiet no-op.
+    """
+
+    change_id: str
+    uuid: str
+    status: Status
+    reason: str | None
+    actor: str  # the credit: email when known, else the Slack user id
+    slack_user: str
+    at: str  # ISO 8601, UTC: when the person asked
+    rule_id: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> StatusIntent | None:
+        """The intent, or None when ``text`` is not one this code wrote."""
+        try:
+            values = json.loads(text)
+            intent = cls(**values) if isinstance(values, dict) else None
+        except (TypeError, ValueError):
+            return None
+        if intent is None or intent.status not in STATUSES or not intent.change_id:
+            return None
+        return intent
 
 
 def _encode(value: Any) -> str:

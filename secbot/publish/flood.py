@@ -14,6 +14,8 @@ from secbot.domain.alert import Alert
 from secbot.render import mrkdwn as md
 
 DIGEST_LINES = 15
+#: What a digest message maps to in the store (``digest:<channel>:<ts>``): not an alert uuid.
+DIGEST_PREFIX = "digest:"
 
 
 @dataclass
@@ -49,6 +51,11 @@ class FloodGuard:
             return True
         self.digests.pop(key, None)  # the flood is over: the next one starts a new digest
         return False
+
+
+def digest_id(channel: str, ts: str) -> str:
+    """The id a digest message is linked to; its alerts are that id's group members."""
+    return f"{DIGEST_PREFIX}{channel}:{ts}"
 
 
 def digest_line(alert: Alert) -> str:

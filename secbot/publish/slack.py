@@ -6,7 +6,8 @@ attempt exists (a crash between ``chat.postMessage`` and recording it), the chan
 searched for the metadata first, so a retry adopts the earlier message instead of posting twice.
 The process also remembers what it posted itself: if Redis restarts empty between the post and
 the record of it, the retry in this process adopts the post without any store.
-Duplicates inside a dedup window become one threaded "new context" reply, edited in place.
+Duplicates inside a dedup window become one threaded "new context" reply, edited in place;
+they join their first alert's group (the first message keeps leading to the first alert).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from secbot.domain.alert import Alert, thaw
 from secbot.domain.errors import SecBotError
 from secbot.pipeline.decision import Decision
-from secbot.publish.flood import DigestState, FloodGuard, digest_line, digest_text
+from secbot.publish.flood import DigestState, FloodGuard, digest_id, digest_line, digest_text
 from secbot.publish.pacing import ChannelPacer
 from secbot.render import mrkdwn as md
 from secbot.render.blocks import with_status
@@ -82,9 +83,12 @@ class SlackPublisher:
                 await self._thread_context(alert, decision, first)
                 return
         ref = await self._existing_post(alert.uuid, decision.channel)
+        if ref is not None and await self._shown_on_other(alert.uuid, ref):
+            return  # an earlier attempt put it in a digest: done
         if ref is None and self.flood.flooding(decision.rule_id or "", decision.channel):
-            ref = await self._digest(alert, decision, decision.channel)
-        elif ref is None:
+            await self._digest(alert, decision, decision.channel)
+            return
+        if ref is None:
             ref = await self._post(alert, decision, decision.channel)
         self._remember(alert.uuid, ref)
         await self.store.link_message(alert.uuid, ref, self.ttl)
@@ -92,6 +96,12 @@ class SlackPublisher:
         await self.records.attach_message(alert.uuid, ref, thaw(decision.message))
         if decision.auto_close:
             await self._react(ref, "white_check_mark")
+
+    async def _shown_on_other(self, uuid: str, ref: MessageRef) -> bool:
+        """True when ``ref`` is a message standing for another alert or a digest, not
+        ``uuid``'s own (so it must never be edited with ``uuid``'s blocks)."""
+        owner = await self.store.alert_for_message(ref.channel, ref.ts)
+        return owner is not None and owner != uuid
 
     async def correct(self, alert: Alert, decision: Decision, note: str) -> None:
         """The auto-close was not applied: fix the status line and take the bot's ✅ back."""
@@ -108,6 +118,14 @@ class SlackPublisher:
             return
         ref = await self.store.message_for_alert(alert.uuid)
         if ref is None:
+            return
+        if await self._shown_on_other(alert.uuid, ref):  # a digest line: say it in its thread
+            await self.client.chat_postMessage(
+                channel=ref.channel,
+                thread_ts=ref.ts,
+                text=md.escape(f"Alert {alert.uuid}: {note}"),
+                unfurl_links=False,
+            )
             return
         # The record's copy is the message as last shown; without a record (Redis lost it),
         # the decision's message is what was posted.
@@ -161,8 +179,13 @@ class SlackPublisher:
             )
         return MessageRef(channel=str(response["channel"]), ts=str(response["ts"]))
 
-    async def _digest(self, alert: Alert, decision: Decision, channel: str) -> MessageRef:
-        """Add ``alert`` to its rule's digest message (posted on the first flooded alert)."""
+    async def _digest(self, alert: Alert, decision: Decision, channel: str) -> None:
+        """Add ``alert`` to its rule's digest message (posted on the first flooded alert).
+
+        The digest message maps to a digest id (``digest:<channel>:<ts>``), never to one of its
+        alerts, and each alert joins the digest's member list: a reaction on the digest finds
+        the digest, not one arbitrary alert, and the digest is never edited into an alert.
+        """
         key = (decision.rule_id or "", channel)
         state = self.flood.digests.get(key)
         title = str(decision.message.get("text", ""))
@@ -173,10 +196,18 @@ class SlackPublisher:
             )
             state = DigestState(ts=str(response["ts"]))
             self.flood.digests[key] = state
+            await self.store.link_message(digest_id(channel, state.ts), self._ref(channel, state),
+                                          self.ttl)
         state.total += 1
         state.lines.append(digest_line(alert))
         text = digest_text(decision.rule_id or "unmatched alerts", state, self.flood.threshold)
         await self.client.chat_update(channel=channel, ts=state.ts, text=text)
+        ref = self._ref(channel, state)
+        self._remember(alert.uuid, ref)
+        await self.records.join_group(digest_id(channel, state.ts), alert.uuid, ref)
+
+    @staticmethod
+    def _ref(channel: str, state: DigestState) -> MessageRef:
         return MessageRef(channel=channel, ts=state.ts)
 
     async def _existing_post(self, uuid: str, channel: str) -> MessageRef | None:
@@ -235,7 +266,9 @@ class SlackPublisher:
             await self.store.link_message(key, existing, self.ttl)
         else:
             await self.client.chat_update(channel=existing.channel, ts=existing.ts, text=text)
-        await self.store.link_message(alert.uuid, first, self.ttl)
+        # The duplicate joins the first alert's group: the first message keeps leading to the
+        # first alert (a reaction there changes the whole group), never to this duplicate.
+        await self.records.join_group(decision.duplicate_of, alert.uuid, first)
         if decision.auto_close:
             await self._react(existing, "white_check_mark")
 

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from secbot.domain.errors import SecBotError
-from secbot.domain.record import AlertRecord, RecordUpdate
+from secbot.domain.record import AlertRecord, RecordUpdate, StatusIntent
 from secbot.domain.record import MessageRef as MessageRef  # re-exported: callers import it here
 from secbot.domain.status import AuditAction
 
@@ -68,6 +68,16 @@ class Store(Protocol):
     async def link_message(self, uuid: str, ref: MessageRef, ttl: int) -> None:
         """Remember both directions: alert uuid → message, message (channel, ts) → uuid."""
 
+    async def link_member(self, group_uuid: str, member_uuid: str, ref: MessageRef, ttl: int
+                          ) -> None:
+        """``member_uuid`` is shown on ``group_uuid``'s message ``ref`` (a duplicate threaded
+        under its first alert, an alert folded into a digest), atomically: the member joins
+        the group's member list (once, in arrival order, renewing its TTL) and points at
+        ``ref``. The message keeps mapping to ``group_uuid``: a member never takes it over."""
+
+    async def group_members(self, group_uuid: str) -> list[str]:
+        """The members :meth:`link_member` added to ``group_uuid``, oldest first."""
+
     async def message_for_alert(self, uuid: str) -> MessageRef | None: ...
 
     async def alert_for_message(self, channel: str, ts: str) -> str | None: ...
@@ -96,6 +106,16 @@ class Store(Protocol):
         before (atomically), and None is returned otherwise: a redelivered alert does not
         audit the same automatic action twice.
         """
+
+    async def save_intent(self, intent: StatusIntent, ttl: int) -> None:
+        """Remember a status change about to be made (replacing an older intent of its alert)."""
+
+    async def load_intent(self, uuid: str) -> StatusIntent | None:
+        """The pending status change of ``uuid``, if one was saved and not cleared."""
+
+    async def clear_intent(self, uuid: str, change_id: str) -> None:
+        """Forget ``uuid``'s intent if it is still the one of ``change_id`` (atomically: a
+        newer attempt's intent is never cleared by an older one)."""
 
     async def read_audit(self, alert_uuid: str | None = None, limit: int = 100) -> list[AuditEntry]:
         """Entries oldest first, optionally only those of one alert."""

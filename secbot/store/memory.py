@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Generic, TypeVar
 
-from secbot.domain.record import AlertRecord, RecordUpdate
+from secbot.domain.record import AlertRecord, RecordUpdate, StatusIntent
 from secbot.store.base import AuditEntry, DedupResult, MessageRef, as_utc, positive_ttl
 
 __all__ = ["MemoryStore"]
@@ -95,6 +95,9 @@ class MemoryStore:
         self._records: _ExpiringMap[dict[str, str]] = _ExpiringMap(clock)
         self._messages: _ExpiringMap[MessageRef] = _ExpiringMap(clock)
         self._by_ts: _ExpiringMap[str] = _ExpiringMap(clock)
+        # A group's members in arrival order (a dict is an ordered set); renewed as one.
+        self._members: _ExpiringMap[dict[str, None]] = _ExpiringMap(clock)
+        self._intents: _ExpiringMap[str] = _ExpiringMap(clock)  # uuid -> intent JSON
         self._dedup: _ExpiringMap[_DedupWindow] = _ExpiringMap(clock)
         self._claims: _ExpiringMap[bool] = _ExpiringMap(clock)
         self._posted: _ExpiringMap[bool] = _ExpiringMap(clock)
@@ -130,6 +133,17 @@ class MemoryStore:
         ttl = positive_ttl("ttl", ttl)
         self._messages.set(uuid, ref, ttl)
         self._by_ts.set(f"{ref.channel}:{ref.ts}", uuid, ttl)
+
+    async def link_member(self, group_uuid: str, member_uuid: str, ref: MessageRef, ttl: int
+                          ) -> None:
+        ttl = positive_ttl("ttl", ttl)
+        members = self._members.get(group_uuid) or {}
+        members.setdefault(member_uuid, None)
+        self._members.set(group_uuid, members, ttl)
+        self._messages.set(member_uuid, ref, ttl)
+
+    async def group_members(self, group_uuid: str) -> list[str]:
+        return list(self._members.get(group_uuid) or {})
 
     async def message_for_alert(self, uuid: str) -> MessageRef | None:
         return self._messages.get(uuid)
@@ -170,6 +184,20 @@ class MemoryStore:
 
     async def set_checkpoint(self, name: str, value: str) -> None:
         self._checkpoints[name] = value
+
+    # -- status-change intents ----------------------------------------------------------------
+
+    async def save_intent(self, intent: StatusIntent, ttl: int) -> None:
+        self._intents.set(intent.uuid, intent.to_json(), positive_ttl("ttl", ttl))
+
+    async def load_intent(self, uuid: str) -> StatusIntent | None:
+        stored = self._intents.get(uuid)
+        return None if stored is None else StatusIntent.from_json(stored)
+
+    async def clear_intent(self, uuid: str, change_id: str) -> None:
+        current = await self.load_intent(uuid)
+        if current is not None and current.change_id == change_id:
+            self._intents.delete(uuid)
 
     # -- audit log ----------------------------------------------------------------------------
 

@@ -5,7 +5,10 @@ Who writes what (each alert's record is saved once, then only single fields chan
 * the pipeline, once per decided alert: :meth:`AlertRecords.save_decided`;
 * the publisher, once the message exists: :meth:`AlertRecords.attach_message`, and
   :meth:`AlertRecords.set_message` when it corrects a failed auto-close;
-* status changes from Slack: :meth:`AlertRecords.set_status`.
+* the publisher, when an alert is shown on another alert's message (a duplicate threaded
+  under its first alert): :meth:`AlertRecords.join_group`;
+* status changes from Slack: :meth:`AlertRecords.begin_change` (the saga's intent, before the
+  SIEM is called), :meth:`AlertRecords.set_status`, :meth:`AlertRecords.end_change`.
 
 Field-level updates are atomic in the store, so a reaction and a post (or two replicas) never
 lose each other's change. An update of a record that is gone is a no-op: the message metadata
@@ -15,15 +18,19 @@ in Slack still leads reactions and thread commands back to the alert.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
-from secbot.domain.record import AlertRecord, MessageRef, RecordUpdate
+from secbot.domain.record import AlertRecord, MessageRef, RecordUpdate, StatusIntent
 from secbot.domain.status import Status
 from secbot.store.base import Store
 
-__all__ = ["DEFAULT_RECORD_TTL", "AlertRecords"]
+__all__ = ["DEFAULT_RECORD_TTL", "INTENT_TTL", "AlertRecords"]
 
 DEFAULT_RECORD_TTL = 30 * 86400
+#: How long an unfinished status change waits for a retry to complete it. Slack redelivers
+#: within minutes; a person reacting again may take longer.
+INTENT_TTL = 7 * 86400
 
 
 class AlertRecords:
@@ -55,6 +62,28 @@ class AlertRecords:
         update = RecordUpdate(status=status, message=message)
         return await self.store.update_record(uuid, update, self.ttl)
 
+    async def join_group(self, first_uuid: str, member_uuid: str, ref: MessageRef) -> None:
+        """``member_uuid`` is shown on ``first_uuid``'s message ``ref`` (appended atomically,
+        once); the message keeps leading to ``first_uuid``, never to the member."""
+        await self.store.link_member(first_uuid, member_uuid, ref, self.ttl)
+
     async def load(self, uuid: str) -> AlertRecord | None:
-        """The record, or None when unknown, expired or written by an older SecBot."""
-        return await self.store.load_record(uuid)
+        """The record with its group's duplicates, or None when unknown, expired or written
+        by an older SecBot."""
+        record = await self.store.load_record(uuid)
+        if record is None:
+            return None
+        members = await self.store.group_members(uuid)
+        return replace(record, duplicates=tuple(members)) if members else record
+
+    async def begin_change(self, intent: StatusIntent) -> None:
+        """Step one of a status change: what is about to be changed, by whom and why."""
+        await self.store.save_intent(intent, INTENT_TTL)
+
+    async def pending_change(self, uuid: str) -> StatusIntent | None:
+        """A change begun and not finished (the SIEM may or may not have applied it)."""
+        return await self.store.load_intent(uuid)
+
+    async def end_change(self, intent: StatusIntent) -> None:
+        """The change is audited (or known not to have happened): nothing left to finish."""
+        await self.store.clear_intent(intent.uuid, intent.change_id)

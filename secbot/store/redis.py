@@ -9,6 +9,10 @@ key                            type       value                                 
                                           (:class:`~secbot.domain.record.AlertRecord`)
 ``{p}msg:{uuid}``              string     ``"{channel}|{ts}"`` of the Slack message   ``ttl``
 ``{p}ts:{channel}:{ts}``       string     the alert uuid                              ``ttl``
+``{p}members:{uuid}``          zset       uuids shown on this alert's message         ``ttl``
+                                          (duplicates), scored by arrival order
+``{p}intent:{uuid}``           hash       ``id`` (change id), ``body`` (JSON              ``ttl``
+                                          :class:`~secbot.domain.record.StatusIntent`)
 ``{p}dedup:{key}``             hash       ``first`` (uuid), ``count``, ``u:{uuid}``   ``window``
                                           (the count each alert got, for idempotency)
 ``{p}claim:{uuid}``            string     ``"1"`` while a replica is posting it       ``ttl``
@@ -35,7 +39,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from secbot.domain.record import AlertRecord, RecordUpdate
+from secbot.domain.record import AlertRecord, RecordUpdate, StatusIntent
 from secbot.domain.status import AuditAction
 from secbot.store.base import (
     AuditEntry,
@@ -44,6 +48,15 @@ from secbot.store.base import (
     StoreUnavailable,
     as_utc,
     positive_ttl,
+)
+from secbot.store.redis_scripts import (
+    ACQUIRE_LEASE_LUA,
+    AUDIT_ONCE_LUA,
+    CLAIM_DEDUP_LUA,
+    CLEAR_INTENT_LUA,
+    LINK_MEMBER_LUA,
+    RELEASE_LEASE_LUA,
+    UPDATE_RECORD_LUA,
 )
 
 __all__ = ["AUDIT_MAXLEN", "RedisStore"]
@@ -54,74 +67,7 @@ AUDIT_MAXLEN = 1_000_000
 # Filtering the audit stream by alert happens client-side, so read it in pages of this size.
 _AUDIT_PAGE = 500
 
-# One round trip, atomic on the server: the first caller opens the window (and only the first
-# sets the expiry, so duplicates never extend it); later callers count one more hit. A uuid that
-# claims again (poll overlap, a retry after a crash) gets its original answer back instead of
-# being counted twice. The TTL check also repairs a key that somehow lost its expiry.
-# Renew if we hold it, else take it only if free: one atomic step, so two replicas can never
-# both believe they lead.
-_ACQUIRE_LEASE_LUA = """
-local holder = redis.call('GET', KEYS[1])
-if holder == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return 1
-end
-if not holder then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return 1
-end
-return 0
-"""
-
-_RELEASE_LEASE_LUA = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
-
-# Claim the key and append in one step: a crash cannot leave the claim without the entry.
-_AUDIT_ONCE_LUA = """
-if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
-  return redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', unpack(ARGV, 3))
-end
-return false
-"""
-
 AUDIT_ONCE_TTL = 90 * 86400  # longer than any alert stays open and re-readable
-
-# Per-field HSET, only on a record that exists: two writers of different fields (a reaction and
-# the publisher, or two replicas) never lose each other's change, and an update arriving after
-# the record expired does not leave a partial record behind.
-_UPDATE_RECORD_LUA = """
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  return 0
-end
-if #ARGV > 1 then
-  redis.call('HSET', KEYS[1], unpack(ARGV, 2))
-end
-redis.call('EXPIRE', KEYS[1], ARGV[1])
-return 1
-"""
-
-_CLAIM_DEDUP_LUA = """
-local first = redis.call('HGET', KEYS[1], 'first')
-if not first then
-  redis.call('HSET', KEYS[1], 'first', ARGV[1], 'count', 1, 'u:' .. ARGV[1], 1)
-  redis.call('EXPIRE', KEYS[1], ARGV[2])
-  return {ARGV[1], 1}
-end
-if redis.call('TTL', KEYS[1]) < 0 then
-  redis.call('EXPIRE', KEYS[1], ARGV[2])
-end
-local seen = redis.call('HGET', KEYS[1], 'u:' .. ARGV[1])
-if seen then
-  return {first, tonumber(seen)}
-end
-local count = redis.call('HINCRBY', KEYS[1], 'count', 1)
-redis.call('HSET', KEYS[1], 'u:' .. ARGV[1], count)
-return {first, count}
-"""
 
 # Builtin OSError covers socket errors that slip past redis-py's own wrapping.
 _UNREACHABLE: tuple[type[BaseException], ...] = (RedisConnectionError, RedisTimeoutError, OSError)
@@ -186,11 +132,13 @@ class RedisStore:
     def __init__(self, client: aioredis.Redis, prefix: str = "secbot:") -> None:
         self._client = client
         self._prefix = prefix
-        self._claim_dedup = client.register_script(_CLAIM_DEDUP_LUA)
-        self._acquire_lease = client.register_script(_ACQUIRE_LEASE_LUA)
-        self._audit_once = client.register_script(_AUDIT_ONCE_LUA)
-        self._release_lease = client.register_script(_RELEASE_LEASE_LUA)
-        self._update_record = client.register_script(_UPDATE_RECORD_LUA)
+        self._claim_dedup = client.register_script(CLAIM_DEDUP_LUA)
+        self._acquire_lease = client.register_script(ACQUIRE_LEASE_LUA)
+        self._audit_once = client.register_script(AUDIT_ONCE_LUA)
+        self._release_lease = client.register_script(RELEASE_LEASE_LUA)
+        self._update_record = client.register_script(UPDATE_RECORD_LUA)
+        self._link_member = client.register_script(LINK_MEMBER_LUA)
+        self._clear_intent = client.register_script(CLEAR_INTENT_LUA)
 
     @classmethod
     def from_url(
@@ -253,6 +201,23 @@ class RedisStore:
                 pipe.set(self._key("ts", ref.channel, ref.ts), uuid, ex=ttl)
                 await pipe.execute()
 
+    async def link_member(self, group_uuid: str, member_uuid: str, ref: MessageRef, ttl: int
+                          ) -> None:
+        keys = [
+            self._key("members", group_uuid),
+            self._key("members-seq", group_uuid),
+            self._key("msg", member_uuid),
+        ]
+        with _unavailable():
+            await self._link_member(
+                keys=keys, args=[member_uuid, f"{ref.channel}|{ref.ts}", positive_ttl("ttl", ttl)]
+            )
+
+    async def group_members(self, group_uuid: str) -> list[str]:
+        with _unavailable():
+            raw = await self._client.zrange(self._key("members", group_uuid), 0, -1)
+        return [_text(member) for member in raw or [] if isinstance(member, (bytes, str))]
+
     async def message_for_alert(self, uuid: str) -> MessageRef | None:
         with _unavailable():
             raw = await self._client.get(self._key("msg", uuid))
@@ -308,6 +273,26 @@ class RedisStore:
         # No expiry: losing the checkpoint would re-read (and re-triage) the whole index.
         with _unavailable():
             await self._client.set(self._key("checkpoint", name), value)
+
+    # -- status-change intents ----------------------------------------------------------------
+
+    async def save_intent(self, intent: StatusIntent, ttl: int) -> None:
+        key, ttl = self._key("intent", intent.uuid), positive_ttl("ttl", ttl)
+        with _unavailable():
+            async with self._client.pipeline(transaction=True) as pipe:
+                pipe.delete(key)
+                pipe.hset(key, mapping={"id": intent.change_id, "body": intent.to_json()})
+                pipe.expire(key, ttl)
+                await pipe.execute()
+
+    async def load_intent(self, uuid: str) -> StatusIntent | None:
+        with _unavailable():
+            body = await self._client.hget(self._key("intent", uuid), "body")
+        return None if body is None else StatusIntent.from_json(_text(body))
+
+    async def clear_intent(self, uuid: str, change_id: str) -> None:
+        with _unavailable():
+            await self._clear_intent(keys=[self._key("intent", uuid)], args=[change_id])
 
     # -- audit stream -------------------------------------------------------------------------
 

@@ -6,9 +6,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from secbot.domain.status import CLOSING_REASONS, STATUSES, Status
+from secbot.domain.status import CLOSING_REASONS, DEFAULT_CLOSE_REASON, STATUSES, Status
+from secbot.publish.flood import DIGEST_PREFIX
 from secbot.store.base import Store
-from secbot.triage.status_change import Outcome, StatusChanger
+from secbot.triage.status_change import Outcome, OutcomeKind, StatusChanger
+
+#: What a "new context" reply (several duplicates in one line) maps to in the store.
+CONTEXT_PREFIX = "context:"
 
 
 @dataclass(frozen=True)
@@ -19,7 +23,7 @@ class ReactionAction:
 
 #: DESIGN.md §10 default map; configurable with SECBOT_REACTIONS.
 DEFAULT_REACTIONS: dict[str, ReactionAction] = {
-    "white_check_mark": ReactionAction("closed", "issue_resolved"),
+    "white_check_mark": ReactionAction("closed", DEFAULT_CLOSE_REASON),
     "x": ReactionAction("closed", "false_positive"),
     "eyes": ReactionAction("acknowledged"),
     "arrows_counterclockwise": ReactionAction("open"),
@@ -69,6 +73,25 @@ class ReactionTriage:
         if action is None:
             return None
         uuid = await self.store.alert_for_message(str(item.get("channel")), str(item.get("ts")))
-        if uuid is None or uuid.startswith("context:"):
+        if uuid is None:
             return None
+        if uuid.startswith(DIGEST_PREFIX):
+            return await self._digest_refusal(uuid)
+        if uuid.startswith(CONTEXT_PREFIX):
+            return Outcome(
+                OutcomeKind.REFUSED,
+                "This reply stands for several duplicate alerts, so SecBot did not change any "
+                "of them from here. React on the alert's message above it: that changes the "
+                "alert and all its duplicates.",
+            )
         return await self.changer.change(uuid, action.status, action.reason, user)
+
+    async def _digest_refusal(self, digest: str) -> Outcome:
+        """A digest lists only its newest alerts: acting on "one of them" or "all of them" from
+        it would change alerts nobody looked at, so it changes none (DESIGN.md §10)."""
+        count = len(await self.store.group_members(digest))
+        return Outcome(
+            OutcomeKind.REFUSED,
+            f"This digest stands for {count} alert{'s' if count != 1 else ''} of a flooding "
+            "rule, so SecBot did not change any of them from here. Change them in the SIEM.",
+        )

@@ -1,54 +1,69 @@
-"""Status changes from Slack (emoji or text command): authorize, change the SIEM, audit, edit.
+"""Status changes from Slack (emoji or text command): authorize, find the group, run the saga,
+edit the message, and say what happened.
 
-Kibana's ``reason`` only takes its fixed list, so the person goes into an alert tag
-(``closed_by:<email or user id>``) and the audit stream; Kibana's own ``workflow_user`` is the
-API key's user. Acting on an alert already in the target status is a quiet no-op.
+A message stands for a group (DESIGN.md §10): its first alert plus the duplicates threaded
+under it. A change asked for on the message changes every alert of the group not yet in that
+status, one audit entry each. Kibana's ``reason`` only takes its fixed list, so the person goes
+into an alert tag (``closed_by:<email or user id>``) and the audit stream; Kibana's own
+``workflow_user`` is the API key's user. Acting on alerts already in the target status is a
+quiet no-op — unless an earlier attempt changed them and could not finish, which this one then
+completes (:mod:`secbot.triage.saga`).
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import Enum
 from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 
-from secbot.domain.record import AlertRecord
-from secbot.domain.status import AuditAction, Status
+from secbot.domain.record import AlertRecord, StatusIntent
+from secbot.domain.secrets import redact
+from secbot.domain.status import Status
 from secbot.render.blocks import with_status
 from secbot.siem.base import Siem
-from secbot.store.base import AuditEntry, Store
+from secbot.store.base import Store
 from secbot.store.records import AlertRecords
 from secbot.triage.people import USER_ID, Directory, MembershipUnknownError, Triagers
+from secbot.triage.saga import TAG_VERB, Request, SagaResult, SideEffects, StatusSaga, Target
+from secbot.triage.saga import attempt as best_effort
 
-TAG_VERB = {
-    "closed": "closed_by",
-    "acknowledged": "acknowledged_by",
-    "open": "reopened_by",
-    "in-progress": "in_progress_by",
-}
+__all__ = ["TAG_VERB", "Outcome", "OutcomeKind", "StatusChanger", "status_line"]
 
 
 class OutcomeKind(Enum):
     """What a status change request came to."""
 
-    CHANGED = "changed"  # the SIEM, the audit and the message now show the new status
-    NOOP = "noop"  # the alert already had that status: nothing written
-    REFUSED = "refused"  # the user is not a triager: nothing written
+    CHANGED = "changed"  # the SIEM and the audit show the new status (see ``problems``)
+    NOOP = "noop"  # the alerts already had that status: nothing written
+    REFUSED = "refused"  # the user may not do this here: nothing written
     MISSING = "missing"  # the alert is gone from the SIEM: nothing written
+    FAILED = "failed"  # not (completely) done: the person is told, a retry may finish it
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """What happened, and the text to tell the user."""
+    """What happened, and the text to tell the user. ``problems`` are best-effort steps of a
+    CHANGED outcome that failed (tag, message edit); the person must hear about them."""
 
     kind: OutcomeKind
     text: str
+    problems: tuple[str, ...] = ()
+
+    @property
+    def needs_telling(self) -> bool:
+        """True when the edited message alone does not tell the person what happened."""
+        return self.kind in (OutcomeKind.REFUSED, OutcomeKind.MISSING, OutcomeKind.FAILED) or (
+            bool(self.problems)
+        )
 
 
 class StatusChanger:
-    """One place that changes an alert's status on behalf of a Slack user."""
+    """One place that changes an alert group's status on behalf of a Slack user."""
 
     def __init__(
         self,
@@ -59,6 +74,7 @@ class StatusChanger:
         directory: Directory,
         *,
         ttl: int = 30 * 86400,
+        side_effects: SideEffects | None = None,
     ) -> None:
         self.client = client
         self.siem = siem
@@ -67,8 +83,35 @@ class StatusChanger:
         self.directory = directory
         self.ttl = ttl
         self.records = AlertRecords(store, ttl)
+        self.policy = side_effects or SideEffects()
+        self.saga = StatusSaga(siem, store, self.records, self.policy)
 
     async def change(self, uuid: str, status: Status, reason: str | None, user: str) -> Outcome:
+        """Change the group whose message leads to ``uuid`` (its first alert)."""
+        refusal = await self._authorize(user)
+        if refusal is not None:
+            return refusal
+        record = await self.records.load(uuid)
+        try:
+            targets = await self._targets(uuid, record)
+        except Exception as exc:  # the SIEM cannot be read: nothing was changed
+            return Outcome(
+                OutcomeKind.FAILED,
+                "SecBot did not change this alert: it could not read it from the SIEM "
+                f"({redact(f'{type(exc).__name__}: {exc}')}). React again to retry.",
+            )
+        if not targets:
+            return Outcome(OutcomeKind.MISSING, f"Alert {uuid} is no longer in the SIEM.")
+        changing = [t for t in targets if t.current != status]
+        finishing = await self._unfinished(targets, status)
+        if not changing and not finishing:
+            return Outcome(OutcomeKind.NOOP, f"Already {status}.")
+        reason = reason if status == "closed" else None
+        request = Request(status, reason, user, await self._credit(user))
+        result = await self.saga.run(request, changing, finishing)
+        return await self._finish(uuid, record, request, result, len(targets))
+
+    async def _authorize(self, user: str) -> Outcome | None:
         try:
             allowed = await self.triagers.allows(user)
         except MembershipUnknownError as exc:
@@ -83,55 +126,108 @@ class StatusChanger:
                 "You are not in SECBOT_TRIAGERS, so SecBot did not change "
                 "this alert's status. Ask a triager.",
             )
+        return None
+
+    async def _targets(self, uuid: str, record: AlertRecord | None) -> list[Target]:
+        """The group's alerts as the SIEM shows them now (gone ones left out)."""
         # Without a record (expired, or from an older SecBot) the uuid is the SIEM id.
-        record = await self.records.load(uuid)
-        alert_id = (record.id if record else "") or uuid
-        alert = await self.siem.get(alert_id)
-        if alert is None:
-            return Outcome(OutcomeKind.MISSING, f"Alert {uuid} is no longer in the SIEM.")
-        if alert.workflow_status == status:
-            return Outcome(OutcomeKind.NOOP, f"Already {status}.")
-        reason = reason if status == "closed" else None
-        await self.siem.set_status([alert_id], status, reason=reason, user=user)
-        credit = await self.directory.credit(user)
-        await self.siem.add_tags([alert_id], [f"{TAG_VERB.get(status, 'changed_by')}:{credit}"])
-        now = datetime.now(UTC)
-        await self.store.append_audit(
-            AuditEntry(
-                alert_uuid=uuid,
-                actor=credit,
-                action=AuditAction(status),
-                reason=reason or "",
-                at=now,
-                rule_id=(record.rule_id if record else None) or "",
-                extra={"slack_user": user},
-            )
+        members = record.group if record else (uuid,)
+        loaded = await asyncio.gather(
+            *(self.records.load(m) if m != uuid else _same(record) for m in members)
         )
-        updated = await self._edit_message(uuid, record, status_line(status, reason, user, now))
-        # Only the changed fields: a concurrent post or status edit keeps its own change.
-        await self.records.set_status(uuid, status, updated)
-        return Outcome(OutcomeKind.CHANGED, f"{status.capitalize()}.")
+        ids = [(rec.id if rec else "") or m for m, rec in zip(members, loaded, strict=True)]
+        alerts = await asyncio.gather(*(self.siem.get(alert_id) for alert_id in ids))
+        return [
+            Target(m, alert_id, alert.workflow_status, (rec.rule_id if rec else None) or "")
+            for m, alert_id, rec, alert in zip(members, ids, loaded, alerts, strict=True)
+            if alert is not None
+        ]
+
+    async def _unfinished(
+        self, targets: Sequence[Target], status: Status
+    ) -> list[tuple[Target, StatusIntent]]:
+        """Alerts already in ``status`` whose change (to that status) was begun, not audited."""
+        out = []
+        for target in targets:
+            if target.current != status:
+                continue
+            intent = await self.records.pending_change(target.uuid)
+            if intent is not None and intent.status == status:
+                out.append((target, intent))
+        return out
+
+    async def _credit(self, user: str) -> str:
+        try:
+            return await self.directory.credit(user)
+        except Exception:  # Slack unreachable: credit the user id, do not block the change
+            return user
+
+    async def _finish(
+        self, uuid: str, record: AlertRecord | None, request: Request, result: SagaResult,
+        group_size: int,
+    ) -> Outcome:
+        """Step 5 (the message) and the answer for the person."""
+        if not result.done:
+            return Outcome(
+                OutcomeKind.FAILED,
+                f"SecBot did not complete this status change: {result.failure}. "
+                "React again to retry.",
+            )
+        problems = list(result.problems)
+        if result.failure is not None:
+            problems.append(f"not every alert of this message changed ({result.failure})")
+        line = status_line(request.status, request.reason, request.slack_user, result.at,
+                           alerts=group_size)
+        updated, problem = await self._edit_message(uuid, record, line)
+        if problem is not None:
+            problems.append(problem)
+        for intent in result.done:
+            await self.records.set_status(
+                intent.uuid, request.status, updated if intent.uuid == uuid else None
+            )
+        count = len(result.done)
+        text = f"{request.status.capitalize()}" + (f" ({count} alerts)." if count > 1 else ".")
+        if problems:
+            text = (f"{text} The SIEM and the audit show it, but " + "; ".join(problems) + ".")
+        return Outcome(OutcomeKind.CHANGED, text, tuple(problems))
 
     async def _edit_message(
         self, uuid: str, record: AlertRecord | None, line: str
-    ) -> dict[str, Any] | None:
-        """The message with its new status line, as now shown in Slack (None: not edited)."""
+    ) -> tuple[dict[str, Any] | None, str | None]:
+        """The message with its new status line, as now shown (None: not edited), and what
+        went wrong if it could not be edited."""
         ref = await self.store.message_for_alert(uuid)
         message = record.message if record else None
         if ref is None or message is None:
-            return None
+            return None, "SecBot no longer has this message's content, so it is not updated"
         updated = with_status(message, line, trusted=True)
-        await self.client.chat_update(
-            channel=ref.channel, ts=ref.ts, text=updated.get("text", ""), blocks=updated["blocks"]
-        )
-        return updated
+
+        async def edit() -> object:
+            return await self.client.chat_update(
+                channel=ref.channel, ts=ref.ts, text=updated.get("text", ""),
+                blocks=updated["blocks"],
+            )
+
+        _, error = await best_effort(edit, self.policy, "message edit")
+        if error is not None:
+            return None, f"the Slack message could not be updated ({error})"
+        return updated, None
 
 
-def status_line(status: str, reason: str | None, user: str, at: datetime) -> str:
-    """ "Closed by @user · reason · time" (the user id is Slack's, never alert text)."""
+async def _same(record: AlertRecord | None) -> AlertRecord | None:
+    return record
+
+
+def status_line(status: str, reason: str | None, user: str, at: datetime, *, alerts: int = 1
+                ) -> str:
+    """ "Closed by @user · reason · time" (the user id is Slack's, never alert text), plus how
+    many alerts the message stands for when it is more than one."""
     who = f"<@{user}>" if USER_ID.match(user) else user
     parts = [f"{status.capitalize()} by {who}"]
     if reason:
         parts.append(reason)
     parts.append(at.strftime("%Y-%m-%d %H:%M UTC"))
+    if alerts > 1:
+        more = alerts - 1
+        parts.append(f"{alerts} alerts: this one and {more} duplicate{'s' if more > 1 else ''}")
     return " · ".join(parts)

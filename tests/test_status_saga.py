@@ -1,0 +1,228 @@
+"""Status changes from Slack as a saga, through the real app: bolt over the Slack stand-in's
+Socket Mode, the Elastic/Kibana stand-in with faults on one Kibana route, real Redis.
+
+What a triager must be able to rely on: once the SIEM changed, the audit entry is there and
+they hear about it (edited message, or an ephemeral naming what did not follow); when the SIEM
+did not change, nothing is audited, they are told, and a redelivered event finishes the job;
+a message acts on exactly the alerts it shows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from stack_support import INDEX, TRIAGER, Stack, eventually, posted
+
+from secbot.domain.status import AuditAction
+from secbot.resilience.retry import RetryPolicy
+from secbot.rules.loader import load_rules
+from secbot.runtime.settings import load_settings
+from secbot.runtime.siem_clients import build_elastic_siem
+from secbot.runtime.wiring import build_service
+from secbot.store.base import AuditEntry
+from secbot.store.redis import RedisStore
+from secbot_emulators.elastic import ElasticEmulator
+from secbot_emulators.slack import SlackEmulator
+from secbot_emulators.slack_events import reaction_added
+
+REPO = Path(__file__).resolve().parents[1]
+RULES = load_rules(REPO / "rules")
+PROD = "C0PRODSEC"  # where the GCP rule routes prod-* projects (no auto-close possible here)
+#: The SIEM client as built by the composition root, with a short timeout and few retries so a
+#: hanging Kibana route costs seconds, not a minute.
+FAST_SIEM = RetryPolicy(attempts=2, base=0.05, cap=0.1, budget=3.0)
+
+
+@pytest.fixture
+async def stack(request: pytest.FixtureRequest) -> AsyncIterator[Stack]:
+    prefix = f"secbot-saga:{uuid.uuid4().hex}:"
+    overrides: dict[str, Any] = getattr(request, "param", {})
+    async with SlackEmulator.running(ack_timeout=1.0) as slack, ElasticEmulator.running() as es:
+        settings = load_settings(
+            slack_bot_token=slack.bot_token, slack_app_token=slack.app_token,
+            slack_api_url=slack.api_url, siem="elastic", elasticsearch_url=es.url,
+            kibana_url=es.kibana_url, default_channel="C0DEFAULT", triagers=["S0TRIAGE"],
+            poll_interval=0.2, http_port=0, redis_prefix=prefix, slack_pace=0,
+            rules_dir=REPO / "rules", **overrides,
+        )
+        siem = build_elastic_siem(settings, request_timeout=1.0, retry=FAST_SIEM)
+        service, resources = await build_service(settings, RULES, siem=siem)
+        task = asyncio.create_task(service.run())
+        try:
+            await slack.wait_for_connections(1, timeout=10)
+            yield Stack(slack, es, service, settings)
+        finally:
+            service.stop()
+            await asyncio.wait_for(task, 10)
+            store = RedisStore.from_url(settings.redis_url, prefix)
+            keys = [k async for k in store._client.scan_iter(match=prefix + "*")]
+            if keys:
+                await store._client.delete(*keys)
+            await store.close()
+            await resources.aclose()
+            await siem.close()
+
+
+def gcp_alert(uid: str, email: str = "dev@example.com", minute: int = 0) -> dict[str, Any]:
+    return {
+        "@timestamp": f"2026-11-01T10:{minute:02d}:00.000Z",
+        "kibana.alert.uuid": uid,
+        "kibana.alert.workflow_status": "open",
+        "kibana.alert.severity": "high",
+        "kibana.alert.rule.name": "GCP Service Account Key Creation",
+        "cloud": {"project": {"id": "prod-payments"}},
+        "user": {"email": email},
+        "source.ip": "198.51.100.7",
+    }
+
+
+async def audit(stack: Stack, uid: str) -> list[AuditEntry]:
+    store = RedisStore.from_url(stack.settings.redis_url, stack.settings.redis_prefix)
+    try:
+        return await store.read_audit(uid)
+    finally:
+        await store.close()
+
+
+def status(stack: Stack, uid: str) -> str:
+    return str(stack.es_doc(uid).get("kibana.alert.workflow_status"))
+
+
+def shown(stack: Stack, ts: str) -> str:
+    message = stack.slack.message(PROD, ts)
+    return json.dumps({"text": message.text, "blocks": message.blocks})
+
+
+def notes_to(stack: Stack, user: str) -> list[str]:
+    return [str(e.get("text")) for e in stack.slack.ephemeral if e.get("user") == user]
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [{"status": 500}, {"status": 404}, {"status": None, "hang": 3.0}],
+    ids=["tags-500", "tags-route-missing", "tags-timeout"],
+)
+async def test_tags_failing_after_the_status_changed_still_audits_edits_and_tells(
+    stack: Stack, fault: dict[str, Any]
+) -> None:
+    stack.elastic.index_documents(INDEX, [gcp_alert("sg-1")])
+    [message] = await posted(stack, PROD)
+    stack.elastic.kibana.fail_route("tags", **fault)
+    stack.slack.user_reacts(TRIAGER, "white_check_mark", PROD, message.ts)
+
+    async def told() -> list[str]:
+        return [n for n in notes_to(stack, TRIAGER) if "closed_by:" in n]
+
+    [note] = await eventually(told, timeout=40)
+    assert "could not be added" in note
+    assert status(stack, "sg-1") == "closed"
+    [entry] = await audit(stack, "sg-1")
+    assert (entry.action, entry.actor, entry.extra["slack_user"]) == (
+        AuditAction.CLOSED, "alice@example.com", TRIAGER)
+    assert "Closed by <@U0TRIAGER>" in shown(stack, message.ts)
+
+
+async def test_status_call_failing_audits_nothing_tells_and_a_redelivery_finishes(
+    stack: Stack,
+) -> None:
+    stack.elastic.index_documents(INDEX, [gcp_alert("sg-2")])
+    [message] = await posted(stack, PROD)
+    stack.elastic.kibana.fail_route("status", status=500)
+    event = reaction_added(TRIAGER, "white_check_mark", PROD, message.ts,
+                           item_user="U0SECBOT", event_ts="1700000000.000002")
+    stack.slack.inject_event(event, event_id="Ev0SAGA")
+
+    async def told() -> list[str]:
+        return [n for n in notes_to(stack, TRIAGER) if "did not complete" in n]
+
+    [note] = await eventually(told, timeout=30)
+    assert "React again" in note
+    assert status(stack, "sg-2") == "open"
+    assert not [e for e in await audit(stack, "sg-2") if e.action is AuditAction.CLOSED]
+    assert "Closed by" not in shown(stack, message.ts)
+
+    stack.elastic.kibana.route_faults.clear()
+    stack.slack.inject_event(event, event_id="Ev0SAGA")  # Slack redelivers the same event
+
+    async def finished() -> bool:
+        return status(stack, "sg-2") == "closed" and "Closed by <@U0TRIAGER>" in shown(
+            stack, message.ts)
+
+    await eventually(finished, timeout=30)
+    assert [e.action for e in await audit(stack, "sg-2")] == [AuditAction.CLOSED]
+
+
+async def test_kibana_unreachable_is_told_not_raised_into_bolt(stack: Stack) -> None:
+    stack.elastic.index_documents(INDEX, [gcp_alert("sg-3")])
+    [message] = await posted(stack, PROD)
+    stack.elastic.fail_for(30, status=503, target="kibana")
+    stack.slack.user_reacts(TRIAGER, "x", PROD, message.ts)
+
+    async def told() -> list[str]:
+        return [n for n in notes_to(stack, TRIAGER) if "did not complete" in n]
+
+    await eventually(told, timeout=30)
+    assert status(stack, "sg-3") == "open"
+    assert await audit(stack, "sg-3") == []
+
+
+async def test_check_on_the_first_message_closes_it_and_its_duplicates(stack: Stack) -> None:
+    stack.elastic.index_documents(
+        INDEX, [gcp_alert(f"sg-d{i}", minute=i) for i in range(3)])  # one dedup key
+    [first] = await posted(stack, PROD)
+
+    async def threaded() -> bool:
+        replies = stack.slack.replies(PROD, first.ts)
+        return any("2 more alerts" in r.text for r in replies if r.ts != first.ts)
+
+    await eventually(threaded)
+    stack.slack.user_reacts(TRIAGER, "white_check_mark", PROD, first.ts)
+
+    async def all_closed() -> bool:
+        return all(status(stack, f"sg-d{i}") == "closed" for i in range(3))
+
+    await eventually(all_closed)
+    for i in range(3):
+        assert [e.action for e in await audit(stack, f"sg-d{i}")] == [AuditAction.CLOSED]
+
+    async def edited() -> bool:
+        return "3 alerts: this one and 2 duplicates" in shown(stack, first.ts)
+
+    await eventually(edited)
+    assert "Closed by <@U0TRIAGER>" in shown(stack, first.ts)
+    assert notes_to(stack, TRIAGER) == []
+
+
+@pytest.mark.parametrize("stack", [{"flood_threshold": 2}], indirect=True)
+async def test_reaction_on_the_flood_digest_is_refused_and_changes_nothing(
+    stack: Stack,
+) -> None:
+    alerts = [gcp_alert(f"sg-f{i}", email=f"u{i}@example.com", minute=i) for i in range(5)]
+    stack.elastic.index_documents(INDEX, alerts)
+    messages = await posted(stack, PROD, count=3)
+
+    async def digest_complete() -> Any:
+        top = stack.top_messages(PROD)
+        return top[2] if len(top) == 3 and "*3* alerts" in top[2].text else None
+
+    digest = await eventually(digest_complete)
+    before = shown(stack, digest.ts)
+    stack.slack.user_reacts(TRIAGER, "white_check_mark", PROD, digest.ts)
+
+    async def refused() -> list[str]:
+        return [n for n in notes_to(stack, TRIAGER) if "digest" in n]
+
+    [note] = await eventually(refused)
+    assert "3 alerts" in note
+    await asyncio.sleep(0.5)
+    assert [status(stack, f"sg-f{i}") for i in range(5)] == ["open"] * 5
+    assert shown(stack, digest.ts) == before
+    for i in range(5):
+        assert await audit(stack, f"sg-f{i}") == []
+    assert len(messages) == 3
