@@ -120,6 +120,10 @@ async def test_duplicates_share_one_context_reply_edited_in_place(slack: SlackEm
     assert len(replies) == 1
     assert "3 more alerts" in replies[0].text and "d4@example.com" in replies[0].text
     assert len(slack.calls_to("chat.update")) == 2
+    # The first message still leads to the first alert, which knows its duplicates.
+    assert await store.alert_for_message(CHANNEL, first.ts) == "d1"
+    record = await AlertRecords(store).load("d1")
+    assert record is not None and record.group == ("d1", "d2", "d3", "d4")
 
 
 async def test_post_is_attached_to_the_pipelines_record(slack: SlackEmulator) -> None:
@@ -166,6 +170,16 @@ async def test_flooding_rule_switches_to_one_digest_message(slack: SlackEmulator
     assert "reason 9" in digest.text
     ref = await store.message_for_alert("f9")
     assert ref == MessageRef(CHANNEL, digest.ts)
+    # The digest leads to itself, not to one of its alerts; a failed auto-close of one of
+    # them is said in the digest's thread, never by editing the digest into that alert.
+    owner = await store.alert_for_message(CHANNEL, digest.ts)
+    assert owner is not None and owner.startswith("digest:")
+    assert len(await store.group_members(owner)) == 7
+    text = slack.message(CHANNEL, digest.ts).text
+    await publisher.correct(alert("f9"), decision("f9", auto_close=True), "left open: 503")
+    assert slack.message(CHANNEL, digest.ts).text == text
+    assert not slack.message(CHANNEL, digest.ts).blocks
+    assert any("f9: left open: 503" in r.text for r in slack.replies(CHANNEL, digest.ts))
 
 
 async def test_correction_reopens_the_status_line_and_takes_back_the_check(

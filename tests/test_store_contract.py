@@ -18,7 +18,7 @@ from uuid import uuid4
 import pytest
 import redis.asyncio as aioredis
 
-from secbot.domain.record import AlertRecord, RecordUpdate
+from secbot.domain.record import AlertRecord, RecordUpdate, StatusIntent
 from secbot.domain.status import AuditAction
 from secbot.store.base import AuditEntry, MessageRef, Store, StoreUnavailable
 from secbot.store.memory import MemoryStore
@@ -490,3 +490,37 @@ async def test_audit_once_key_writes_a_single_entry(store: Store) -> None:
     again = await store.append_audit(entry, once_key="auto-close:once-1")
     assert first is not None and again is None
     assert len(await store.read_audit("once-1")) == 1
+
+
+# -- groups and status-change intents ------------------------------------------------------------
+
+
+async def test_group_members_join_once_in_order_and_never_take_the_message(store: Store) -> None:
+    first = MessageRef("C1", "1700000000.000300")
+    await store.link_message("g1", first, ttl=60)
+    for member in ("d1", "d2", "d1", "d3"):  # d1 redelivered: counted once
+        await store.link_member("g1", member, first, ttl=60)
+    assert await store.group_members("g1") == ["d1", "d2", "d3"]
+    assert await store.alert_for_message("C1", first.ts) == "g1"  # still the first alert's
+    assert await store.message_for_alert("d2") == first  # the duplicate is shown there
+    assert await store.group_members("nobody") == []
+
+
+async def test_concurrent_members_all_join(store: Store) -> None:
+    ref = MessageRef("C1", "1.0")
+    await asyncio.gather(*(store.link_member("g2", f"m{i}", ref, ttl=60) for i in range(20)))
+    assert sorted(await store.group_members("g2")) == sorted(f"m{i}" for i in range(20))
+
+
+async def test_an_intent_is_kept_until_its_own_change_clears_it(store: Store) -> None:
+    older = StatusIntent("c-old", "i1", "closed", "benign_positive", "alice@example.com",
+                         "U0TRIAGER", "2026-11-01T10:00:00+00:00", "gcp_sa_key_created")
+    newer = replace(older, change_id="c-new", status="acknowledged", reason=None)
+    await store.save_intent(older, ttl=60)
+    assert await store.load_intent("i1") == older
+    await store.save_intent(newer, ttl=60)
+    await store.clear_intent("i1", "c-old")  # a late, older attempt: the newer one stays
+    assert await store.load_intent("i1") == newer
+    await store.clear_intent("i1", "c-new")
+    assert await store.load_intent("i1") is None
+    assert await store.load_intent("unknown") is None
