@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,14 +66,15 @@ async def posted(stack: Stack, channel: str, count: int = 1) -> list[Any]:
 async def running_stack(
     rules: RuleSet | None = None,
     *,
-    before_start: Callable[[SlackEmulator, ElasticEmulator], None] | None = None,
+    before_start: Callable[[SlackEmulator, ElasticEmulator], Mapping[str, Any] | None]
+    | None = None,
     **overrides: Any,
 ) -> AsyncIterator[Stack]:
-    """A started service; ``before_start`` may seed or break the emulators first."""
+    """A started service. ``before_start`` may seed or break the emulators first, and may
+    return settings that depend on them (their URLs); those win over ``overrides``."""
     prefix = f"secbot-stack:{uuid.uuid4().hex}:"
     async with SlackEmulator.running(ack_timeout=1.0) as slack, ElasticEmulator.running() as es:
-        if before_start is not None:
-            before_start(slack, es)
+        late = before_start(slack, es) if before_start is not None else None
         options: dict[str, Any] = {
             "slack_bot_token": slack.bot_token,
             "slack_app_token": slack.app_token,
@@ -89,6 +90,7 @@ async def running_stack(
             "slack_pace": 0,
             "rules_dir": REPO / "rules",
             **overrides,
+            **(late or {}),
         }
         settings = load_settings(**options)
         service, resources = await build_service(settings, rules or load_rules(REPO / "rules"))

@@ -80,12 +80,18 @@ def pipeline(
     return Pipeline(load_rules(RULES_DIR), engine, store or MemoryStore(), default_channel=default)
 
 
+#: rules/gcp_sa_key_created closes only for someone HR knows to be employed.
+EMPLOYED = {"terminated": False, "employment_status": "active"}
+
+
 def fixtures(**data: dict[str, Any]) -> dict[str, Enricher]:
     return {name: FixtureEnricher(name, value) for name, value in data.items()}
 
 
 async def test_internal_project_is_auto_closed_with_the_rules_reason() -> None:
-    decision = await pipeline(fixtures(gcp_project=INTERNAL)).process(gcp_alert("a1"))
+    decision = await pipeline(fixtures(gcp_project=INTERNAL, hr=EMPLOYED)).process(
+        gcp_alert("a1")
+    )
     assert decision.rule_id == "gcp_sa_key_created"
     assert decision.auto_close and decision.close_reason == "expected_activity"
     assert decision.post and decision.channel == "C0SECALERTS"
@@ -93,9 +99,9 @@ async def test_internal_project_is_auto_closed_with_the_rules_reason() -> None:
 
 
 async def test_on_call_platform_engineer_closes_and_prod_routes_to_prodsec() -> None:
-    decision = await pipeline(fixtures(gcp_project=CUSTOMER, oncall={"on_call": True})).process(
-        gcp_alert("a2", project="prod-payments", division="Platform")
-    )
+    decision = await pipeline(
+        fixtures(gcp_project=CUSTOMER, oncall={"on_call": True}, hr=EMPLOYED)
+    ).process(gcp_alert("a2", project="prod-payments", division="Platform"))
     assert decision.auto_close
     assert decision.channel == "C0PRODSEC"
 

@@ -70,7 +70,7 @@ def test_good_rule_loads(tmp_path: Path) -> None:
             9,
             "auto_close.when",
         ),
-        (GOOD.format(id="r") + "auto_close: {when: 'true', reason: because}\n", 8, "reason"),
+        (GOOD.format(id="r") + "auto_close: {when: 'true', reason: ''}\n", 8, "reason"),
         (GOOD.format(id="r") + "message: {title: '{{ fields[ }}'}\n", 8, "template"),
         (GOOD.format(id="r") + "severity: urgent\n", 8, "severity"),
         (GOOD.format(id="r").replace("C0EXAMPLE", "general"), 7, "channel"),

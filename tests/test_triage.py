@@ -60,7 +60,11 @@ async def setup(
     publisher: RecordingPublisher,
 ) -> tuple[TriageHandler, AlertPoller, MemoryStore]:
     store = MemoryStore()
-    engine = EnrichmentEngine({"gcp_project": FixtureEnricher("gcp_project", INTERNAL)})
+    engine = EnrichmentEngine({
+        "gcp_project": FixtureEnricher("gcp_project", INTERNAL),
+        # The rule closes only for someone HR knows to be employed (rules/gcp_sa_key_created).
+        "hr": FixtureEnricher("hr", {"terminated": False, "employment_status": "active"}),
+    })
     pipeline = Pipeline(load_rules(RULES_DIR), engine, store, default_channel="C0DEFAULT")
     handler = TriageHandler(pipeline, siem, store, publisher)
     return handler, AlertPoller(siem, store, overlap_seconds=300), store

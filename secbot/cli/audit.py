@@ -1,4 +1,10 @@
-"""``secbot audit [ALERT_UUID]``: the status-change trail, from the Redis audit stream."""
+"""``secbot audit [ALERT_UUID]``: the status-change trail, from the Redis audit stream.
+
+Everything printed goes through :func:`~secbot.domain.secrets.redact`: audit reasons carry
+SIEM error text (a failed auto-close names the Kibana URL), and the Redis URL in an error may
+carry a password. Terminal output is also markup-escaped, so rich shows ``[REDACTED]`` and
+an alert's own brackets literally instead of reading them as styles.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +15,11 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from secbot.cli.common import fail, settings_or_exit
+from secbot.domain.secrets import redact
 from secbot.runtime.settings import Settings
 from secbot.store.base import AuditEntry, StoreUnavailable
 from secbot.store.redis import RedisStore
@@ -38,7 +46,7 @@ def audit_command(
     try:
         entries = asyncio.run(_read(settings, alert_uuid, limit))
     except StoreUnavailable as exc:
-        fail(f"Redis at {settings.redis_url} is unavailable: {exc}")
+        fail(escape(redact(f"Redis at {settings.redis_url} is unavailable: {exc}")))
     if as_json:
         for e in entries:
             print(
@@ -47,10 +55,10 @@ def audit_command(
                         "alert": e.alert_uuid,
                         "who": e.actor,
                         "what": e.action.value,  # the status string (DESIGN.md §3)
-                        "why": e.reason,
+                        "why": redact(e.reason),
                         "when": e.at.isoformat(),
                         "rule": e.rule_id,
-                        "extra": dict(e.extra),
+                        "extra": {k: redact(v) for k, v in e.extra.items()},
                     }
                 )
             )
@@ -62,7 +70,6 @@ def audit_command(
     for column in ("when (UTC)", "alert", "who", "what", "why", "rule"):
         table.add_column(column)
     for e in entries:
-        table.add_row(
-            e.at.strftime("%Y-%m-%d %H:%M:%S"), e.alert_uuid, e.actor, e.action, e.reason, e.rule_id
-        )
+        cells = (e.alert_uuid, e.actor, e.action.value, e.reason, e.rule_id)
+        table.add_row(e.at.strftime("%Y-%m-%d %H:%M:%S"), *(escape(redact(c)) for c in cells))
     Console(width=160).print(table)

@@ -9,7 +9,9 @@ The order is what keeps alerts safe, even against ``kill -9`` at any point:
    so closing first and then dying would leave an alert closed and never shown to anyone;
 3. the SIEM close happens only when the expression said so; it is audited once per alert
    just before; if it fails, the published message is corrected to say the alert was left
-   open and the audit records that too (nothing is closed by mistake);
+   open and the audit records that too (nothing is closed by mistake). That includes a SIEM
+   that refuses the rule's closing reason (a custom reason Kibana was not configured with):
+   the alert stays open, and the person reading the message and the audit learn why;
 4. the posted marker is written last, so a crash before it re-delivers the alert; the
    publisher recognises its earlier post (store link or Slack metadata) and does not repeat it.
 """
@@ -20,7 +22,8 @@ from datetime import UTC, datetime
 
 from secbot.domain.alert import Alert
 from secbot.domain.errors import SecBotError
-from secbot.domain.status import AuditAction
+from secbot.domain.secrets import redact
+from secbot.domain.status import AUTO_CLOSE_REASON, AuditAction
 from secbot.pipeline.decision import Decision
 from secbot.pipeline.pipeline import Pipeline
 from secbot.publish.base import Publisher
@@ -67,7 +70,7 @@ class TriageHandler:
         return decision
 
     async def _auto_close(self, alert: Alert, decision: Decision) -> None:
-        reason = decision.close_reason or "expected_activity"
+        reason = decision.close_reason or AUTO_CLOSE_REASON
         # Audited before the close, once per alert: a crash after the close would otherwise
         # lose the entry (the closed alert is never read again), and a redelivery would
         # otherwise write it twice.
@@ -76,8 +79,11 @@ class TriageHandler:
         try:
             await self.siem.set_status([alert.id or alert.uuid], "closed", reason=reason,
                                        user=BOT_ACTOR)
-        except SiemError as exc:
-            note = f"auto-close failed, alert left open: {exc}"
+        except (SiemError, ValueError) as exc:
+            # ValueError: the embedded SIEM refuses a closing reason it does not know, as
+            # Kibana does. The note goes to Slack and the audit stream: an error naming a
+            # URL may carry userinfo, so it is redacted here, where the text leaves SecBot.
+            note = redact(f"auto-close failed, alert left open: {exc}")
             await self._audit(alert, decision, AuditAction.OPEN, note)
             await self.publisher.correct(alert, decision, note)
 

@@ -7,24 +7,40 @@ and templates live beside them in :class:`secbot.rules.ruleset.CompiledRule`, ne
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
-from secbot.domain.status import CLOSING_REASONS
+from secbot.domain.status import (
+    AUTO_CLOSE_REASON,
+    KIBANA_REASONS,
+    MAX_REASON_LENGTH,
+    check_reason,
+)
 from secbot.rules.durations import Duration
 
 Severity = Literal["info", "low", "medium", "high", "critical"]
-ClosingReason = Literal[
-    "false_positive",
-    "issue_resolved",
-    "acceptable_risk",
-    "expected_activity",
-    "low_severity",
-    "duplicate",
-    "investigation_required",
+#: One of Kibana's documented reasons or a custom one (1–1024 characters). A custom reason
+#: must also be listed in Kibana's ``securitySolution:detectionsCloseReasons``, which a rule
+#: file cannot check: a refused reason leaves the alert open, and the message and audit say so.
+ClosingReason = Annotated[
+    str,
+    AfterValidator(check_reason),
+    Field(
+        min_length=1,
+        max_length=MAX_REASON_LENGTH,
+        description=f"Kibana closing reason: {', '.join(KIBANA_REASONS)}, or a custom reason "
+        "configured in Kibana",
+        json_schema_extra={"examples": list(KIBANA_REASONS)},
+    ),
 ]
-assert set(ClosingReason.__args__) == set(CLOSING_REASONS)  # type: ignore[attr-defined]
 
 _RULE_ID = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,99}$")
 _CHANNEL = re.compile(r"^[CGD][A-Z0-9]{2,}$|^#[a-z0-9_\-]{1,80}$")
@@ -87,7 +103,7 @@ class Route(_Strict):
 
 class AutoClose(_Strict):
     when: str = Field(description="expression; true closes the alert in the SIEM")
-    reason: ClosingReason = "expected_activity"
+    reason: ClosingReason = AUTO_CLOSE_REASON
 
 
 class Message(_Strict):

@@ -124,7 +124,7 @@ class Settings(BaseSettings):
     # Slack behaviour -------------------------------------------------------------------
     reactions: dict[str, str] = Field(
         default_factory=lambda: {
-            "white_check_mark": "closed:issue_resolved",
+            "white_check_mark": "closed:benign_positive",
             "x": "closed:false_positive",
             "eyes": "acknowledged",
             "arrows_counterclockwise": "open",

@@ -16,7 +16,8 @@ Transient failures (connection errors, timeouts, 429, 5xx) are retried here with
 exponential backoff and jitter (:mod:`secbot.resilience.retry`, :data:`SIEM_RETRY` by default;
 the transports' own retries are off, they would retry instantly). Anything else — and a
 transient failure that outlasts the retry budget — raises :class:`~secbot.siem.base.SiemError`
-naming the URL and the index.
+naming the URL and the index. Error text is redacted where it is built (:func:`_siem_error`):
+it reaches Slack and the audit stream, and a URL or a library's message may carry userinfo.
 """
 
 from __future__ import annotations
@@ -32,10 +33,11 @@ from elasticsearch import ConnectionError as EsConnectionError
 from elasticsearch import ConnectionTimeout as EsConnectionTimeout
 
 from secbot.domain.alert import Alert
-from secbot.domain.status import Status
+from secbot.domain.secrets import redact
+from secbot.domain.status import STATUSES, Status
 from secbot.resilience.retry import RetryableError, RetryPolicy, retry_async
 from secbot.siem.base import Checkpoint, Page, SiemError, StatusChange
-from secbot.siem.embedded import iso_millis, to_millis, validate_status
+from secbot.siem.embedded import iso_millis, to_millis
 
 T = TypeVar("T")
 log = structlog.stdlib.get_logger(__name__)
@@ -115,6 +117,39 @@ def _retry_after(headers: Mapping[str, str] | None) -> float | None:
         return None
 
 
+class ClosingReasonRefused(SiemError, ValueError):
+    """Kibana 9.2+ refused the closing reason: not documented, not a configured custom one.
+
+    A ``ValueError`` too, like the embedded SIEM's refusal, so callers handle both alike.
+    """
+
+
+def _siem_error(text: str) -> SiemError:
+    """A :class:`SiemError` whose text carries no credential (URL userinfo, keys, tokens)."""
+    return SiemError(redact(text))
+
+
+def _older_kibana(status_code: int, text: str) -> bool:
+    """True when Kibana's body schema has no ``reason`` key at all (before 9.2).
+
+    Only that answer may switch reasons off. A refused *value* (``… is an invalid closing
+    reason``, or a custom reason outside 1–1024 characters) must not: the status change would
+    then be retried without the reason and close the alert with no reason, silently.
+    """
+    return status_code == 400 and "Unrecognized key" in text and "'reason'" in text
+
+
+def _kept_reason(status: str, reason: str | None) -> str | None:
+    """The reason to send: only a close keeps one (as Kibana does).
+
+    The reason itself is Kibana's to judge: besides its documented list it accepts custom
+    reasons configured in its advanced settings, which SecBot cannot see from here.
+    """
+    if status not in STATUSES:
+        raise ValueError(f"unknown alert status {status!r}; expected one of {STATUSES}")
+    return reason if status == "closed" else None
+
+
 def _es_reason(exc: ApiError) -> str:
     body = exc.body
     try:
@@ -141,8 +176,9 @@ class ElasticSiem:
         self._workflow_user = workflow_user
         self._kibana_takes_reason = True
         nodes = es.transport.node_pool.all()
-        self.es_url = str(nodes[0].base_url) if nodes else "<elasticsearch>"
-        self.kibana_url = str(kibana.base_url).rstrip("/") if kibana is not None else None
+        # Redacted once: these names go into every error message.
+        self.es_url = redact(str(nodes[0].base_url)) if nodes else "<elasticsearch>"
+        self.kibana_url = redact(str(kibana.base_url).rstrip("/")) if kibana is not None else None
 
     # --- Elasticsearch plumbing --------------------------------------------------------------
     async def _es_call(self, what: str, index: str, call: Callable[[], Awaitable[T]]) -> T:
@@ -154,17 +190,17 @@ class ElasticSiem:
                 if status == 429 or status >= 500:
                     raise RetryableError(f"HTTP {status} {exc.message}: {_es_reason(exc)}",
                                          retry_after=_retry_after(exc.meta.headers)) from exc
-                raise SiemError(f"Elasticsearch at {self.es_url} refused {what} on index "
-                                f"{index!r}: HTTP {status} {exc.message}: {_es_reason(exc)}"
-                                ) from exc
+                raise _siem_error(f"Elasticsearch at {self.es_url} refused {what} on index "
+                                  f"{index!r}: HTTP {status} {exc.message}: {_es_reason(exc)}"
+                                  ) from exc
             except (EsConnectionError, EsConnectionTimeout) as exc:
                 raise RetryableError(f"{type(exc).__name__}: {exc}") from exc
 
         try:
             return await retry_async(attempt, self._retry, what=f"Elasticsearch {what}")
         except RetryableError as exc:
-            raise SiemError(f"Elasticsearch at {self.es_url} unavailable for {what} on index "
-                            f"{index!r} after retries: {exc}") from exc
+            raise _siem_error(f"Elasticsearch at {self.es_url} unavailable for {what} on index "
+                              f"{index!r} after retries: {exc}") from exc
 
     # --- reads -------------------------------------------------------------------------------
     async def fetch_new(self, since: Checkpoint | None, *, overlap_seconds: float = 0.0,
@@ -223,7 +259,7 @@ class ElasticSiem:
         Current statuses are read first: Elasticsearch counts a document the script left
         unchanged as "updated", so the response alone cannot tell no-ops apart.
         """
-        kept_reason = validate_status(status, reason)
+        kept_reason = _kept_reason(status, reason)
         wanted = list(dict.fromkeys(ids))
         hits = await self._lookup(wanted) if wanted else []
         current: dict[str, tuple[str, Any]] = {}  # requested id -> (_id, current status)
@@ -293,32 +329,40 @@ class ElasticSiem:
         try:
             return await retry_async(attempt, self._retry, what=f"Kibana {route}")
         except RetryableError as exc:
-            raise SiemError(f"Kibana at {self.kibana_url}{path} unavailable (alerts index "
-                            f"{self.index!r}, space {self.space!r}) after retries: {exc}"
-                            ) from exc
+            raise _siem_error(f"Kibana at {self.kibana_url}{path} unavailable (alerts index "
+                              f"{self.index!r}, space {self.space!r}) after retries: {exc}"
+                              ) from exc
 
     def _check_kibana(self, response: httpx.Response, route: str) -> Any:
         if response.is_success:
             return response.json()
-        raise SiemError(f"Kibana at {self.kibana_url}{self._kibana_path(route)} refused the "
-                        f"request for alerts index {self.index!r} (space {self.space!r}): "
-                        f"HTTP {response.status_code}: {response.text[:300]}")
+        raise _siem_error(f"Kibana at {self.kibana_url}{self._kibana_path(route)} refused the "
+                          f"request for alerts index {self.index!r} (space {self.space!r}): "
+                          f"HTTP {response.status_code}: {response.text[:300]}")
 
     async def _kibana_status(self, ids: list[str], status: str, reason: str | None) -> Any:
         body: dict[str, Any] = {"signal_ids": ids, "status": status}
         if reason is not None and self._kibana_takes_reason:
             body["reason"] = reason
         response = await self._kibana_send("signals/status", body)
-        text = response.text
-        if (response.status_code == 400 and "reason" in body and "reason" in text
-                and "invalid closing reason" not in text):
+        if "reason" in body and _older_kibana(response.status_code, response.text):
             # An older Kibana whose schema has no closing reason: remember and carry on;
             # the reason survives in the caller's audit entry and tags.
-            log.warning("Kibana at %s rejects the closing reason (%s); sending status "
-                        "changes without it from now on", self.kibana_url, text[:200])
+            log.warning("Kibana at %s rejects the closing reason key (%s); sending status "
+                        "changes without it from now on", self.kibana_url,
+                        redact(response.text[:200]))
             self._kibana_takes_reason = False
             del body["reason"]
             response = await self._kibana_send("signals/status", body)
+        elif response.status_code == 400 and "invalid closing reason" in response.text:
+            # 9.2+: a custom reason not listed in the advanced settings. Nothing was changed;
+            # say which setting would make it valid rather than closing without the reason.
+            shown = (reason or "")[:80]
+            raise ClosingReasonRefused(redact(
+                f"Kibana at {self.kibana_url} refused the close: {shown!r} is an invalid closing "
+                "reason there (neither one of Kibana's closing reasons nor listed in its "
+                "advanced setting securitySolution:detectionsCloseReasons); the alert was not "
+                "changed"))
         return self._check_kibana(response, "signals/status")
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -335,4 +379,4 @@ class ElasticSiem:
             await self._kibana.aclose()
 
 
-__all__ = ["SIEM_RETRY", "ElasticSiem", "polling_query"]
+__all__ = ["SIEM_RETRY", "ClosingReasonRefused", "ElasticSiem", "polling_query"]
