@@ -32,6 +32,7 @@ import httpx
 import typer
 
 from secbot.cli.common import err_console, settings_or_exit
+from secbot.domain.errors import SecBotError
 
 EXIT_OK, EXIT_REJECTED, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
 #: Alerts per request: well under the default 1 MiB body limit for typical alerts.
@@ -41,7 +42,7 @@ RETRIES = 4
 MAX_WAIT = 30.0
 
 
-class InputError(Exception):
+class InputError(SecBotError):
     """The input is not alert JSON; the message says which file and where."""
 
 

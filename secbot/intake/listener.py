@@ -28,6 +28,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from secbot.domain.errors import SecBotError
 from secbot.intake.bodies import BodyError, parse_alerts
 from secbot.intake.queue import IntakeQueue, QueueUnavailable
 from secbot.intake.sources import AlertRejected, IntakeSource
@@ -104,8 +105,8 @@ def _authorized(request: web.Request, expected: str | None) -> bool:
     return ok and expected is not None and scheme.lower() == "bearer"
 
 
-class TooLarge(Exception):
-    pass
+class TooLarge(SecBotError):
+    """The body is over ``SECBOT_INTAKE_MAX_BYTES`` (declared or as read): a 413."""
 
 
 async def _read_limited(request: web.Request, limit: int) -> bytes:

@@ -140,7 +140,6 @@ async def build_slack_side(
     return AsyncSocketModeHandler(app, settings.slack_app_token.get_secret_value(), web_client=web)
 
 
-def rule_partition(matcher: Matcher) -> Callable[[Alert], str]:
 def build_intake(settings: Settings, redis_client: aioredis.Redis) -> IntakeParts | None:
     """The push intake, or None when ``SECBOT_INTAKE_PORT=0`` or no token is configured
     (with no token every request would be refused: the port is not opened at all)."""
@@ -158,6 +157,7 @@ def build_intake(settings: Settings, redis_client: aioredis.Redis) -> IntakePart
     return IntakeParts(config=config, port=settings.intake_port)
 
 
+def rule_partition(matcher: Matcher) -> Callable[[Alert], str]:
     """Alerts of different rules are independent, so the poller may run them concurrently;
     one rule's alerts stay in order (its dedup threading and flood digest depend on it).
     The match made here is the one the pipeline uses (one ``match.when`` per alert)."""
@@ -244,6 +244,6 @@ async def build_service(
         poll_interval=settings.poll_interval,
         lease=LeaseKeeper(store, "poller", ttl=settings.lease_ttl),
         http_port=settings.http_port,
-    )
         intake=build_intake(settings, redis_client),
+    )
     return SecBotService(parts), resources
