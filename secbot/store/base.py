@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from secbot.domain.errors import SecBotError
+from secbot.domain.group import GroupJoin, GroupMeta, GroupState, GroupUpdate
 from secbot.domain.record import AlertRecord, RecordUpdate, StatusIntent
 from secbot.domain.record import MessageRef as MessageRef  # re-exported: callers import it here
 from secbot.domain.status import AuditAction
@@ -75,8 +76,49 @@ class Store(Protocol):
         the group's member list (once, in arrival order, renewing its TTL) and points at
         ``ref``. The message keeps mapping to ``group_uuid``: a member never takes it over."""
 
-    async def group_members(self, group_uuid: str) -> list[str]:
-        """The members :meth:`link_member` added to ``group_uuid``, oldest first."""
+    async def group_members(self, group_uuid: str, start: int = 0, stop: int = -1) -> list[str]:
+        """The members :meth:`link_member` or :meth:`join_group` added to ``group_uuid``,
+        oldest first; ``start``/``stop`` (inclusive, ``-1`` = the last) select positions."""
+
+    # -- alert groups (DESIGN.md §10 "Groups"; secbot.domain.group) ---------------------------
+
+    async def claim_group(self, key: str, group_id: str, window: int) -> str:
+        """The group a grouping key (a storm's rule and channel, a ``group.by`` value set)
+        leads to now: ``group_id`` when the caller opened it, else the one already open. The
+        key is forgotten ``window`` seconds after it was opened (never extended)."""
+
+    async def end_group(self, key: str, group_id: str) -> None:
+        """The key stops leading to ``group_id`` (a storm is over), if it still does."""
+
+    async def open_group(self, meta: GroupMeta, ttl: int) -> None:
+        """Create the group's state with ``meta`` unless it exists (then nothing changes)."""
+
+    async def join_group(self, group_id: str, join: GroupJoin, ttl: int) -> int:
+        """Add a member, atomically and once: count, first/last seen, tallies and status
+        count change only the first time a uuid joins; the group is marked pending (members
+        to list). Returns the member's position (0-based, join order)."""
+
+    async def load_group(self, group_id: str) -> GroupState | None: ...
+
+    async def group_of(self, member_uuid: str) -> str | None:
+        """The group (storm or ``group.by``) an alert joined, if any."""
+
+    async def update_group(self, group_id: str, update: GroupUpdate, ttl: int) -> None:
+        """Apply ``update``; new ``statuses`` also ask for a redraw (the group is pending)."""
+
+    async def redrawn(self, group_id: str, version: int) -> None:
+        """The redraw asked for as ``version`` is done (a newer request is kept)."""
+
+    async def pending_groups(self) -> list[str]:
+        """Groups with members not listed yet or a redraw asked for: any replica may do it."""
+
+    async def settle_group(self, group_id: str) -> bool:
+        """Unmark the group as pending if every member is listed and no redraw is asked for,
+        atomically (a member joining meanwhile keeps it pending). True when unmarked."""
+
+    async def count_hit(self, key: str, member: str, window: float) -> int:
+        """Count ``member`` (once, however often it is counted) in a sliding ``window`` of
+        seconds; the number of distinct members counted within it."""
 
     async def message_for_alert(self, uuid: str) -> MessageRef | None: ...
 

@@ -22,6 +22,7 @@ from typing import Generic, TypeVar
 
 from secbot.domain.record import AlertRecord, RecordUpdate, StatusIntent
 from secbot.store.base import AuditEntry, DedupResult, MessageRef, as_utc, positive_ttl
+from secbot.store.memory_groups import MemoryGroups
 
 __all__ = ["MemoryStore"]
 
@@ -84,7 +85,7 @@ class _DedupWindow:
     seen: dict[str, int] = field(default_factory=dict)
 
 
-class MemoryStore:
+class MemoryStore(MemoryGroups):
     """:class:`~secbot.store.base.Store` in this process's memory: non-persistent, single-process.
 
     For ``secbot demo`` when no Redis answers, and as the store fake in tests of other layers.
@@ -142,8 +143,9 @@ class MemoryStore:
         self._members.set(group_uuid, members, ttl)
         self._messages.set(member_uuid, ref, ttl)
 
-    async def group_members(self, group_uuid: str) -> list[str]:
-        return list(self._members.get(group_uuid) or {})
+    async def group_members(self, group_uuid: str, start: int = 0, stop: int = -1) -> list[str]:
+        members = list(self._members.get(group_uuid) or {})
+        return members[start:] if stop == -1 else members[start:stop + 1]
 
     async def message_for_alert(self, uuid: str) -> MessageRef | None:
         return self._messages.get(uuid)

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+from secbot.domain.group import BATCH_PREFIX, GROUP_PREFIX, LINE_PREFIX
 from secbot.domain.record import AlertRecord, MessageRef, RecordUpdate, StatusIntent
 from secbot.domain.status import Status
 from secbot.store.base import Store
@@ -75,6 +76,32 @@ class AlertRecords:
             return None
         members = await self.store.group_members(uuid)
         return replace(record, duplicates=tuple(members)) if members else record
+
+    async def members_of_thread(self, channel: str, thread_ts: str) -> list[str]:
+        """The alert uuids the thread of message ``(channel, thread_ts)`` stands for, in join
+        order, for commands typed in that thread (``@SecBot close <uuid prefix>``):
+
+        * a group header (storm or ``group.by``, :mod:`secbot.domain.group`): every member;
+        * an alert's own message: that alert, then the duplicates threaded under it;
+        * a batch line in a group's thread: the members of its group;
+        * anything else (not SecBot's, or forgotten by the store): ``[]``.
+
+        The list is read from the store each call (a group keeps growing); uuids are full.
+        """
+        owner = await self.store.alert_for_message(channel, thread_ts)
+        if owner is None:
+            return []
+        if owner.startswith(LINE_PREFIX):
+            group = await self.store.group_of(owner.removeprefix(LINE_PREFIX))
+            owner = group or owner.removeprefix(LINE_PREFIX)
+        elif owner.startswith(BATCH_PREFIX):
+            owner = owner.removeprefix(BATCH_PREFIX).rpartition(":")[0]
+        elif owner.startswith("context:"):
+            owner = owner.removeprefix("context:")
+        members = await self.store.group_members(owner)
+        if owner.startswith(GROUP_PREFIX):
+            return members
+        return [owner, *(m for m in members if m != owner)]
 
     async def begin_change(self, intent: StatusIntent) -> None:
         """Step one of a status change: what is about to be changed, by whom and why."""

@@ -49,6 +49,7 @@ from secbot.store.base import (
     as_utc,
     positive_ttl,
 )
+from secbot.store.redis_groups import RedisGroups
 from secbot.store.redis_scripts import (
     ACQUIRE_LEASE_LUA,
     AUDIT_ONCE_LUA,
@@ -121,7 +122,7 @@ def _audit_entry(raw: Mapping[Any, Any]) -> AuditEntry | None:
     )
 
 
-class RedisStore:
+class RedisStore(RedisGroups):
     """:class:`~secbot.store.base.Store` on Redis; safe to share between replicas.
 
     The store takes ownership of ``client``: :meth:`close` closes it. Atomicity across
@@ -213,9 +214,9 @@ class RedisStore:
                 keys=keys, args=[member_uuid, f"{ref.channel}|{ref.ts}", positive_ttl("ttl", ttl)]
             )
 
-    async def group_members(self, group_uuid: str) -> list[str]:
+    async def group_members(self, group_uuid: str, start: int = 0, stop: int = -1) -> list[str]:
         with _unavailable():
-            raw = await self._client.zrange(self._key("members", group_uuid), 0, -1)
+            raw = await self._client.zrange(self._key("members", group_uuid), start, stop)
         return [_text(member) for member in raw or [] if isinstance(member, (bytes, str))]
 
     async def message_for_alert(self, uuid: str) -> MessageRef | None:
