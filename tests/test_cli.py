@@ -82,7 +82,19 @@ def expected_backtest() -> dict[str, dict[str, Any]]:
         if (internal or oncall) and employed:
             gcp["auto"] += 1
             gcp["risky"] += src["kibana.alert.workflow_status"] == "acknowledged"
-    return {"gcp_sa_key_created": gcp}
+    okta = {"matched": 0, "auto": 0}
+    for line in SAMPLES.read_text().splitlines():
+        hit = json.loads(line)
+        src = hit["_source"]
+        if src["kibana.alert.rule.name"] != "Okta Sign-In From New Country":
+            continue
+        okta["matched"] += 1
+        vpn = src["source"]["ip"].startswith("192.0.2.")
+        # A VPN sign-in closes only for someone HR knows to be employed: no HR answer, no close.
+        okta["auto"] += vpn and (hit.get("enrichments", {}).get("hr") or {}).get(
+            "terminated"
+        ) is False
+    return {"gcp_sa_key_created": gcp, "okta_login_new_country": okta}
 
 
 def test_backtest_json_counts_match_the_data() -> None:
@@ -99,6 +111,12 @@ def test_backtest_json_counts_match_the_data() -> None:
     assert got["would_post"] == want["matched"] - want["dedup"]
     assert got["would_auto_close"] == want["auto"] > 0
     assert len(got["risky_auto_closes"]) == want["risky"]
+    okta, okta_want = rows["okta_login_new_country"], expected_backtest()["okta_login_new_country"]
+    assert okta["matched"] == okta_want["matched"] > 0
+    # The bundled Okta samples carry no HR answer: none of their VPN sign-ins may close (a
+    # terminated employee's among them), so no risky auto-close either.
+    assert okta["would_auto_close"] == okta_want["auto"]
+    assert okta["risky_auto_closes"] == []
     assert rows["threat_intel_match"]["matched"] >= 2  # the two real 8.1.0 alerts
     assert rows["endpoint_malware"]["matched"] >= 1  # the real 8.8.0 alert
 

@@ -215,7 +215,7 @@ async def test_attacker_text_is_inert(stack: Stack) -> None:
     assert "&lt;!channel&gt;" in json.dumps(message.blocks)
 
 
-def okta_alert(uid: str, ip: str) -> dict[str, Any]:
+def okta_alert(uid: str, ip: str, **extra: Any) -> dict[str, Any]:
     return {
         "@timestamp": "2026-11-01T10:00:00.000Z",
         "kibana.alert.uuid": uid,
@@ -224,11 +224,17 @@ def okta_alert(uid: str, ip: str) -> dict[str, Any]:
         "kibana.alert.rule.name": "Okta Sign-In From New Country",
         "user": {"email": f"{uid}@example.com"},
         "source": {"ip": ip},
+        **extra,
     }
 
 
+#: The HR record an ingest pipeline puts on the alert; with no HRIS configured the hr enricher
+#: reads it. rules/okta_login_new_country closes VPN sign-ins only for someone HR knows.
+EMPLOYED = {"enriched_employee": {"division": "Research", "employment_status": "active"}}
+
+
 async def test_auto_close_closes_in_the_siem_and_marks_the_message(stack: Stack) -> None:
-    stack.elastic.index_documents(INDEX, [okta_alert("e2e-6", "192.0.2.10")])
+    stack.elastic.index_documents(INDEX, [okta_alert("e2e-6", "192.0.2.10", **EMPLOYED)])
     [message] = await posted(stack, "C0IDENTITY")
 
     async def closed() -> bool:
@@ -236,13 +242,24 @@ async def test_auto_close_closes_in_the_siem_and_marks_the_message(stack: Stack)
 
     await eventually(closed)
     doc = stack.elastic.document(INDEX, "e2e-6") or {}
-    assert doc["kibana.alert.workflow_reason"] == "expected_activity"
+    assert doc["kibana.alert.workflow_reason"] == "automated_closure"
 
     async def checked() -> bool:
         return "white_check_mark" in stack.slack.message("C0IDENTITY", message.ts).reactions
 
     await eventually(checked)
     assert "Auto-closed by SecBot" in json.dumps(message.blocks)
+
+
+async def test_vpn_sign_in_without_an_hr_answer_is_posted_and_left_open(stack: Stack) -> None:
+    # Same VPN address, but nothing tells who the person is: unsure never auto-closes.
+    stack.elastic.index_documents(INDEX, [okta_alert("e2e-6b", "192.0.2.11")])
+    [message] = await posted(stack, "C0IDENTITY")
+    await asyncio.sleep(1.0)  # an auto-close would have happened by now (the one above: ~0.1 s)
+    assert es_status(stack, "e2e-6b") == "open"
+    now = stack.slack.message("C0IDENTITY", message.ts)
+    assert "white_check_mark" not in now.reactions
+    assert "Auto-closed by SecBot" not in json.dumps(now.blocks)
 
 
 async def test_socket_refresh_loses_no_event(stack: Stack) -> None:

@@ -147,7 +147,7 @@ async def test_internal_project_closes_with_real_results(gcp: GcpStandIn) -> Non
     decision = await pipeline(gcp, providers()).process(
         key_alert("a-1", "sandbox-tools", "dev@example.com", "Research")
     )
-    assert decision.auto_close is True and decision.close_reason == "expected_activity"
+    assert decision.auto_close is True and decision.close_reason == "automated_closure"
     assert available(decision) == {"gcp_project": True, "oncall": True, "hr": True}
     assert decision.enrichments["hr"].data["division"] == "Research"
 

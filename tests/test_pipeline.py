@@ -93,7 +93,7 @@ async def test_internal_project_is_auto_closed_with_the_rules_reason() -> None:
         gcp_alert("a1")
     )
     assert decision.rule_id == "gcp_sa_key_created"
-    assert decision.auto_close and decision.close_reason == "expected_activity"
+    assert decision.auto_close and decision.close_reason == "automated_closure"
     assert decision.post and decision.channel == "C0SECALERTS"
     assert "Auto-closed" in json.dumps(decision.message)
 

@@ -28,7 +28,8 @@ REDIS_PASSWORD = "R3dis-Pa55word"
 
 
 def vpn_login(uid: str) -> dict[str, Any]:
-    """Closed automatically by rules/okta_login_new_country.yaml (corporate VPN egress)."""
+    """Closed automatically by rules/okta_login_new_country.yaml (corporate VPN egress, and HR
+    — the alert's enriched_employee fields — knows the person is employed)."""
     return {
         "@timestamp": "2026-11-01T10:00:00.000Z",
         "kibana.alert.uuid": uid,
@@ -37,6 +38,7 @@ def vpn_login(uid: str) -> dict[str, Any]:
         "kibana.alert.rule.name": "Okta Sign-In From New Country",
         "user": {"email": "traveller@example.com"},
         "source": {"ip": "192.0.2.10"},
+        "enriched_employee": {"employment_status": "active"},
     }
 
 

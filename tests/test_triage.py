@@ -77,10 +77,10 @@ async def test_auto_close_reaches_the_siem_with_reason_and_audit() -> None:
     await poller.poll_once(handler)
     closed = await siem.get("a1")
     assert closed is not None and closed.workflow_status == "closed"
-    assert closed.get_field("kibana.alert.workflow_reason") == "expected_activity"
+    assert closed.get_field("kibana.alert.workflow_reason") == "automated_closure"
     audit = await store.read_audit("a1")
     assert [(e.actor, e.action, e.reason) for e in audit] == [
-        ("secbot", "closed", "expected_activity")
+        ("secbot", "closed", "automated_closure")
     ]
     assert [uuid for uuid, _ in publisher.published] == ["a1"]
 
@@ -95,7 +95,7 @@ async def test_failed_close_is_corrected_to_open_with_the_error() -> None:
     assert uuid == "a2" and "auto-close failed, alert left open" in note and "503" in note
     audit = await store.read_audit("a2")
     assert [(e.action, e.reason[:26]) for e in audit] == [
-        ("closed", "expected_activity"), ("open", "auto-close failed, alert l")]
+        ("closed", "automated_closure"), ("open", "auto-close failed, alert l")]
     assert await store.is_posted("a2")
 
 
