@@ -140,6 +140,12 @@ class ElasticEmulator:
         """Hold every request arriving in the next ``seconds`` until that period ends."""
         self.faults.add(Fault("hang", target, until=time.monotonic() + seconds))
 
+    def calls(self, app: Literal["es", "kibana"] | None = None, path: str = "") -> int:
+        """Requests received so far (of ``app``, whose path contains ``path``): what a
+        client cost the SIEM, for call-count budgets in tests and benches."""
+        return sum(1 for seen_app, _, seen_path in self.requests
+                   if (app is None or seen_app == app) and path in seen_path)
+
     def clear_faults(self) -> None:
         self.faults.faults.clear()
 

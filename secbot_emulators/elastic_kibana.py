@@ -117,11 +117,14 @@ _FAULT_BODIES: dict[int, dict[str, Any]] = {
 @dataclass
 class RouteFault:
     """A fault on one route: wait ``hang`` seconds, then answer ``status`` (None: handle the
-    request normally after the wait), for ``remaining`` requests (None: until cleared)."""
+    request normally after the wait), for ``remaining`` requests (None: until cleared), once
+    ``after`` requests have passed untouched (a Kibana failing in the middle of a bulk change).
+    """
 
     status: int | None
     hang: float = 0.0
     remaining: int | None = None
+    after: int = 0
 
 
 class KibanaApi:
@@ -143,14 +146,18 @@ class KibanaApi:
         self.route_faults: dict[Route, RouteFault] = {}
 
     def fail_route(self, route: Route, *, status: int | None = 500, hang: float = 0.0,
-                   times: int | None = None) -> None:
+                   times: int | None = None, after: int = 0) -> None:
         """Fault only ``signals/<route>``: ``status=404`` is a Kibana without the route,
-        ``status=None, hang=s`` a slow one (the change still applies, after the wait)."""
-        self.route_faults[route] = RouteFault(status, hang, times)
+        ``status=None, hang=s`` a slow one (the change still applies, after the wait);
+        ``after=n`` lets the next ``n`` requests through first (fail the n+1-th call)."""
+        self.route_faults[route] = RouteFault(status, hang, times, after)
 
     async def _route_fault(self, route: Route) -> None:
         fault = self.route_faults.get(route)
         if fault is None:
+            return
+        if fault.after > 0:
+            fault.after -= 1
             return
         if fault.remaining is not None:
             fault.remaining -= 1

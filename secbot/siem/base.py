@@ -46,11 +46,46 @@ class Page:
 
 @dataclass(frozen=True)
 class StatusChange:
-    """Result of ``set_status``: how many alerts changed and how many were already there."""
+    """What ``set_status`` did, per requested id (each id lands in exactly one group).
 
-    updated: int
-    noops: int
+    ``changed``: now in the status because of this call. ``already``: were in it (a no-op).
+    ``missing``: not in the SIEM. ``failed``: the SIEM failed part-way through a bulk change
+    and did not confirm these (``error`` says how); a timeout may hide a change that landed,
+    so a caller that must know reads them again. ``set_status`` raises only when it confirmed
+    nothing at all; once part of a change landed it returns, so that knowledge is never lost.
+    """
+
+    updated: int = 0
+    noops: int = 0
     missing: Sequence[str] = ()
+    changed: tuple[str, ...] = ()
+    already: tuple[str, ...] = ()
+    failed: tuple[str, ...] = ()
+    error: str | None = None
+
+    def __post_init__(self) -> None:
+        # The counts follow the ids when ids are given; a store that only counts (no bulk
+        # partial results) may still give just ``updated``/``noops``.
+        if self.changed and not self.updated:
+            object.__setattr__(self, "updated", len(self.changed))
+        if self.already and not self.noops:
+            object.__setattr__(self, "noops", len(self.already))
+
+    @property
+    def complete(self) -> bool:
+        """True when nothing failed (every id is changed, already there, or missing)."""
+        return not self.failed
+
+
+#: Ids per SIEM request in bulk reads and writes: a 1,000-alert group costs a handful of calls.
+#: Kibana's ``signal_ids`` is a ``terms`` filter (Elasticsearch allows 65,536 terms) and a
+#: lookup asks for two hits per id, well inside the default 10,000-hit result window.
+BULK_CHUNK = 500
+
+
+def chunks(ids: Sequence[str], size: int = BULK_CHUNK) -> list[list[str]]:
+    """``ids`` in order, in lists of at most ``size``."""
+    return [list(ids[i : i + size]) for i in range(0, len(ids), max(1, size))]
 
 
 class SiemError(SecBotError):
@@ -75,10 +110,27 @@ class Siem(Protocol):
         """Change status; same status is a no-op. ``user`` is credited (tag/workflow_user)."""
 
     async def add_tags(self, ids: Sequence[str], tags: Sequence[str]) -> None:
-        """Add tags (``kibana.alert.workflow_tags``), e.g. ``closed_by:U123``."""
+        """Add tags (``kibana.alert.workflow_tags``), e.g. ``closed_by:U123``; bulk, chunked."""
 
     async def get(self, alert_id: str) -> Alert | None:
         """One alert by ``_id``/uuid, or None."""
+
+    async def get_many(self, ids: Sequence[str]) -> dict[str, Alert]:
+        """The alerts among ``ids`` (``_id`` or uuid), keyed by the id asked for; unknown ids
+        are absent. Bounded: one read per :data:`BULK_CHUNK` ids, not one per alert."""
+
+    async def open_related(
+        self,
+        any_of: Mapping[str, Sequence[str]],
+        *,
+        since: datetime,
+        size: int = 50,
+    ) -> list[Alert]:
+        """Open alerts since ``since`` where any named field equals one of its values.
+
+        Newest first, at most ``size`` (one bounded search): "what else is open for this
+        user or host" (DESIGN.md §10 groups, related alerts). Empty ``any_of``: no alerts.
+        """
 
     async def search(
         self,

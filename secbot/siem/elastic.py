@@ -36,8 +36,16 @@ from secbot.domain.alert import Alert
 from secbot.domain.secrets import redact
 from secbot.domain.status import STATUSES, Status
 from secbot.resilience.retry import RetryableError, RetryPolicy, retry_async
-from secbot.siem.base import Checkpoint, Page, SiemError, StatusChange
-from secbot.siem.embedded import iso_millis, to_millis
+from secbot.siem.base import BULK_CHUNK, Checkpoint, Page, SiemError, StatusChange, chunks
+from secbot.siem.documents import iso_millis
+from secbot.siem.elastic_queries import (
+    STATUS_SCRIPT,
+    TAGS_SCRIPT,
+    WORKFLOW_STATUS,
+    lookup_query,
+    polling_query,
+    related_query,
+)
 
 T = TypeVar("T")
 log = structlog.stdlib.get_logger(__name__)
@@ -46,67 +54,7 @@ log = structlog.stdlib.get_logger(__name__)
 #: poller's next cycle; a status change that fails is reported to the person who asked.
 SIEM_RETRY = RetryPolicy(attempts=6, base=0.25, cap=5.0, budget=30.0, max_retry_after=10.0)
 
-BUILDING_BLOCK = "kibana.alert.building_block_type"
-WORKFLOW_STATUS = "kibana.alert.workflow_status"
-POLL_SORT = [{"@timestamp": {"order": "asc"}}, {"kibana.alert.uuid": {"order": "asc"}}]
 KIBANA_HEADERS = {"kbn-xsrf": "secbot", "elastic-api-version": "2023-10-31"}
-
-#: Kibana's status script (update_alerts_workflow_status.ts), used by the ES fallback.
-STATUS_SCRIPT = """
-if (ctx._source['kibana.alert.workflow_status'] != null && ctx._source['kibana.alert.workflow_status'] != params.status) {
-  ctx._source['kibana.alert.workflow_status'] = params.status;
-  ctx._source['kibana.alert.workflow_user'] = params.workflowUser;
-  ctx._source['kibana.alert.workflow_status_updated_at'] = params.updatedAt;
-  if (params.reason != null) {
-    ctx._source['kibana.alert.workflow_reason'] = params.reason;
-  } else {
-    ctx._source.remove('kibana.alert.workflow_reason');
-  }
-}
-if (ctx._source.signal != null && ctx._source.signal.status != null) {
-  ctx._source.signal.status = params.status
-}"""  # noqa: E501
-
-#: Kibana's set-alert-tags script (set_alert_tags_route.ts), used by the ES fallback.
-TAGS_SCRIPT = """
-List newTagsArray = [];
-if (ctx._source["kibana.alert.workflow_tags"] != null) {
-  for (tag in ctx._source["kibana.alert.workflow_tags"]) {
-    if (!params.tagsToRemove.contains(tag)) { newTagsArray.add(tag); }
-  }
-  for (tag in params.tagsToAdd) {
-    if (!newTagsArray.contains(tag)) { newTagsArray.add(tag) }
-  }
-  ctx._source["kibana.alert.workflow_tags"] = newTagsArray;
-} else {
-  ctx._source["kibana.alert.workflow_tags"] = params.tagsToAdd;
-}"""
-
-
-def polling_query(since: Checkpoint | None, overlap_seconds: float, limit: int) -> dict[str, Any]:
-    """The ``_search`` body of one poll page (protocols/polling_pattern.md).
-
-    One extra hit is requested to learn whether another page follows. ``search_after`` is
-    (since − overlap, since.uuid), the same boundary the range filter states, so ES can
-    skip older segments while the tiebreaker keeps equal timestamps exact. ``lte: now`` keeps
-    a future-stamped alert (clock skew) from dragging the checkpoint past alerts still to come.
-    """
-    window: dict[str, Any] = {"lte": "now", "format": "strict_date_optional_time"}
-    body: dict[str, Any] = {
-        "size": limit + 1,
-        "query": {"bool": {
-            "filter": [{"range": {"@timestamp": window}},
-                       {"term": {"kibana.alert.workflow_status": "open"}}],
-            "must_not": [{"exists": {"field": BUILDING_BLOCK}}],
-        }},
-        "sort": POLL_SORT,
-        "track_total_hits": False,
-    }
-    if since is not None:
-        start_ms = to_millis(since.timestamp) - round(overlap_seconds * 1000)
-        window["gte"] = iso_millis(datetime.fromtimestamp(start_ms / 1000, tz=UTC))
-        body["search_after"] = [start_ms, since.uuid]
-    return body
 
 
 def _retry_after(headers: Mapping[str, str] | None) -> float | None:
@@ -150,6 +98,10 @@ def _kept_reason(status: str, reason: str | None) -> str | None:
     return reason if status == "closed" else None
 
 
+def _missing(wanted: Sequence[str], found: Mapping[str, Alert]) -> tuple[str, ...]:
+    return tuple(i for i in wanted if i not in found)
+
+
 def _es_reason(exc: ApiError) -> str:
     body = exc.body
     try:
@@ -167,8 +119,9 @@ class ElasticSiem:
 
     def __init__(self, es: AsyncElasticsearch, kibana: httpx.AsyncClient | None, *,
                  index: str, space: str = "default", retry: RetryPolicy | None = None,
-                 workflow_user: str | None = None) -> None:
+                 workflow_user: str | None = None, chunk: int = BULK_CHUNK) -> None:
         self._es = es
+        self.chunk = chunk
         self._kibana = kibana
         self.index = index
         self.space = space
@@ -218,19 +171,45 @@ class ElasticSiem:
                     more=len(hits) > limit)
 
     async def _lookup(self, ids: Sequence[str]) -> list[dict[str, Any]]:
-        """Hits whose ``_id`` or ``kibana.alert.uuid`` is one of ``ids``."""
-        query = {"bool": {"should": [{"ids": {"values": list(ids)}},
-                                     {"terms": {"kibana.alert.uuid": list(ids)}}],
-                          "minimum_should_match": 1}}
+        """Hits whose ``_id`` or ``kibana.alert.uuid`` is one of ``ids``: one search per
+        :data:`BULK_CHUNK` ids, so a 1,000-alert group costs two reads, not a thousand."""
+        hits: list[dict[str, Any]] = []
+        for part in chunks(list(dict.fromkeys(ids)), self.chunk):
+            hits.extend(await self._lookup_chunk(part))
+        return hits
+
+    async def _lookup_chunk(self, ids: list[str]) -> list[dict[str, Any]]:
         response = await self._es_call("lookup", self.index, lambda: self._es.search(
-            index=self.index, query=query, size=2 * len(ids), track_total_hits=False))
+            index=self.index, query=lookup_query(ids), size=2 * len(ids),
+            track_total_hits=False))
         return list(response["hits"]["hits"])
 
     async def get(self, alert_id: str) -> Alert | None:
         """The alert with this ``_id`` (preferred) or ``kibana.alert.uuid``."""
-        hits = await self._lookup([alert_id])
-        hits.sort(key=lambda hit: hit["_id"] != alert_id)
-        return Alert.from_hit(hits[0]) if hits else None
+        return (await self.get_many([alert_id])).get(alert_id)
+
+    async def get_many(self, ids: Sequence[str]) -> dict[str, Alert]:
+        """The alerts among ``ids`` keyed by the id asked for; a hit's ``_id`` wins over
+        another hit whose uuid is that id."""
+        wanted = set(ids)
+        found: dict[str, Alert] = {}
+        for hit in sorted(await self._lookup(ids), key=lambda hit: hit["_id"] not in wanted):
+            alert = Alert.from_hit(hit)
+            for key in (hit["_id"], alert.uuid):
+                if key in wanted:
+                    found.setdefault(key, alert)
+        return found
+
+    async def open_related(self, any_of: Mapping[str, Sequence[str]], *, since: datetime,
+                           size: int = 50) -> list[Alert]:
+        """One bounded search: open alerts since ``since`` sharing any entity value."""
+        wanted = {name: list(values) for name, values in any_of.items() if values}
+        if not wanted or size <= 0:
+            return []
+        response = await self._es_call("related alerts", self.index, lambda: self._es.search(
+            index=self.index, query=related_query(wanted, since), size=size,
+            sort=[{"@timestamp": {"order": "desc"}}], track_total_hits=False))
+        return [Alert.from_hit(hit) for hit in response["hits"]["hits"]]
 
     async def search(self, filters: Mapping[str, Any], *, index: str | None = None,
                      since: datetime | None = None, size: int = 50) -> list[dict[str, Any]]:
@@ -254,44 +233,60 @@ class ElasticSiem:
     # --- writes ------------------------------------------------------------------------------
     async def set_status(self, ids: Sequence[str], status: Status, *, reason: str | None,
                          user: str) -> StatusChange:
-        """Change status through Kibana (or the fallback); same status counts as a no-op.
+        """Change status through Kibana (or the fallback), :data:`BULK_CHUNK` ids a call.
 
-        Current statuses are read first: Elasticsearch counts a document the script left
-        unchanged as "updated", so the response alone cannot tell no-ops apart.
+        Current statuses are read first (chunked too): Elasticsearch counts a document the
+        script left unchanged as "updated", so the response alone cannot tell no-ops apart.
+        A failing chunk ends the change: its ids and the later ones come back ``failed`` with
+        the error, beside those already ``changed`` (see :class:`StatusChange`). Raised only
+        when not one chunk was confirmed: a refused reason, a bad status, nothing reachable.
         """
         kept_reason = _kept_reason(status, reason)
         wanted = list(dict.fromkeys(ids))
-        hits = await self._lookup(wanted) if wanted else []
-        current: dict[str, tuple[str, Any]] = {}  # requested id -> (_id, current status)
-        for hit in sorted(hits, key=lambda hit: hit["_id"] not in wanted):  # _id wins
-            alert = Alert.from_hit(hit)
-            for key in (hit["_id"], alert.uuid):
-                if key in wanted:
-                    current.setdefault(key, (hit["_id"], alert.get_field(WORKFLOW_STATUS)))
-        changing = list(dict.fromkeys(
-            doc_id for doc_id, state in current.values() if state not in (None, status)))
-        if changing and self._kibana is not None:
-            await self._kibana_status(changing, status, kept_reason)
-        elif changing:
-            await self._update_by_query("update status", changing, STATUS_SCRIPT, {
-                "status": status, "workflowUser": self._workflow_user,
-                "updatedAt": iso_millis(datetime.now(UTC)), "reason": kept_reason})
-        unchanged = sum(1 for _, state in current.values() if state in (None, status))
-        return StatusChange(updated=len(changing), noops=unchanged,
-                            missing=tuple(i for i in wanted if i not in current))
+        found = await self.get_many(wanted) if wanted else {}
+        already = tuple(i for i in wanted if i in found
+                        and found[i].get_field(WORKFLOW_STATUS) in (None, status))
+        to_change = [i for i in wanted if i in found and i not in already]
+        changed: list[str] = []
+        for part in chunks(to_change, self.chunk):
+            doc_ids = list(dict.fromkeys(found[i].id for i in part))
+            try:
+                await self._write_status(doc_ids, status, kept_reason)
+            except Exception as exc:
+                if not changed:
+                    raise  # nothing confirmed: the caller learns it as before
+                error = redact(f"{type(exc).__name__}: {exc}")
+                log.warning("bulk status change stopped after %d of %d alerts: %s",
+                            len(changed), len(to_change), error)
+                return StatusChange(changed=tuple(changed), already=already,
+                                    missing=_missing(wanted, found),
+                                    failed=tuple(to_change[len(changed):]), error=error)
+            changed.extend(part)
+        return StatusChange(changed=tuple(changed), already=already,
+                            missing=_missing(wanted, found))
+
+    async def _write_status(self, doc_ids: list[str], status: Status, reason: str | None
+                            ) -> None:
+        if self._kibana is not None:
+            await self._kibana_status(doc_ids, status, reason)
+            return
+        await self._update_by_query("update status", doc_ids, STATUS_SCRIPT, {
+            "status": status, "workflowUser": self._workflow_user,
+            "updatedAt": iso_millis(datetime.now(UTC)), "reason": reason})
 
     async def add_tags(self, ids: Sequence[str], tags: Sequence[str]) -> None:
-        """Add ``tags`` to ``kibana.alert.workflow_tags`` (Kibana ``signals/tags``)."""
+        """Add ``tags`` to ``kibana.alert.workflow_tags`` (Kibana ``signals/tags``), chunked."""
         if not ids or not tags:
             return
-        if self._kibana is None:
-            await self._update_by_query("add tags", list(ids), TAGS_SCRIPT,
-                                        {"tagsToAdd": list(dict.fromkeys(tags)),
-                                         "tagsToRemove": []})
-            return
-        body = {"ids": list(ids), "tags": {"tags_to_add": list(tags), "tags_to_remove": []}}
-        response = await self._kibana_send("signals/tags", body)
-        self._check_kibana(response, "signals/tags")
+        for part in chunks(list(dict.fromkeys(ids)), self.chunk):
+            if self._kibana is None:
+                await self._update_by_query("add tags", part, TAGS_SCRIPT,
+                                            {"tagsToAdd": list(dict.fromkeys(tags)),
+                                             "tagsToRemove": []})
+                continue
+            body = {"ids": part, "tags": {"tags_to_add": list(tags), "tags_to_remove": []}}
+            response = await self._kibana_send("signals/tags", body)
+            self._check_kibana(response, "signals/tags")
 
     async def _update_by_query(self, what: str, ids: list[str], source: str,
                                params: dict[str, Any]) -> None:
@@ -379,4 +374,5 @@ class ElasticSiem:
             await self._kibana.aclose()
 
 
-__all__ = ["SIEM_RETRY", "ClosingReasonRefused", "ElasticSiem", "polling_query"]
+__all__ = ["SIEM_RETRY", "STATUS_SCRIPT", "TAGS_SCRIPT", "ClosingReasonRefused", "ElasticSiem",
+           "polling_query"]

@@ -22,136 +22,30 @@ import json
 import sqlite3
 import threading
 import uuid as uuidlib
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 from secbot.domain.alert import Alert, has_field, lookup, parse_timestamp
-from secbot.domain.status import CLOSING_REASONS, STATUSES, Status
-from secbot.siem.base import Checkpoint, Page, StatusChange
+from secbot.domain.status import Status
+from secbot.siem.base import BULK_CHUNK, Checkpoint, Page, SiemError, StatusChange, chunks
+from secbot.siem.documents import (
+    WORKFLOW_STATUS,
+    apply_status,
+    apply_tags,
+    field_equals,
+    iso_millis,
+    iter_json_documents,
+    split_document,
+    to_millis,
+    validate_status,
+)
 
 T = TypeVar("T")
 
 DEFAULT_ALERTS_INDEX = ".alerts-security.alerts-default"
-WORKFLOW_STATUS = "kibana.alert.workflow_status"
-WORKFLOW_USER = "kibana.alert.workflow_user"
-WORKFLOW_UPDATED_AT = "kibana.alert.workflow_status_updated_at"
-WORKFLOW_REASON = "kibana.alert.workflow_reason"
-WORKFLOW_TAGS = "kibana.alert.workflow_tags"
 BUILDING_BLOCK = "kibana.alert.building_block_type"
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-# --- Kibana document semantics, shared with the elastic backend and the emulator -----------
-
-
-def to_millis(value: datetime) -> int:
-    """Epoch milliseconds, floored like Elasticsearch's ``date`` type (no float rounding)."""
-    aware = value if value.tzinfo else value.replace(tzinfo=UTC)
-    return (aware - _EPOCH) // timedelta(milliseconds=1)
-
-
-def iso_millis(value: datetime) -> str:
-    """``2024-01-02T03:04:05.678Z``: what JavaScript's ``toISOString`` (Kibana) writes."""
-    aware = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
-    return aware.strftime("%Y-%m-%dT%H:%M:%S.") + f"{aware.microsecond // 1000:03d}Z"
-
-
-def iter_json_documents(text: str) -> Iterator[Any]:
-    """Every JSON value in ``text``: NDJSON, concatenated pretty-printed objects, or arrays.
-
-    es_archiver ``data.json`` files are pretty-printed objects separated by blank lines, and
-    exported hits often come as one array, so line-by-line parsing is not enough.
-    """
-    decoder = json.JSONDecoder()
-    pos, end = 0, len(text)
-    while True:
-        while pos < end and text[pos] in " \t\r\n":
-            pos += 1
-        if pos >= end:
-            return
-        value, pos = decoder.raw_decode(text, pos)
-        if isinstance(value, list):
-            yield from value
-        else:
-            yield value
-
-
-def split_document(doc: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
-    """``(_id, _source)`` of an ES hit, an es_archiver record, or a bare ``_source``."""
-    value = doc.get("value")
-    if doc.get("type") == "doc" and isinstance(value, Mapping) and "source" in value:
-        return str(value.get("id") or ""), dict(value["source"])
-    if isinstance(doc.get("_source"), Mapping):
-        return str(doc.get("_id") or ""), dict(doc["_source"])
-    return str(lookup(doc, "kibana.alert.uuid") or ""), dict(doc)
-
-
-def validate_status(status: str, reason: str | None) -> str | None:
-    """Check ``status``/``reason`` like Kibana; returns the reason that will be stored.
-
-    Kibana keeps a reason only when closing (``validateClosingReason`` answers
-    ``reason: undefined`` for other statuses) and rejects reasons outside its list.
-    """
-    if status not in STATUSES:
-        raise ValueError(f"unknown alert status {status!r}; expected one of {STATUSES}")
-    if status != "closed":
-        return None
-    if reason is not None and reason not in CLOSING_REASONS:
-        raise ValueError(f"{reason} is an invalid closing reason.")
-    return reason
-
-
-def apply_status(
-    source: dict[str, Any], status: str, reason: str | None, user: str | None, at: str | None
-) -> bool:
-    """Kibana's status painless script on a ``_source`` dict; False when nothing changed."""
-    current = lookup(source, WORKFLOW_STATUS)
-    changed = current is not None and current != status
-    if changed:
-        source[WORKFLOW_STATUS] = status
-        source[WORKFLOW_USER] = user
-        source[WORKFLOW_UPDATED_AT] = at
-        if reason is not None:
-            source[WORKFLOW_REASON] = reason
-        else:
-            source.pop(WORKFLOW_REASON, None)
-    signal = source.get("signal")
-    if isinstance(signal, dict) and signal.get("status") is not None:
-        signal["status"] = status  # legacy .siem-signals documents
-    return changed
-
-
-def apply_tags(source: dict[str, Any], add: Sequence[str], remove: Sequence[str] = ()) -> None:
-    """Kibana's set-alert-tags painless script: keep order, drop removed, append new."""
-    current = lookup(source, WORKFLOW_TAGS)
-    if current is None:
-        source[WORKFLOW_TAGS] = list(dict.fromkeys(add))
-        return
-    kept = [tag for tag in current if tag not in remove]
-    kept.extend(tag for tag in dict.fromkeys(add) if tag not in kept)
-    source[WORKFLOW_TAGS] = kept
-
-
-def field_equals(actual: Any, expected: Any) -> bool:
-    """Keyword ``term`` equality: arrays match on any element; numbers/bools as ES coerces."""
-    if isinstance(expected, (list, tuple)):
-        return any(field_equals(actual, item) for item in expected)
-    if isinstance(actual, (list, tuple)):
-        return any(field_equals(item, expected) for item in actual)
-    if actual == expected and type(actual) is type(expected):
-        return True
-    if actual is None or expected is None:
-        return False
-    if isinstance(actual, bool) or isinstance(expected, bool):
-        return str(actual).lower() == str(expected).lower()
-    if isinstance(actual, (int, float)) or isinstance(expected, (int, float)):
-        try:
-            return float(actual) == float(expected)
-        except (TypeError, ValueError):
-            return False
-    return bool(actual == expected)
 
 
 def _table_name(index: str) -> str:
@@ -173,6 +67,24 @@ def _row(index_is_alerts: bool, doc_id: str, source: dict[str, Any]) -> tuple[An
             1 if lookup(source, BUILDING_BLOCK) is not None else 0, _dump(source))
 
 
+class WriteFaults:
+    """Status-change batches the embedded SIEM fails on purpose, as a Kibana failing in the
+    middle of a bulk change would: the demo and tests use it to show partial results."""
+
+    def __init__(self) -> None:
+        self._batches: dict[int, int] = {}  # batch number within one call -> times left
+
+    def fail_batch(self, number: int, *, times: int = 1) -> None:
+        """Fail batch ``number`` (0-based, within one ``set_status`` call) ``times`` calls."""
+        self._batches[number] = times
+
+    def check(self, number: int) -> None:
+        left = self._batches.get(number, 0)
+        if left > 0:
+            self._batches[number] = left - 1
+            raise SiemError(f"embedded SIEM: status batch {number} failed (injected fault)")
+
+
 class EmbeddedSiem:
     """The :class:`~secbot.siem.base.Siem` contract on a local SQLite file (or ``:memory:``).
 
@@ -183,8 +95,10 @@ class EmbeddedSiem:
     """
 
     def __init__(self, path: str | Path = ":memory:", *, index: str = DEFAULT_ALERTS_INDEX,
-                 clock: Callable[[], datetime] | None = None) -> None:
+                 clock: Callable[[], datetime] | None = None, chunk: int = BULK_CHUNK) -> None:
         self.index = index
+        self.chunk = chunk
+        self.faults = WriteFaults()
         self._clock = clock or (lambda: datetime.now(UTC))
         self._conn = sqlite3.connect(str(path), check_same_thread=False)
         self._lock = threading.Lock()
@@ -283,30 +197,54 @@ class EmbeddedSiem:
     async def set_status(
         self, ids: Sequence[str], status: Status, *, reason: str | None, user: str
     ) -> StatusChange:
-        """Kibana's status change: same status is a no-op; unknown ids come back as missing."""
+        """Kibana's status change, one transaction per :data:`BULK_CHUNK` ids (as the elastic
+        backend sends one request per chunk): same status is a no-op, unknown ids come back
+        as missing, and a chunk that fails after others landed ends the change with its ids
+        and the later ones ``failed`` (raised when nothing landed)."""
         kept_reason = validate_status(status, reason)
         at = iso_millis(self._clock())
-        return await self._run(self._set_status_sync, list(ids), status, kept_reason, user, at)
+        wanted = list(dict.fromkeys(ids))
+        changed: list[str] = []
+        already: list[str] = []
+        missing: list[str] = []
+        for number, part in enumerate(chunks(wanted, self.chunk)):
+            try:
+                self.faults.check(number)
+                done = await self._run(self._set_status_sync, part, status, kept_reason,
+                                       user, at)
+            except Exception as exc:
+                if not changed:
+                    raise
+                failed = tuple(i for i in wanted[number * self.chunk :] if i not in missing)
+                return StatusChange(changed=tuple(changed), already=tuple(already),
+                                    missing=tuple(missing), failed=failed,
+                                    error=f"{type(exc).__name__}: {exc}")
+            changed += done.changed
+            already += done.already
+            missing += done.missing
+        return StatusChange(changed=tuple(changed), already=tuple(already),
+                            missing=tuple(missing))
 
     def _set_status_sync(
         self, ids: list[str], status: str, reason: str | None, user: str, at: str
     ) -> StatusChange:
         table = self._table(self.index, create=False)
-        updated, noops, missing = 0, 0, []
+        changed, already, missing = [], [], []
         with self._conn:
-            for alert_id in dict.fromkeys(ids):
+            for alert_id in ids:
                 row = self._find(table, alert_id)
                 if row is None:
                     missing.append(alert_id)
                     continue
                 source = json.loads(row[1])
                 if not apply_status(source, status, reason, user, at):
-                    noops += 1
+                    already.append(alert_id)
                     continue
                 self._conn.execute(f"UPDATE {table} SET status = ?, source = ? WHERE id = ?",
                                    (status, _dump(source), row[0]))
-                updated += 1
-        return StatusChange(updated=updated, noops=noops, missing=tuple(missing))
+                changed.append(alert_id)
+        return StatusChange(changed=tuple(changed), already=tuple(already),
+                            missing=tuple(missing))
 
     async def add_tags(self, ids: Sequence[str], tags: Sequence[str]) -> None:
         """Append ``tags`` to ``kibana.alert.workflow_tags`` (no duplicates)."""
@@ -330,6 +268,43 @@ class EmbeddedSiem:
         row = await self._run(self._get_sync, alert_id)
         return None if row is None else Alert(source=json.loads(row[1]), id=row[0],
                                               index=self.index)
+
+    async def get_many(self, ids: Sequence[str]) -> dict[str, Alert]:
+        """The alerts among ``ids`` keyed by the id asked for (one worker-thread hop)."""
+        rows = await self._run(self._get_many_sync, list(dict.fromkeys(ids)))
+        return {key: Alert(source=json.loads(src), id=doc_id, index=self.index)
+                for key, (doc_id, src) in rows.items()}
+
+    def _get_many_sync(self, ids: list[str]) -> dict[str, tuple[str, str]]:
+        table = self._table(self.index, create=False)
+        found = {alert_id: self._find(table, alert_id) for alert_id in ids}
+        return {key: row for key, row in found.items() if row is not None}
+
+    async def open_related(self, any_of: Mapping[str, Sequence[str]], *, since: datetime,
+                           size: int = 50) -> list[Alert]:
+        """Open, non-building-block alerts since ``since`` sharing any entity value."""
+        wanted = {name: list(values) for name, values in any_of.items() if values}
+        if not wanted or size <= 0:
+            return []
+        rows = await self._run(self._related_sync, wanted, to_millis(since), size)
+        return [Alert(source=json.loads(src), id=doc_id, index=self.index)
+                for doc_id, src in rows]
+
+    def _related_sync(self, any_of: dict[str, list[str]], since_ms: int, size: int
+                      ) -> list[tuple[str, str]]:
+        table = self._table(self.index, create=False)
+        if table is None:
+            return []
+        found: list[tuple[str, str]] = []
+        query = (f"SELECT id, source FROM {table} WHERE status = 'open' AND bb = 0 AND ts >= ?"
+                 " ORDER BY ts DESC, uuid DESC")
+        for doc_id, text in self._conn.execute(query, (since_ms,)):
+            doc = json.loads(text)
+            if any(field_equals(lookup(doc, name), values) for name, values in any_of.items()):
+                found.append((str(doc_id), str(text)))
+                if len(found) >= size:
+                    break
+        return found
 
     def _get_sync(self, alert_id: str) -> tuple[str, str] | None:
         return self._find(self._table(self.index, create=False), alert_id)
@@ -388,5 +363,7 @@ class EmbeddedSiem:
         await self._run(self._conn.close)
 
 
-__all__ = ["DEFAULT_ALERTS_INDEX", "EmbeddedSiem", "apply_status", "apply_tags", "field_equals",
-           "iso_millis", "iter_json_documents", "split_document", "to_millis", "validate_status"]
+# The document helpers moved to .documents; they stay importable from here.
+__all__ = ["DEFAULT_ALERTS_INDEX", "EmbeddedSiem", "WriteFaults", "apply_status", "apply_tags",
+           "field_equals", "iso_millis", "iter_json_documents", "split_document", "to_millis",
+           "validate_status"]
