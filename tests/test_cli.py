@@ -182,3 +182,46 @@ async def test_audit_prints_an_alerts_trail() -> None:
                                                       ("alice@example.com", "open")]
     assert all(type(r["what"]) is str for r in rows)
     assert "alice@example.com" in table.stdout and "au-2" not in table.stdout
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+#: A password with rich markup in it: shown literally it would read "[bold]"; as markup it
+#: would vanish (or, for a closing tag, crash the command with a traceback).
+MARKED_PASSWORD = "S3cret[bold]Pa55"
+#: What a URL carries (userinfo brackets must be percent-encoded there).
+URL_PASSWORD = "S3cret-Pa55"
+
+
+def test_an_unreachable_redis_with_a_password_fails_without_showing_it() -> None:
+    url = f"redis://:{URL_PASSWORD}@127.0.0.1:{free_port()}/0"
+    result = secbot("audit", env={"SECBOT_REDIS_URL": url})
+    assert result.returncode == 1, result.stderr
+    assert "S3cret" not in result.stderr + result.stdout
+    assert "error: Redis at redis://[REDACTED]@127.0.0.1:" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_every_command_error_is_redacted_and_shown_literally() -> None:
+    # A settings error quotes the value it refused: a Redis URL typed into the wrong variable
+    # must not show its password, and its brackets must neither vanish nor break the line.
+    url = f"redis://:{MARKED_PASSWORD}@cache.internal:6379/0 [/]"
+    for args in (("audit",), ("send", "--source", "elastic")):
+        result = secbot(*args, env={"SECBOT_POLL_INTERVAL": url})
+        assert result.returncode == 2, (args, result.stderr)
+        assert "S3cret" not in result.stderr, args
+        assert "SECBOT_POLL_INTERVAL" in result.stderr and "[REDACTED]" in result.stderr, args
+        assert "@cache.internal:6379/0 [/]" in result.stderr, args  # brackets as typed
+        assert "Traceback" not in result.stderr, args
+
+
+def test_a_missing_alerts_file_is_named_literally() -> None:
+    result = secbot("rules", "backtest", "--alerts", "alerts-[red]2026[/red].ndjson", "rules")
+    assert result.returncode == 1
+    assert "error: alerts-[red]2026[/red].ndjson: no such alerts file" in result.stderr

@@ -46,7 +46,7 @@ def audit_command(
     try:
         entries = asyncio.run(_read(settings, alert_uuid, limit))
     except StoreUnavailable as exc:
-        fail(escape(redact(f"Redis at {settings.redis_url} is unavailable: {exc}")))
+        fail(f"Redis at {settings.redis_url} is unavailable: {exc}")  # fail redacts
     if as_json:
         for e in entries:
             print(

@@ -31,7 +31,7 @@ from typing import Annotated, Any, NoReturn
 import httpx
 import typer
 
-from secbot.cli.common import err_console, settings_or_exit
+from secbot.cli.common import fail, settings_or_exit
 from secbot.domain.errors import SecBotError
 
 EXIT_OK, EXIT_REJECTED, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
@@ -166,5 +166,4 @@ def send_command(
 
 
 def _exit(code: int, message: str) -> NoReturn:
-    err_console().print(f"error: {message}", markup=False)
-    raise typer.Exit(code)
+    fail(message, code)  # redacted and shown literally, like every CLI error
