@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -13,12 +14,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from elasticsearch import AsyncElasticsearch
 
 from secbot.domain.alert import parse_timestamp
 from secbot.runtime.settings import Settings
 from secbot.runtime.siem_clients import build_elastic_siem
-from secbot.siem.base import Checkpoint, Siem
+from secbot.siem.base import OWN_ALERTS_INDEX, Checkpoint, Siem
 from secbot.siem.embedded import EmbeddedSiem
+from secbot.siem.own_elastic import ElasticAlertStore
+from secbot.siem.own_embedded import EmbeddedAlertStore
 from secbot_emulators.elastic import ElasticEmulator
 
 ALERTS = ".alerts-security.alerts-default"
@@ -39,8 +43,12 @@ class Backend:
     seed: Seeder
 
 
-@pytest.fixture(params=["embedded", "elastic"])
+@pytest.fixture(params=["embedded", "elastic", "own-embedded", "own-elastic"])
 async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
+    if request.param.startswith("own-"):
+        async with own_store_backend(request.param) as own:  # issue 12: mapped sources
+            yield own
+        return
     if request.param == "embedded":
         embedded = EmbeddedSiem(":memory:")
 
@@ -64,6 +72,29 @@ async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
 
         yield Backend("elastic", elastic, seed_elastic)
         await elastic.close()
+
+
+@contextlib.asynccontextmanager
+async def own_store_backend(name: str) -> AsyncIterator[Backend]:
+    """SecBot's own alerts store (mapped intake sources), on SQLite or its own ES index."""
+    if name == "own-embedded":
+        store = EmbeddedAlertStore(":memory:")
+
+        async def seed_own(docs: list[dict[str, Any]], index: str | None) -> None:
+            await store.insert(docs, index=index)
+
+        yield Backend(name, store, seed_own)
+        await store.close()
+        return
+    async with ElasticEmulator.running(api_key="test-key") as emu:
+        es = AsyncElasticsearch(emu.url, api_key="test-key", max_retries=0)
+        own = ElasticAlertStore(es)
+
+        async def seed_own_es(docs: list[dict[str, Any]], index: str | None) -> None:
+            emu.index_documents(index or OWN_ALERTS_INDEX, docs)
+
+        yield Backend(name, own, seed_own_es)
+        await own.close()
 
 
 BASE = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)

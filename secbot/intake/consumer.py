@@ -6,6 +6,13 @@ handled, e.g. polled first). If the handler raises (Slack down, the post claim b
 another replica or a killed process holds it), the entry stays pending and is taken over
 again by ``XAUTOCLAIM`` after the queue's ``reclaim_after``: nothing is skipped, and the
 hand-off's post claim + posted marker keep a second attempt from posting twice.
+
+Alerts of mapped sources (not ``elastic``) are first kept in SecBot's own alerts store
+(:class:`~secbot.siem.base.AlertArchive`, insert-if-absent), and the alert handed off is the
+stored one: its status changes and auto-close then go to that store. An alert the store
+already holds as not open (closed by a person, or auto-closed before a crash cut the
+hand-off short) is not handed off again: it was shown, and reopening it is a person's call.
+A store that fails leaves the entry pending, as a failed hand-off does.
 """
 
 from __future__ import annotations
@@ -21,6 +28,8 @@ from redis.exceptions import RedisError
 from secbot.domain.alert import Alert
 from secbot.domain.errors import SecBotError
 from secbot.intake.queue import IntakeQueue, QueuedAlert
+from secbot.intake.sources import ELASTIC
+from secbot.siem.base import AlertArchive
 
 log = structlog.stdlib.get_logger("secbot.intake.consumer")
 
@@ -41,9 +50,11 @@ class IntakeConsumer:
     """Reads the intake stream and hands each alert to ``handler``, in stream order."""
 
     def __init__(self, queue: IntakeQueue, handler: IntakeHandler, *, name: str | None = None,
-                 batch: int = 64, block: float = 1.0, reclaim_every: float = 1.0) -> None:
+                 batch: int = 64, block: float = 1.0, reclaim_every: float = 1.0,
+                 archive: AlertArchive | None = None) -> None:
         self.queue = queue
         self.handler = handler
+        self.archive = archive
         self.name = name or consumer_name()
         self.batch = batch
         self.block = block
@@ -62,7 +73,9 @@ class IntakeConsumer:
             return True
         alert = Alert(source=entry.document)
         try:
-            await self.handler(alert)
+            stored = await self._kept(entry.source, alert)
+            if stored is not None:
+                await self.handler(stored)
         except StopConsuming:
             raise
         except Exception as exc:  # retried after reclaim_after; never dropped
@@ -71,6 +84,18 @@ class IntakeConsumer:
             return False
         await self.queue.ack([entry.entry_id])
         return True
+
+    async def _kept(self, source: str, alert: Alert) -> Alert | None:
+        """The alert to hand off: as kept in the own store for a mapped source; None when
+        the store holds it as no longer open."""
+        if self.archive is None or source == ELASTIC:
+            return alert
+        [stored] = await self.archive.keep([alert])
+        if stored.workflow_status != "open":
+            log.info("intake_already_triaged", alert=stored.uuid, source=source,
+                     status=stored.workflow_status)
+            return None
+        return stored
 
     async def process(self, entries: list[QueuedAlert]) -> int:
         done = 0

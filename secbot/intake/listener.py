@@ -20,7 +20,7 @@ from __future__ import annotations
 import hmac
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -79,8 +79,9 @@ class IntakeConfig:
     max_bytes: int = 1_048_576
     rate: float = 500.0
     buckets: dict[str, TokenBucket] = field(default_factory=dict)
-    #: Called with (source, accepted count) after each 202 (metrics).
-    on_accepted: Any = None
+    #: Called with (source, HTTP status, alerts accepted) after every answer (metrics). The
+    #: source of a 404 is ``"(unknown)"``: a label must not take whatever a client sends.
+    observe: Callable[[str, int, int], None] | None = None
 
     def bucket(self, source: str) -> TokenBucket:
         found = self.buckets.get(source)
@@ -144,17 +145,25 @@ def intake_app(config: IntakeConfig) -> web.Application:
 
     async def receive(request: web.Request) -> web.Response:
         name = request.match_info["source"]
+        response, accepted = await _answer(request, name)
+        if config.observe is not None:
+            config.observe(name if name in config.sources else "(unknown)", response.status,
+                           accepted)
+        return response
+
+    async def _answer(request: web.Request, name: str) -> tuple[web.Response, int]:
+        """The answer and how many alerts it accepted."""
         source = config.sources.get(name)
         if source is None:
-            return _error(404, "unknown source")
+            return _error(404, "unknown source"), 0
         if not _authorized(request, config.tokens.get(name)):
             log.info("intake_refused", source=name, status=401)
-            return web.json_response(UNAUTHORIZED, status=401)
+            return web.json_response(UNAUTHORIZED, status=401), 0
         try:
             body = await _read_limited(request, config.max_bytes)
         except TooLarge:
             log.info("intake_refused", source=name, status=413)
-            return _too_large(config.max_bytes)
+            return _too_large(config.max_bytes), 0
         return await _accept(config, source, request.content_type, body)
 
     async def wrong_method(_: web.Request) -> web.Response:
@@ -168,32 +177,31 @@ def intake_app(config: IntakeConfig) -> web.Application:
 
 async def _accept(
     config: IntakeConfig, source: IntakeSource, content_type: str, body: bytes
-) -> web.Response:
+) -> tuple[web.Response, int]:
+    """The answer to a well-formed, authorised request and how many alerts it accepted."""
     try:
         items = parse_alerts(body, content_type)
     except BodyError as exc:
         log.info("intake_refused", source=source.name, status=400)
-        return _error(400, str(exc), index=None, field=None)
+        return _error(400, str(exc), index=None, field=None), 0
     docs = _documents(source, items, datetime.now(UTC))
     if isinstance(docs, web.Response):
         log.info("intake_refused", source=source.name, status=400)
-        return docs
+        return docs, 0
     bucket = config.bucket(source.name)
     wait = bucket.retry_after()
     if wait is not None:
         log.info("intake_refused", source=source.name, status=429, alerts=len(docs))
         return web.json_response({"error": "rate limited", "retry_after": wait}, status=429,
-                                 headers={"Retry-After": str(wait)})
+                                 headers={"Retry-After": str(wait)}), 0
     try:
         await config.queue.append(source.name, docs)
     except QueueUnavailable:
         log.warning("intake_store_failed", source=source.name, alerts=len(docs))
         return web.json_response({"error": "store unavailable, retry"}, status=503,
-                                 headers={"Retry-After": "1"})
+                                 headers={"Retry-After": "1"}), 0
     bucket.take(len(docs))
-    if config.on_accepted is not None:
-        config.on_accepted(source.name, len(docs))
-    return web.json_response({"accepted": len(docs)}, status=202)
+    return web.json_response({"accepted": len(docs)}, status=202), len(docs)
 
 
 async def start_intake_server(config: IntakeConfig, host: str, port: int) -> web.AppRunner:

@@ -19,7 +19,7 @@ from secbot.expressions import (
     StoppedExpression,
     Verdict,
 )
-from secbot.rules.schema import Rule
+from secbot.rules.schema import SIEM_SOURCE, SOURCE_FIELD, Rule
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,8 @@ class CompiledRule:
         """Whether ``match`` holds, with the error of ``when`` if it failed (drawing on the
         alert's ``budget``)."""
         cond = self.rule.match
+        if alert_source(alert) != (cond.source or SIEM_SOURCE):
+            return Verdict(False, None)
         if cond.rule_name is not None and alert.rule_name not in _as_list(cond.rule_name):
             return Verdict(False, None)
         if cond.rule_id is not None and alert.rule_id not in _as_list(cond.rule_id):
@@ -88,6 +90,12 @@ class CompiledRule:
         it, whatever the rest of the alert's budget would allow."""
         why = f"{reason} (rule stopped in match.when: whether it applies is unknown)"
         return replace(self, auto_close=StoppedExpression(why))
+
+
+def alert_source(alert: Alert) -> str:
+    """The intake source an alert came from: ``secbot.source``, else the SIEM (polled)."""
+    value = alert.get_field(SOURCE_FIELD)
+    return value if isinstance(value, str) and value else SIEM_SOURCE
 
 
 def _as_list(value: str | list[str]) -> list[str]:

@@ -64,6 +64,12 @@ def _check_channel(value: str) -> str:
 
 StrOrList = str | list[str]
 
+#: The alert field naming its intake source (DESIGN.md §11); the intake sets it on every
+#: pushed alert. Polled alerts lack it: they are the SIEM's, :data:`SIEM_SOURCE`.
+SOURCE_FIELD = "secbot.source"
+SIEM_SOURCE = "elastic"
+_SOURCE = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}$")
+
 
 class Match(_Strict):
     """Every given condition must hold."""
@@ -71,11 +77,24 @@ class Match(_Strict):
     rule_name: StrOrList | None = Field(None, description="kibana.alert.rule.name (any of)")
     rule_id: StrOrList | None = Field(None, description="kibana.alert.rule.rule_id (any of)")
     when: str | None = Field(None, description="expression over alert and IncludedFields")
+    source: str | None = Field(
+        None,
+        description=f"intake source ({SOURCE_FIELD}, a sources/<name>.yaml); default: the SIEM "
+        f"({SIEM_SOURCE!r}); a rule matches alerts of its one source only",
+    )
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, value: str | None) -> str | None:
+        if value is not None and not _SOURCE.match(value):
+            raise ValueError(f"{value!r} is not a source name (the stem of sources/<name>.yaml)")
+        return value
 
     @model_validator(mode="after")
     def _at_least_one(self) -> Match:
-        if self.rule_name is None and self.rule_id is None and self.when is None:
-            raise ValueError("match needs at least one of rule_name, rule_id, when")
+        if (self.rule_name is None and self.rule_id is None and self.when is None
+                and self.source is None):
+            raise ValueError("match needs at least one of rule_name, rule_id, when, source")
         return self
 
 

@@ -40,9 +40,23 @@ class Metrics:
             "secbot_slack_api_errors", "Slack Web API errors", ["error"], registry=r
         )
         self.poll_errors = Counter("secbot_poll_errors", "Failed polls", ["kind"], registry=r)
+        # Push intake (DESIGN.md §11): every answer by source and HTTP status, and the alerts
+        # durably accepted. A 404's source is "(unknown)" (clients do not pick labels).
+        self.intake_requests = Counter(
+            "secbot_intake_requests", "Intake answers", ["source", "code"], registry=r
+        )
+        self.intake_alerts_accepted = Counter(
+            "secbot_intake_alerts_accepted", "Alerts stored by the intake (202)", ["source"],
+            registry=r,
+        )
 
     def observe_enrichment(self, name: str, seconds: float, ok: bool) -> None:
         self.enrichment_seconds.labels(name, "ok" if ok else "unavailable").observe(seconds)
+
+    def observe_intake(self, source: str, status: int, accepted: int) -> None:
+        self.intake_requests.labels(source, str(status)).inc()
+        if accepted:
+            self.intake_alerts_accepted.labels(source).inc(accepted)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

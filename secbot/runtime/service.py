@@ -26,6 +26,7 @@ from secbot.runtime.health import HealthState, start_health_server
 from secbot.runtime.lease import LeaseKeeper
 from secbot.runtime.logs import get_logger
 from secbot.runtime.metrics import Metrics
+from secbot.siem.base import AlertArchive
 
 log = get_logger("secbot.runtime.service")
 
@@ -42,6 +43,7 @@ class IntakeParts:
     port: int
     host: str = "0.0.0.0"
     consumer: IntakeConsumer | None = None  # set by the service (it owns the handler)
+    archive: AlertArchive | None = None  # mapped sources' alerts are kept here first
 
 
 @dataclass
@@ -145,7 +147,8 @@ class SecBotService:
         if intake is None:
             return
         if intake.consumer is None:
-            intake.consumer = IntakeConsumer(intake.config.queue, self._handle_pushed)
+            intake.consumer = IntakeConsumer(intake.config.queue, self._handle_pushed,
+                                             archive=intake.archive)
         await intake.config.queue.ensure_group()
         self._intake_task = asyncio.create_task(intake.consumer.run())
         self._intake_http = await start_intake_server(intake.config, intake.host, intake.port)

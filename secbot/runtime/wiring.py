@@ -15,6 +15,7 @@ from typing import Any
 
 import aiohttp
 import redis.asyncio as aioredis
+from elasticsearch import AsyncElasticsearch
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
@@ -30,7 +31,7 @@ from secbot.intake.handoff import TriageHandler
 from secbot.intake.listener import IntakeConfig
 from secbot.intake.poller import AlertPoller
 from secbot.intake.queue import IntakeQueue
-from secbot.intake.sources import SourceLoadError, load_sources
+from secbot.intake.sources import ELASTIC, IntakeSource, SourceLoadError, load_sources
 from secbot.pipeline.match import Matcher
 from secbot.pipeline.pipeline import Pipeline
 from secbot.publish.flood import FloodGuard
@@ -44,9 +45,12 @@ from secbot.runtime.metrics import Metrics
 from secbot.runtime.service import IntakeParts, SecBotService, ServiceParts, socket_connected
 from secbot.runtime.settings import Settings
 from secbot.runtime.siem_clients import build_elastic_siem
-from secbot.siem.base import Siem
+from secbot.siem.base import AlertArchive, Siem
 from secbot.siem.embedded import EmbeddedSiem
 from secbot.store.base import Store
+from secbot.siem.own_elastic import ElasticAlertStore
+from secbot.siem.own_embedded import EmbeddedAlertStore
+from secbot.siem.routing import RoutingSiem
 from secbot.store.redis import RedisStore
 from secbot.triage.people import Directory, Triagers
 from secbot.triage.reactions import ReactionTriage, parse_reaction_map
@@ -140,21 +144,58 @@ async def build_slack_side(
     return AsyncSocketModeHandler(app, settings.slack_app_token.get_secret_value(), web_client=web)
 
 
-def build_intake(settings: Settings, redis_client: aioredis.Redis) -> IntakeParts | None:
+def intake_sources(settings: Settings) -> dict[str, IntakeSource]:
+    """``elastic`` and the mapped sources of ``SECBOT_SOURCES_DIR`` (invalid: ConfigError)."""
+    try:
+        return load_sources(settings.sources_dir)
+    except SourceLoadError as exc:
+        raise ConfigError(f"SECBOT_SOURCES_DIR: invalid source mappings:\n{exc}") from exc
+
+
+def build_own_store(settings: Settings) -> AlertArchive:
+    """SecBot's own alerts store for mapped sources: beside the SIEM it is configured for
+    (a table of the embedded SQLite file, or an index of the same Elasticsearch)."""
+    if settings.siem == "embedded":
+        return EmbeddedAlertStore(settings.embedded_db)
+    if not settings.elasticsearch_url:
+        raise ConfigError("SECBOT_ELASTICSEARCH_URL: required for the alerts store of mapped "
+                          "sources with SECBOT_SIEM=elastic")
+    key = settings.elasticsearch_api_key
+    es = AsyncElasticsearch(settings.elasticsearch_url,
+                            api_key=key.get_secret_value() if key else None,
+                            request_timeout=10.0, max_retries=0, retry_on_timeout=False)
+    return ElasticAlertStore(es)
+
+
+def with_own_store(settings: Settings, siem: Siem, sources: Mapping[str, IntakeSource],
+                   own_store: AlertArchive | None, resources: Resources
+                   ) -> tuple[Siem, AlertArchive | None]:
+    """The Siem the app uses: the SIEM alone, or, when mapped sources exist, a
+    :class:`RoutingSiem` sending ``<source>:<id>`` alerts to the own store. Built whether or
+    not this replica listens for pushes: every replica handles Slack reactions."""
+    mapped = [name for name in sources if name != ELASTIC]
+    if not mapped:
+        return siem, None
+    if own_store is None:
+        own_store = build_own_store(settings)
+        resources.closers.append(own_store.close)
+    return RoutingSiem(siem, own_store, mapped), own_store
+
+
+def build_intake(settings: Settings, redis_client: aioredis.Redis,
+                 sources: Mapping[str, IntakeSource], archive: AlertArchive | None = None,
+                 metrics: Metrics | None = None) -> IntakeParts | None:
     """The push intake, or None when ``SECBOT_INTAKE_PORT=0`` or no token is configured
     (with no token every request would be refused: the port is not opened at all)."""
     if not settings.intake_port or not settings.intake_tokens:
         return None
-    try:
-        sources = load_sources(settings.sources_dir)
-    except SourceLoadError as exc:
-        raise ConfigError(f"SECBOT_SOURCES_DIR: invalid source mappings:\n{exc}") from exc
     queue = IntakeQueue(redis_client, settings.redis_prefix,
                         reclaim_after=max(2.0, settings.lease_ttl))
     tokens = {name: secret.get_secret_value() for name, secret in settings.intake_tokens.items()}
     config = IntakeConfig(sources=sources, tokens=tokens, queue=queue,
-                          max_bytes=settings.intake_max_bytes, rate=settings.intake_rate)
-    return IntakeParts(config=config, port=settings.intake_port)
+                          max_bytes=settings.intake_max_bytes, rate=settings.intake_rate,
+                          observe=metrics.observe_intake if metrics is not None else None)
+    return IntakeParts(config=config, port=settings.intake_port, archive=archive)
 
 
 def rule_partition(matcher: Matcher) -> Callable[[Alert], str]:
@@ -177,10 +218,12 @@ async def build_service(
     siem: Siem | None = None,
     enrichers: Mapping[str, Enricher] | None = None,
 ) -> tuple[SecBotService, Resources]:
+    own_store: AlertArchive | None = None,
     """Build every client from ``settings`` and wire the service.
 
-    ``store``, ``siem`` and ``enrichers`` may be given instead (the demo passes its embedded
-    SIEM and stand-in enrichers); what is given is not closed by ``Resources``.
+    ``store``, ``siem``, ``enrichers`` and ``own_store`` (mapped sources' alerts) may be given
+    instead (the demo passes its embedded stores and stand-in enrichers); what is given is
+    not closed by ``Resources``.
     """
     check_run_settings(settings)
     resources = Resources()
@@ -193,6 +236,8 @@ async def build_service(
         siem = build_siem(settings)
         resources.closers.append(siem.close)
     if enrichers is None:
+    sources = intake_sources(settings)
+    siem, own_store = with_own_store(settings, siem, sources, own_store, resources)
         built = build_enrichers(settings, redis=redis_client)
         resources.closers.append(built.aclose)
         enrichers = built
@@ -244,6 +289,6 @@ async def build_service(
         poll_interval=settings.poll_interval,
         lease=LeaseKeeper(store, "poller", ttl=settings.lease_ttl),
         http_port=settings.http_port,
-        intake=build_intake(settings, redis_client),
+        intake=build_intake(settings, redis_client, sources, own_store, metrics),
     )
     return SecBotService(parts), resources

@@ -148,3 +148,28 @@ class Siem(Protocol):
     async def ping(self) -> bool: ...
 
     async def close(self) -> None: ...
+
+
+#: Where SecBot keeps the alerts of mapped intake sources (DESIGN.md §11): one index with a
+#: ``secbot.source`` field, rather than one per source, so one search, count or poll covers
+#: them all and a new source needs no index, template or privilege of its own.
+OWN_ALERTS_INDEX = "secbot-alerts"
+
+
+class AlertArchive(Siem, Protocol):
+    """A :class:`Siem` that SecBot writes itself: the alerts store of mapped sources.
+
+    Documents carry the workflow fields Kibana uses (``kibana.alert.workflow_status``,
+    ``_user``, ``_status_updated_at``, ``_reason``, ``workflow_tags``), so they are searched,
+    counted and triaged like SIEM alerts. Implementations: :mod:`secbot.siem.own_embedded`
+    (SQLite) and :mod:`secbot.siem.own_elastic` (an Elasticsearch index of SecBot's own).
+    """
+
+    async def keep(self, alerts: Sequence[Alert]) -> list[Alert]:
+        """Store alerts not stored yet; returns each one *as stored* (in the given order).
+
+        An alert already there is not overwritten: a source re-sending an alert, or the
+        intake redelivering it after a crash, must not reopen what a person closed. Callers
+        hand an alert off only while the stored one is open.
+        """
+        ...
