@@ -23,6 +23,7 @@ __all__ = [
     "LINE_PREFIX",
     "Batch",
     "GroupJoin",
+    "GroupKey",
     "GroupKind",
     "GroupMeta",
     "GroupState",
@@ -192,3 +193,14 @@ class GroupUpdate:
     batch: Batch | None = None
     statuses: Mapping[str, int] | None = None
     closed_note: str | None = None
+
+
+@dataclass(frozen=True)
+class GroupKey:
+    """A ``group.by`` grouping the pipeline found for one alert: the key (rule id + a hash of
+    the values), the window in seconds, and the fields and values (shown on the header)."""
+
+    key: str
+    window: int
+    by: tuple[str, ...]
+    values: tuple[str, ...]

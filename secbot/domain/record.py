@@ -122,6 +122,7 @@ class RecordUpdate:
     message: Mapping[str, Any] | None = None
     channel: str | None = None
     group_id: str | None = None
+    auto_close: bool | None = None  # False once a decided auto-close could not be applied
 
     def to_fields(self) -> dict[str, str]:
         return {

@@ -8,6 +8,7 @@ from typing import Any
 
 from secbot.domain.alert import Alert, thaw
 from secbot.domain.enrichment import Enrichment
+from secbot.domain.group import GroupKey
 from secbot.domain.record import AlertRecord
 
 
@@ -35,6 +36,7 @@ class Decision:
     fields: Mapping[str, Any] = field(default_factory=dict)
     enrichments: Mapping[str, Enrichment] = field(default_factory=dict)
     message: Mapping[str, Any] = field(default_factory=dict)
+    group: GroupKey | None = None  # the rule's ``group.by`` key for this alert (issue 11)
 
     @property
     def matched(self) -> bool:

@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass
 
 from secbot.domain.alert import Alert, thaw
+from secbot.domain.group import GroupKey
 from secbot.rules.ruleset import CompiledRule
 from secbot.store.base import Store
 
@@ -40,3 +41,28 @@ async def claim(store: Store, rule: CompiledRule, alert: Alert) -> Dedup:
     result = await store.claim_dedup(key, alert.uuid, rule.rule.dedup.window)
     first = result.first_uuid if result.first_uuid != alert.uuid else None
     return Dedup(duplicate_of=first, count=result.count)
+
+
+@dataclass(frozen=True)
+class Grouping:
+    """The ``group.by`` outcome: a key to join, or a note saying why the alert stands alone."""
+
+    key: GroupKey | None = None
+    note: str | None = None
+
+
+def group_key(rule: CompiledRule, alert: Alert) -> Grouping:
+    """Rule id + a hash of the ``group.by`` values; an alert missing one is its own group,
+    and its message says so (DESIGN.md §5: never merge alerts on a partial key)."""
+    spec = rule.rule.group
+    if spec is None:
+        return Grouping()
+    values = [thaw(alert.get_field(name)) for name in spec.by]
+    missing = [name for name, value in zip(spec.by, values, strict=True) if value in (None, "")]
+    if missing:
+        return Grouping(note=f"not grouped: the alert has no {', '.join(missing)} (group.by)")
+    digest = hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()
+    return Grouping(key=GroupKey(
+        key=f"by:{rule.id}:{digest[:32]}", window=int(spec.window), by=tuple(spec.by),
+        values=tuple(str(v) for v in values),
+    ))

@@ -65,10 +65,12 @@ class Pipeline:
 
     async def _matched(self, rule: CompiledRule, alert: Alert, found: match.Match) -> Decision:
         repeat = await dedup.claim(self.store, rule, alert)
+        grouping = dedup.group_key(rule, alert)
         enriched = await enrich.enrich(self.engine, rule, alert, found)
         verdict = decide.decide(rule, enriched.context)
         where = route.route(rule, enriched.context, self.default_channel)
-        notes = (*where.notes, *verdict.notes, *((where.missing,) if where.missing else ()))
+        notes = (*where.notes, *verdict.notes, *((where.missing,) if where.missing else ()),
+                 *((grouping.note,) if grouping.note else ()))
         severity = rule.rule.severity or alert.severity or "medium"
         view = AlertView(
             alert=alert,
@@ -98,6 +100,7 @@ class Pipeline:
             fields=found.fields,
             enrichments=enriched.enrichments,
             message=safe_render(view),
+            group=grouping.key,
         )
 
     def _unmatched(self, alert: Alert, found: match.Match) -> Decision:

@@ -12,6 +12,7 @@ they join their first alert's group (the first message keeps leading to the firs
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Mapping
 from typing import Any
@@ -22,8 +23,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from secbot.domain.alert import Alert, thaw
 from secbot.domain.errors import SecBotError
+from secbot.domain.record import RecordUpdate
 from secbot.pipeline.decision import Decision
-from secbot.publish.flood import DigestState, FloodGuard, digest_id, digest_line, digest_text
+from secbot.publish.group_flush import GroupFlusher
+from secbot.publish.groups import GroupAssigner, recount
 from secbot.publish.pacing import ChannelPacer
 from secbot.render import mrkdwn as md
 from secbot.render.blocks import with_status
@@ -31,6 +34,7 @@ from secbot.store.base import MessageRef, Store
 from secbot.store.records import AlertRecords
 
 EVENT_TYPE = "secbot_alert"
+USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")  # a Slack user id (audit actors may be emails)
 HISTORY_PAGES = 5
 #: chat.postMessage errors about the message itself: retrying the same content cannot succeed.
 CONTENT_ERRORS = frozenset(
@@ -63,7 +67,8 @@ class SlackPublisher:
         ttl: int = 30 * 86400,
         pacer: ChannelPacer | None = None,
         attempt_ttl: int = 7 * 86400,
-        flood: FloodGuard | None = None,
+        group_threshold: int = 0,
+        group_interval: float | None = None,
     ) -> None:
         self.client = client
         self.store = store
@@ -71,25 +76,34 @@ class SlackPublisher:
         self.ttl = ttl
         self.pacer = pacer or ChannelPacer(rate=0)
         self.attempt_ttl = attempt_ttl
-        self.flood = flood or FloodGuard(threshold=0)
+        self.groups = GroupAssigner(store, threshold=group_threshold, ttl=ttl)
+        interval = group_interval if group_interval is not None else (
+            1.0 if self.pacer.rate > 0 else 0.2)
+        self.flusher = GroupFlusher(client, store, self.pacer, ttl=ttl,
+                                    threshold=group_threshold, interval=interval)
         self._published: LRUCache[str, MessageRef] = LRUCache(maxsize=PUBLISHED_MEMORY)
 
     async def publish(self, alert: Alert, decision: Decision) -> None:
         if decision.channel is None:
             raise NoChannelError(f"alert {alert.uuid}: no channel (set SECBOT_DEFAULT_CHANNEL)")
+        note = None
         if decision.duplicate_of:
-            first = await self.store.message_for_alert(decision.duplicate_of)
-            if first is not None:
-                await self._thread_context(alert, decision, first)
+            head, note = await self._live_head(decision.duplicate_of, alert)
+            first = await self.store.message_for_alert(head) if head else None
+            if head is not None and first is not None:
+                await self._thread_context(alert, decision, head, first)
                 return
-        ref = await self._existing_post(alert.uuid, decision.channel)
+        group_id = await self.store.group_of(alert.uuid)  # joined by an earlier attempt
+        ref = None if group_id else await self._existing_post(alert.uuid, decision.channel)
         if ref is not None and await self._shown_on_other(alert.uuid, ref):
-            return  # an earlier attempt put it in a digest: done
-        if ref is None and self.flood.flooding(decision.rule_id or "", decision.channel):
-            await self._digest(alert, decision, decision.channel)
+            return  # an earlier attempt showed it on another message: done
+        if ref is None and group_id is None and note is None:
+            group_id = await self.groups.assign(alert, decision, decision.channel)
+        if group_id is not None:
+            await self._join(group_id, alert, decision)
             return
         if ref is None:
-            ref = await self._post(alert, decision, decision.channel)
+            ref = await self._post(alert, decision, decision.channel, note)
         self._remember(alert.uuid, ref)
         await self.store.link_message(alert.uuid, ref, self.ttl)
         # Two fields of the record the pipeline saved: where it went and what it shows.
@@ -97,8 +111,40 @@ class SlackPublisher:
         if decision.auto_close:
             await self._react(ref, "white_check_mark")
 
+    async def _join(self, group_id: str, alert: Alert, decision: Decision) -> None:
+        """The alert joins its group durably; the flusher lists it in the group's thread
+        (this or any replica, even after this process dies)."""
+        await self.groups.join(group_id, alert, decision)
+        await self.store.update_record(alert.uuid, RecordUpdate(group_id=group_id), self.ttl)
+        self.flusher.wake()
+
+    async def _live_head(self, first: str, alert: Alert) -> tuple[str | None, str | None]:
+        """The alert a duplicate threads under: ``first``, or, once that was closed, the
+        duplicate that came after the close (it got a message of its own). ``(None, note)``
+        when ``alert`` is that duplicate: it is posted with ``note`` ("previous alert closed
+        by … at …") instead of vanishing under a closed thread."""
+        head = first
+        for _ in range(8):  # each closed round moves on one message; bounded for safety
+            record = await self.records.load(head)
+            if record is None or record.status != "closed":
+                return head, None
+            after = await self.store.claim_group(f"after-close:{head}", alert.uuid, self.ttl)
+            if after == alert.uuid:
+                return None, await self._closed_note(head)
+            head = after
+        return head, None
+
+    async def _closed_note(self, uuid: str) -> str:
+        closes = [e for e in await self.store.read_audit(uuid, limit=20) if e.action == "closed"]
+        if not closes:
+            return "Previous alert with the same dedup key was closed."
+        last = closes[-1]
+        who = f"<@{last.actor}>" if USER_ID.match(last.actor) else md.escape(last.actor)
+        return (f"Previous alert with the same dedup key (`{md.escape(uuid[:8])}`) closed by "
+                f"{who} at {last.at.strftime('%Y-%m-%d %H:%M UTC')}; this one is new activity.")
+
     async def _shown_on_other(self, uuid: str, ref: MessageRef) -> bool:
-        """True when ``ref`` is a message standing for another alert or a digest, not
+        """True when ``ref`` is a message standing for another alert or a group, not
         ``uuid``'s own (so it must never be edited with ``uuid``'s blocks)."""
         owner = await self.store.alert_for_message(ref.channel, ref.ts)
         return owner is not None and owner != uuid
@@ -116,10 +162,14 @@ class SlackPublisher:
                     unfurl_links=False,
                 )
             return
+        group_id = await self.store.group_of(alert.uuid)
+        if group_id is not None:
+            await self._correct_member(alert, group_id, note)
+            return
         ref = await self.store.message_for_alert(alert.uuid)
         if ref is None:
             return
-        if await self._shown_on_other(alert.uuid, ref):  # a digest line: say it in its thread
+        if await self._shown_on_other(alert.uuid, ref):  # shown on another message: say it there
             await self.client.chat_postMessage(
                 channel=ref.channel,
                 thread_ts=ref.ts,
@@ -147,14 +197,39 @@ class SlackPublisher:
             if exc.response.get("error") != "no_reaction":
                 raise
 
-    async def _post(self, alert: Alert, decision: Decision, channel: str) -> MessageRef:
+    async def _correct_member(self, alert: Alert, group_id: str, note: str) -> None:
+        """A group member's auto-close failed: its line and the header counts say open again
+        (redrawn by the flusher), and the group's thread says why."""
+        await self.store.update_record(alert.uuid, RecordUpdate(status="open", auto_close=False),
+                                       self.ttl)
+        await recount(self.store, group_id, self.ttl)
+        self.flusher.wake()
+        state = await self.store.load_group(group_id)
+        if state is not None and state.header_ts:
+            await self.client.chat_postMessage(
+                channel=state.meta.channel, thread_ts=state.header_ts, unfurl_links=False,
+                text=md.escape(f"Alert {alert.uuid}: {note}"))
+
+    def start(self) -> None:
+        """Start showing groups (and resume those a stopped process left half shown)."""
+        self.flusher.start()
+
+    async def aclose(self) -> None:
+        await self.flusher.aclose()
+
+    async def _post(self, alert: Alert, decision: Decision, channel: str,
+                    note: str | None = None) -> MessageRef:
         metadata = {"event_type": EVENT_TYPE, "event_payload": {"alert_uuid": alert.uuid}}
+        blocks = list(decision.message.get("blocks", []))
+        if note is not None:  # trusted text built by SecBot (alert data in it is escaped)
+            blocks = [{"type": "context", "elements": [{"type": "mrkdwn", "text": note}]},
+                      *blocks][: md.MAX_BLOCKS]
         await self.pacer.wait(channel)
         try:
             response = await self.client.chat_postMessage(
                 channel=channel,
                 text=decision.message.get("text", ""),
-                blocks=list(decision.message.get("blocks", [])),
+                blocks=blocks,
                 metadata=metadata,
                 unfurl_links=False,
                 unfurl_media=False,
@@ -178,37 +253,6 @@ class SlackPublisher:
                 ),
             )
         return MessageRef(channel=str(response["channel"]), ts=str(response["ts"]))
-
-    async def _digest(self, alert: Alert, decision: Decision, channel: str) -> None:
-        """Add ``alert`` to its rule's digest message (posted on the first flooded alert).
-
-        The digest message maps to a digest id (``digest:<channel>:<ts>``), never to one of its
-        alerts, and each alert joins the digest's member list: a reaction on the digest finds
-        the digest, not one arbitrary alert, and the digest is never edited into an alert.
-        """
-        key = (decision.rule_id or "", channel)
-        state = self.flood.digests.get(key)
-        title = str(decision.message.get("text", ""))
-        if state is None:
-            await self.pacer.wait(channel)
-            response = await self.client.chat_postMessage(
-                channel=channel, text=md.truncate(f"Digest: {title}", md.MESSAGE_TEXT_MAX)
-            )
-            state = DigestState(ts=str(response["ts"]))
-            self.flood.digests[key] = state
-            await self.store.link_message(digest_id(channel, state.ts), self._ref(channel, state),
-                                          self.ttl)
-        state.total += 1
-        state.lines.append(digest_line(alert))
-        text = digest_text(decision.rule_id or "unmatched alerts", state, self.flood.threshold)
-        await self.client.chat_update(channel=channel, ts=state.ts, text=text)
-        ref = self._ref(channel, state)
-        self._remember(alert.uuid, ref)
-        await self.records.join_group(digest_id(channel, state.ts), alert.uuid, ref)
-
-    @staticmethod
-    def _ref(channel: str, state: DigestState) -> MessageRef:
-        return MessageRef(channel=channel, ts=state.ts)
 
     async def _existing_post(self, uuid: str, channel: str) -> MessageRef | None:
         """The message an earlier attempt posted for ``uuid``, if any."""
@@ -251,11 +295,11 @@ class SlackPublisher:
             if exc.response.get("error") != "already_reacted":
                 raise
 
-    async def _thread_context(self, alert: Alert, decision: Decision, first: MessageRef) -> None:
-        assert decision.duplicate_of is not None
-        first_record = await self.records.load(decision.duplicate_of)
+    async def _thread_context(self, alert: Alert, decision: Decision, head: str,
+                              first: MessageRef) -> None:
+        first_record = await self.records.load(head)
         text = context_text(alert, decision, first_record.fields if first_record else {})
-        key = f"context:{decision.duplicate_of}"
+        key = f"context:{head}"
         existing = await self.store.message_for_alert(key)
         if existing is None:
             await self.pacer.wait(first.channel)
@@ -268,7 +312,7 @@ class SlackPublisher:
             await self.client.chat_update(channel=existing.channel, ts=existing.ts, text=text)
         # The duplicate joins the first alert's group: the first message keeps leading to the
         # first alert (a reaction there changes the whole group), never to this duplicate.
-        await self.records.join_group(decision.duplicate_of, alert.uuid, first)
+        await self.records.join_group(head, alert.uuid, first)
         if decision.auto_close:
             await self._react(existing, "white_check_mark")
 

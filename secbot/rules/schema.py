@@ -103,6 +103,14 @@ class Dedup(_Strict):
     window: Duration = Field(description="how long a first alert absorbs duplicates, e.g. 2h")
 
 
+class Group(_Strict):
+    """``group: {by: [user.email], window: 1h}`` (DESIGN.md §5): alerts of the rule sharing
+    these values inside the window are one group, one Slack message, from the first on."""
+
+    by: list[str] = Field(min_length=1, description="alert fields whose values make a group")
+    window: Duration = Field(description="how long a group takes new members, e.g. 1h")
+
+
 class RouteWhen(_Strict):
     if_: str = Field(alias="if", description="expression; first true wins")
     channel: str
@@ -158,6 +166,7 @@ class Rule(_Strict):
     )
     enrich: list[str] = Field(default_factory=list)
     dedup: Dedup | None = None
+    group: Group | None = None
     route: Route | None = None
     auto_close: AutoClose | None = None
     message: Message | None = None

@@ -133,7 +133,8 @@ class Settings(BaseSettings):
     )
     slack_pace: float = Field(1.0, ge=0)
     lease_ttl: float = Field(15.0, ge=1)
-    flood_threshold: int = Field(20, ge=0)
+    flood_threshold: int = Field(20, ge=0)  # SECBOT_FLOOD_THRESHOLD: old name of the next
+    group_threshold: int | None = Field(None, ge=0)  # storm groups above N alerts/min; 0 = off
     auth_log_indices: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["logs-okta.system-*", "logs-google_workspace.login-*"],
     )
@@ -185,6 +186,11 @@ class Settings(BaseSettings):
             if item:
                 pairs[source.strip()] = token.strip()
         return pairs
+
+    @property
+    def storm_threshold(self) -> int:
+        """SECBOT_GROUP_THRESHOLD, else its old name SECBOT_FLOOD_THRESHOLD (default 20)."""
+        return self.flood_threshold if self.group_threshold is None else self.group_threshold
 
     @field_validator("slack_api_url")
     @classmethod

@@ -48,8 +48,9 @@ class MemoryGroups:
             return group_id
         return str(holder)
 
-    async def end_group(self, key: str, group_id: str) -> None:
-        if self._live("gkey", key) == group_id:
+    async def end_group(self, key: str, group_id: str | None) -> None:
+        holder = self._live("gkey", key)
+        if holder is not None and group_id in (None, holder):
             del self._maps()["gkey"][key]
 
     async def open_group(self, meta: GroupMeta, ttl: int) -> None:

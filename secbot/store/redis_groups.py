@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from typing import Any, ParamSpec, TypeVar
 
 import redis.asyncio as aioredis
@@ -39,7 +39,9 @@ _R = TypeVar("_R")
 _UNREACHABLE: tuple[type[BaseException], ...] = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
-def _guarded(method: Callable[_P, Awaitable[_R]]) -> Callable[_P, Awaitable[_R]]:
+def _guarded(
+    method: Callable[_P, Coroutine[Any, Any, _R]],
+) -> Callable[_P, Coroutine[Any, Any, _R]]:
     """Connection failures become ``StoreUnavailable`` (redis-py messages hold no URL)."""
 
     @functools.wraps(method)
@@ -87,7 +89,7 @@ return 0
 """
 
 END_GROUP_LUA = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
+if ARGV[1] == '' or redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
 end
 return 0
@@ -174,8 +176,8 @@ class RedisGroups:
         return group_id if holder is None else _text(holder)
 
     @_guarded
-    async def end_group(self, key: str, group_id: str) -> None:
-        await self._script(END_GROUP_LUA)(keys=[self._key("gkey", key)], args=[group_id])
+    async def end_group(self, key: str, group_id: str | None) -> None:
+        await self._script(END_GROUP_LUA)(keys=[self._key("gkey", key)], args=[group_id or ""])
 
     @_guarded
     async def open_group(self, meta: GroupMeta, ttl: int) -> None:

@@ -6,13 +6,23 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from secbot.domain.group import BATCH_PREFIX, LINE_PREFIX
 from secbot.domain.status import CLOSING_REASONS, DEFAULT_CLOSE_REASON, STATUSES, Status
-from secbot.publish.flood import DIGEST_PREFIX
 from secbot.store.base import Store
 from secbot.triage.status_change import Outcome, OutcomeKind, StatusChanger
 
 #: What a "new context" reply (several duplicates in one line) maps to in the store.
 CONTEXT_PREFIX = "context:"
+
+
+#: A batch line lists several alerts of a group: acting on "them" from one line would change
+#: alerts by accident, so the person is pointed at the header or at one alert.
+BATCH_REFUSAL = Outcome(
+    OutcomeKind.REFUSED,
+    "This line lists several alerts of a group, so SecBot did not change any of them from "
+    "here. React on the group's message above to change every alert of the group, or type "
+    "`@SecBot close <uuid prefix>` in this thread to change one.",
+)
 
 
 @dataclass(frozen=True)
@@ -75,8 +85,10 @@ class ReactionTriage:
         uuid = await self.store.alert_for_message(str(item.get("channel")), str(item.get("ts")))
         if uuid is None:
             return None
-        if uuid.startswith(DIGEST_PREFIX):
-            return await self._digest_refusal(uuid)
+        if uuid.startswith(LINE_PREFIX):  # a thread line showing exactly one alert
+            uuid = uuid.removeprefix(LINE_PREFIX)
+        elif uuid.startswith(BATCH_PREFIX):
+            return BATCH_REFUSAL
         if uuid.startswith(CONTEXT_PREFIX):
             return Outcome(
                 OutcomeKind.REFUSED,
@@ -85,13 +97,3 @@ class ReactionTriage:
                 "alert and all its duplicates.",
             )
         return await self.changer.change(uuid, action.status, action.reason, user)
-
-    async def _digest_refusal(self, digest: str) -> Outcome:
-        """A digest lists only its newest alerts: acting on "one of them" or "all of them" from
-        it would change alerts nobody looked at, so it changes none (DESIGN.md §10)."""
-        count = len(await self.store.group_members(digest))
-        return Outcome(
-            OutcomeKind.REFUSED,
-            f"This digest stands for {count} alert{'s' if count != 1 else ''} of a flooding "
-            "rule, so SecBot did not change any of them from here. Change them in the SIEM.",
-        )

@@ -21,9 +21,11 @@ from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 
+from secbot.domain.group import GROUP_PREFIX
 from secbot.domain.record import AlertRecord, StatusIntent
 from secbot.domain.secrets import redact
 from secbot.domain.status import Status
+from secbot.publish.groups import recount
 from secbot.render.blocks import with_status
 from secbot.siem.base import Siem
 from secbot.store.base import Store
@@ -129,18 +131,22 @@ class StatusChanger:
         return None
 
     async def _targets(self, uuid: str, record: AlertRecord | None) -> list[Target]:
-        """The group's alerts as the SIEM shows them now (gone ones left out)."""
-        # Without a record (expired, or from an older SecBot) the uuid is the SIEM id.
-        members = record.group if record else (uuid,)
+        """The group's alerts as the SIEM shows them now (gone ones left out): a group
+        header's every member, or an alert's message's alert and its duplicates."""
+        if uuid.startswith(GROUP_PREFIX):
+            members: tuple[str, ...] = tuple(await self.store.group_members(uuid))
+        else:
+            # Without a record (expired, or from an older SecBot) the uuid is the SIEM id.
+            members = record.group if record else (uuid,)
         loaded = await asyncio.gather(
             *(self.records.load(m) if m != uuid else _same(record) for m in members)
         )
         ids = [(rec.id if rec else "") or m for m, rec in zip(members, loaded, strict=True)]
-        alerts = await asyncio.gather(*(self.siem.get(alert_id) for alert_id in ids))
+        found = await self.siem.get_many(ids)  # bounded: one read per chunk, not per alert
         return [
             Target(m, alert_id, alert.workflow_status, (rec.rule_id if rec else None) or "")
-            for m, alert_id, rec, alert in zip(members, ids, loaded, alerts, strict=True)
-            if alert is not None
+            for m, alert_id, rec in zip(members, ids, loaded, strict=True)
+            if (alert := found.get(alert_id)) is not None
         ]
 
     async def _unfinished(
@@ -178,13 +184,16 @@ class StatusChanger:
             problems.append(f"not every alert of this message changed ({result.failure})")
         line = status_line(request.status, request.reason, request.slack_user, result.at,
                            alerts=group_size)
-        updated, problem = await self._edit_message(uuid, record, line)
+        group = uuid if uuid.startswith(GROUP_PREFIX) else (record.group_id if record else None)
+        updated, problem = (None, None) if group else await self._edit_message(uuid, record, line)
         if problem is not None:
             problems.append(problem)
         for intent in result.done:
             await self.records.set_status(
                 intent.uuid, request.status, updated if intent.uuid == uuid else None
             )
+        if group:  # the header's counts and the member lines are redrawn from the records
+            await recount(self.store, group, self.ttl)
         count = len(result.done)
         text = f"{request.status.capitalize()}" + (f" ({count} alerts)." if count > 1 else ".")
         if problems:

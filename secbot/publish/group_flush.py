@@ -1,0 +1,255 @@
+"""Showing alert groups in Slack: one header per group, every member once in its thread.
+
+An alert joins its group in the store (durable) and its hand-off finishes; this *flusher* then
+shows it. Any replica may do it, one at a time per group (a store lease): it works through the
+store's pending groups, so a member that joined in a process killed since is shown by whoever
+comes next. Exactly once, across ``kill -9``:
+
+* the header is posted after an attempt token is claimed; a later attempt (the token is taken)
+  first looks for a ``secbot_group`` header of that group in ``conversations.history``;
+* a batch's range is written as ``inflight`` before it is posted; a flusher finding an inflight
+  batch looks in the header's thread (``conversations.replies``, with metadata) for it first;
+* a batch Slack refuses for its size is split in two and each half retried: never dropped.
+
+Pace: one pass per group at most every ``interval`` seconds, so a storm of any size costs about
+one ``chat.postMessage`` per ``BATCH_SIZE`` members plus one header edit per pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import structlog
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from secbot.domain.group import BATCH_PREFIX, LINE_PREFIX, Batch, GroupState, GroupUpdate
+from secbot.domain.record import AlertRecord, MessageRef
+from secbot.publish import group_view as view
+from secbot.publish.pacing import ChannelPacer
+from secbot.store.base import Store
+
+log = structlog.stdlib.get_logger(__name__)
+
+SIZE_ERRORS = frozenset({"msg_too_long", "invalid_blocks", "invalid_metadata_format",
+                         "metadata_too_large", "invalid_blocks_format"})
+LEASE_TTL = 30.0
+HISTORY_PAGES = 5
+
+
+class GroupFlusher:
+    """Background task that shows pending groups; :meth:`wake` after a member joins."""
+
+    def __init__(self, client: AsyncWebClient, store: Store, pacer: ChannelPacer, *,
+                 ttl: int, threshold: int, interval: float = 1.0) -> None:
+        self.client = client
+        self.store = store
+        self.pacer = pacer
+        self.ttl = ttl
+        self.threshold = threshold
+        self.interval = interval
+        self.owner = secrets.token_hex(8)
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._last_pass: dict[str, float] = {}
+
+    def start(self) -> None:
+        """Run in the background (idempotent); also resumes groups left by a dead process."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def wake(self) -> None:
+        self.start()
+        self._wake.set()
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                await self.flush_pending()
+            except Exception:  # Slack or Redis down: keep the group pending, try again
+                log.exception("showing alert groups failed; retrying")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.interval)
+            await asyncio.sleep(self.interval / 4)  # coalesce a burst of joins into one pass
+
+    async def flush_pending(self) -> None:
+        """One pass over every pending group this replica can lease."""
+        for group_id in await self.store.pending_groups():
+            last = self._last_pass.get(group_id, 0.0)
+            wait = last + self.interval - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            lease = f"group-flush:{group_id}"
+            if not await self.store.acquire_lease(lease, self.owner, LEASE_TTL):
+                continue
+            try:
+                await self.flush(group_id)
+            finally:
+                self._last_pass[group_id] = time.monotonic()
+                await self.store.release_lease(lease, self.owner)
+
+    async def flush(self, group_id: str) -> None:
+        """Header, then every unlisted member in batches, then a redraw if one was asked."""
+        state = await self.store.load_group(group_id)
+        if state is None:  # expired: nothing left to show
+            await self.store.settle_group(group_id)
+            return
+        header = await self._header(state)
+        if state.inflight is not None:
+            await self._resolve_inflight(state, header)
+        state = await self._load(group_id)
+        while state.shown < state.count:
+            uuids = await self.store.group_members(
+                group_id, state.shown, state.shown + view.BATCH_SIZE - 1)
+            if not uuids:
+                break
+            await self._post_batch(state, header, state.shown, uuids)
+            await self.store.acquire_lease(f"group-flush:{group_id}", self.owner, LEASE_TTL)
+            state = await self._load(group_id)
+        redraw = state.redraw
+        if redraw:
+            await self._redraw_batches(state, header)
+        await self._edit_header(state, header)
+        if redraw:
+            await self.store.redrawn(group_id, redraw)
+        await self.store.settle_group(group_id)
+
+    async def _load(self, group_id: str) -> GroupState:
+        state = await self.store.load_group(group_id)
+        if state is None:
+            raise RuntimeError(f"group {group_id} vanished from the store")
+        return state
+
+    # -- the header --------------------------------------------------------------------------
+
+    async def _header(self, state: GroupState) -> MessageRef:
+        channel = state.meta.channel
+        if state.header_ts:
+            return MessageRef(channel, state.header_ts)
+        token = secrets.token_hex(8)
+        claim = await self.store.claim_dedup(f"group-header:{state.meta.group_id}", token,
+                                             self.ttl)
+        found = None if claim.first_uuid == token else await self._find_header(state)
+        if found is None:
+            uuids = await self.store.group_members(state.meta.group_id, 0, view.HEADER_UUIDS - 1)
+            message = view.header_message(state, self.threshold, uuids)
+            await self.pacer.wait(channel)
+            response = await self.client.chat_postMessage(
+                channel=channel, unfurl_links=False, unfurl_media=False, **message)
+            found = MessageRef(str(response["channel"]), str(response["ts"]))
+        await self.store.update_group(state.meta.group_id, GroupUpdate(header_ts=found.ts),
+                                      self.ttl)
+        await self.store.link_message(state.meta.group_id, found, self.ttl)
+        return found
+
+    async def _find_header(self, state: GroupState) -> MessageRef | None:
+        cursor: str | None = None
+        for _ in range(HISTORY_PAGES):
+            page = await self.client.conversations_history(
+                channel=state.meta.channel, include_all_metadata=True, limit=200, cursor=cursor)
+            for message in page.get("messages") or []:
+                payload = _payload(message)
+                if payload.get("group_id") == state.meta.group_id and (
+                        payload.get("role") == "header"):
+                    return MessageRef(state.meta.channel, str(message["ts"]))
+            cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
+            if not cursor:
+                return None
+        return None
+
+    async def _edit_header(self, state: GroupState, header: MessageRef) -> None:
+        uuids = await self.store.group_members(state.meta.group_id, 0, view.HEADER_UUIDS - 1)
+        message = view.header_message(state, self.threshold, uuids)
+        await self.client.chat_update(channel=header.channel, ts=header.ts, **message)
+
+    # -- member batches ----------------------------------------------------------------------
+
+    async def _resolve_inflight(self, state: GroupState, header: MessageRef) -> None:
+        """A batch was being posted when its flusher stopped: adopt it if Slack has it."""
+        assert state.inflight is not None
+        start, end = state.inflight
+        cursor: str | None = None
+        while True:
+            page = await self.client.conversations_replies(
+                channel=header.channel, ts=header.ts, include_all_metadata=True, limit=200,
+                cursor=cursor)
+            for message in page.get("messages") or []:
+                payload = _payload(message)
+                if payload.get("role") == "batch" and payload.get("start") == start:
+                    got = payload.get("alert_uuids") or []
+                    await self._record(state, Batch(start, start + len(got), str(message["ts"])),
+                                       [str(u) for u in got], header.channel)
+                    return
+            cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
+            if not cursor:
+                break
+        del end  # not found: the range is posted again from ``shown`` on
+        await self.store.update_group(state.meta.group_id, GroupUpdate(inflight=(0, 0)),
+                                      self.ttl)
+
+    async def _post_batch(self, state: GroupState, header: MessageRef, start: int,
+                          uuids: Sequence[str]) -> None:
+        group_id = state.meta.group_id
+        records = await self._records(uuids)
+        await self.store.update_group(
+            group_id, GroupUpdate(inflight=(start, start + len(uuids))), self.ttl)
+        message = view.batch_message(group_id, start, uuids, records, state.meta.fields)
+        await self.pacer.wait(header.channel)
+        try:
+            response = await self.client.chat_postMessage(
+                channel=header.channel, thread_ts=header.ts, unfurl_links=False,
+                unfurl_media=False, **message)
+        except SlackApiError as exc:
+            if str(exc.response.get("error", "")) not in SIZE_ERRORS or len(uuids) < 2:
+                raise
+            # Too big for Slack: two smaller batches, each recorded on its own.
+            await self.store.update_group(group_id, GroupUpdate(inflight=(0, 0)), self.ttl)
+            half = len(uuids) // 2
+            await self._post_batch(state, header, start, uuids[:half])
+            await self._post_batch(state, header, start + half, uuids[half:])
+            return
+        await self._record(state, Batch(start, start + len(uuids), str(response["ts"])),
+                           uuids, header.channel)
+
+    async def _record(self, state: GroupState, batch: Batch, uuids: Sequence[str],
+                      channel: str) -> None:
+        ref = MessageRef(channel, batch.ts)
+        # One alert on the line: a reaction there changes it. Several: refused (say why).
+        owner = (f"{LINE_PREFIX}{uuids[0]}" if len(uuids) == 1
+                 else f"{BATCH_PREFIX}{state.meta.group_id}:{batch.start}")
+        await self.store.link_message(owner, ref, self.ttl)
+        await self.store.update_group(state.meta.group_id, GroupUpdate(batch=batch), self.ttl)
+
+    async def _records(self, uuids: Sequence[str]) -> dict[str, AlertRecord | None]:
+        loaded = await asyncio.gather(*(self.store.load_record(u) for u in uuids))
+        return dict(zip(uuids, loaded, strict=True))
+
+    async def _redraw_batches(self, state: GroupState, header: MessageRef) -> None:
+        """Statuses changed: every batch line is drawn again from the records."""
+        for batch in state.batches:
+            uuids = await self.store.group_members(state.meta.group_id, batch.start,
+                                                   batch.end - 1)
+            records = await self._records(uuids)
+            message = view.batch_message(state.meta.group_id, batch.start, uuids, records,
+                                         state.meta.fields)
+            await self.client.chat_update(channel=header.channel, ts=batch.ts, **message)
+
+
+def _payload(message: Any) -> dict[str, Any]:
+    meta = message.get("metadata") or {}
+    if meta.get("event_type") != view.EVENT_TYPE:
+        return {}
+    payload = meta.get("event_payload")
+    return payload if isinstance(payload, dict) else {}
