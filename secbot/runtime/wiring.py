@@ -34,6 +34,7 @@ from secbot.intake.queue import IntakeQueue
 from secbot.intake.sources import ELASTIC, IntakeSource, SourceLoadError, load_sources
 from secbot.pipeline.match import Matcher
 from secbot.pipeline.pipeline import Pipeline
+from secbot.publish.flood import FloodGuard
 from secbot.publish.pacing import ChannelPacer
 from secbot.publish.slack import SlackPublisher
 from secbot.rules.ruleset import RuleSet
@@ -46,10 +47,10 @@ from secbot.runtime.settings import Settings
 from secbot.runtime.siem_clients import build_elastic_siem
 from secbot.siem.base import AlertArchive, Siem
 from secbot.siem.embedded import EmbeddedSiem
-from secbot.store.base import Store
 from secbot.siem.own_elastic import ElasticAlertStore
 from secbot.siem.own_embedded import EmbeddedAlertStore
 from secbot.siem.routing import RoutingSiem
+from secbot.store.base import Store
 from secbot.store.redis import RedisStore
 from secbot.triage.people import Directory, Triagers
 from secbot.triage.reactions import ReactionTriage, parse_reaction_map
@@ -199,7 +200,7 @@ def build_intake(settings: Settings, redis_client: aioredis.Redis,
 
 def rule_partition(matcher: Matcher) -> Callable[[Alert], str]:
     """Alerts of different rules are independent, so the poller may run them concurrently;
-    one rule's alerts stay in order (its dedup threading and storm groups depend on it).
+    one rule's alerts stay in order (its dedup threading and flood digest depend on it).
     The match made here is the one the pipeline uses (one ``match.when`` per alert)."""
 
     def key(alert: Alert) -> str:
@@ -234,9 +235,9 @@ async def build_service(
     if siem is None:
         siem = build_siem(settings)
         resources.closers.append(siem.close)
-    if enrichers is None:
     sources = intake_sources(settings)
     siem, own_store = with_own_store(settings, siem, sources, own_store, resources)
+    if enrichers is None:
         built = build_enrichers(settings, redis=redis_client)
         resources.closers.append(built.aclose)
         enrichers = built
@@ -256,10 +257,8 @@ async def build_service(
         store,
         ttl=settings.alert_ttl,
         pacer=ChannelPacer(rate=settings.slack_pace),
-        group_threshold=settings.storm_threshold,
+        flood=FloodGuard(threshold=settings.flood_threshold),
     )
-    publisher.start()  # shows groups, resuming those a stopped process left half shown
-    resources.closers.append(publisher.aclose)
     socket = await build_slack_side(settings, web, store, siem, engine)
     health = HealthState(
         socket_connected=socket_connected(socket),
