@@ -34,7 +34,6 @@ from secbot.intake.queue import IntakeQueue
 from secbot.intake.sources import ELASTIC, IntakeSource, SourceLoadError, load_sources
 from secbot.pipeline.match import Matcher
 from secbot.pipeline.pipeline import Pipeline
-from secbot.publish.flood import FloodGuard
 from secbot.publish.pacing import ChannelPacer
 from secbot.publish.slack import SlackPublisher
 from secbot.rules.ruleset import RuleSet
@@ -200,7 +199,7 @@ def build_intake(settings: Settings, redis_client: aioredis.Redis,
 
 def rule_partition(matcher: Matcher) -> Callable[[Alert], str]:
     """Alerts of different rules are independent, so the poller may run them concurrently;
-    one rule's alerts stay in order (its dedup threading and flood digest depend on it).
+    one rule's alerts stay in order (its dedup threading and storm groups depend on it).
     The match made here is the one the pipeline uses (one ``match.when`` per alert)."""
 
     def key(alert: Alert) -> str:
@@ -257,8 +256,10 @@ async def build_service(
         store,
         ttl=settings.alert_ttl,
         pacer=ChannelPacer(rate=settings.slack_pace),
-        flood=FloodGuard(threshold=settings.flood_threshold),
+        group_threshold=settings.storm_threshold,
     )
+    publisher.start()  # shows groups, resuming those a stopped process left half shown
+    resources.closers.append(publisher.aclose)
     socket = await build_slack_side(settings, web, store, siem, engine)
     health = HealthState(
         socket_connected=socket_connected(socket),
