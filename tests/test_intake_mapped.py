@@ -68,9 +68,9 @@ def own_doc(es: ElasticEmulator, uuid: str) -> dict[str, Any]:
 async def test_mapped_alert_routed_by_rule_kept_and_closed_from_slack(tmp_path: Path) -> None:
     prefix = unique_prefix("intake-mapped")
     async with SlackEmulator.running(ack_timeout=1.0) as slack, ElasticEmulator.running() as es:
-        port = free_port()
+        port, http_port = free_port(), free_port()
         url = f"http://127.0.0.1:{port}"
-        env = bot_env(slack, es, http_port=free_port(), prefix=prefix,
+        env = bot_env(slack, es, http_port=http_port, prefix=prefix,
                       SECBOT_INTAKE_PORT=str(port),
                       SECBOT_INTAKE_TOKENS=f"threatstack={TS_TOKEN}",
                       SECBOT_SOURCES_DIR=str(REPO / "sources"))
@@ -81,6 +81,7 @@ async def test_mapped_alert_routed_by_rule_kept_and_closed_from_slack(tmp_path: 
                 await _close_from_slack(slack, es, url, bot.log_tail)
                 await _auto_close_and_resend(slack, es, url, bot.log_tail)
                 await _siem_alert_is_not_the_sources(slack, es, bot.log_tail)
+                await _metrics_and_health(url, f"http://127.0.0.1:{http_port}")
         finally:
             await delete_prefix(SHARED_REDIS, prefix)
 
@@ -170,3 +171,19 @@ async def _siem_alert_is_not_the_sources(slack: SlackEmulator, es: ElasticEmulat
     await wait_until(in_default, timeout=10, what="SIEM alert in the default channel",
                      explain=explain)
     assert "siem-same" not in posted_ts(slack, PRODSEC)
+
+
+async def _metrics_and_health(url: str, ops: str) -> None:
+    """Intake answers on /metrics by source and code; the consumer's backlog on /healthz."""
+    async with httpx.AsyncClient(timeout=5) as http:
+        refused = await http.post(f"{url}/v1/alerts/threatstack", json={"id": "x"},
+                                  headers={"Authorization": "Bearer wrong"})
+        assert refused.status_code == 401
+        assert (await http.post(f"{url}/v1/alerts/no-such-source", json={})).status_code == 404
+        metrics = (await http.get(f"{ops}/metrics")).text
+        health = (await http.get(f"{ops}/healthz")).json()
+    assert 'secbot_intake_requests_total{code="202",source="threatstack"} 3.0' in metrics
+    assert 'secbot_intake_requests_total{code="401",source="threatstack"} 1.0' in metrics
+    assert 'secbot_intake_requests_total{code="404",source="(unknown)"} 1.0' in metrics
+    assert 'secbot_intake_alerts_accepted_total{source="threatstack"} 4.0' in metrics
+    assert health["checks"]["intake"] == {"ok": True, "pending": 0}

@@ -27,6 +27,8 @@ class HealthState:
     poll_stale_after: float = 60.0
     started: float = field(default_factory=time.monotonic)
     role: str = "starting"  # leader (polls) | standby (another replica polls)
+    #: Entries of the intake stream not yet handed off (set when the intake runs).
+    intake_backlog: Callable[[], Awaitable[int]] | None = None
 
     def poll_succeeded(self) -> None:
         self.last_poll_ok = time.monotonic()
@@ -42,7 +44,7 @@ class HealthState:
         siem_ok = age is not None and age <= self.poll_stale_after and not self.last_poll_error
         if self.role == "standby":
             siem_ok = True  # the leader polls; a standby is ready to take over
-        return {
+        checks: dict[str, Any] = {
             "role": {"ok": self.role != "starting", "value": self.role},
             "socket_mode": {"ok": socket},
             "redis": {"ok": store},
@@ -52,6 +54,18 @@ class HealthState:
                 "error": self.last_poll_error,
             },
         }
+        if self.intake_backlog is not None:
+            checks["intake"] = await self._intake()
+        return checks
+
+    async def _intake(self) -> dict[str, Any]:
+        """The consumer's pending count. Informational: a backlog drains by itself (and an
+        unreachable Redis already fails the ``redis`` check)."""
+        assert self.intake_backlog is not None
+        try:
+            return {"ok": True, "pending": await self.intake_backlog()}
+        except Exception as exc:  # a probe reports, it does not raise
+            return {"ok": True, "pending": None, "error": type(exc).__name__}
 
 
 def health_app(state: HealthState, metrics: Metrics) -> web.Application:

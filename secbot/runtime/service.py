@@ -150,6 +150,7 @@ class SecBotService:
             intake.consumer = IntakeConsumer(intake.config.queue, self._handle_pushed,
                                              archive=intake.archive)
         await intake.config.queue.ensure_group()
+        self.parts.health.intake_backlog = intake.config.queue.backlog
         self._intake_task = asyncio.create_task(intake.consumer.run())
         self._intake_http = await start_intake_server(intake.config, intake.host, intake.port)
         log.info("intake_listening", port=intake.port, sources=sorted(intake.config.sources))
