@@ -38,6 +38,10 @@ SHARED_REDIS = "redis://127.0.0.1:6379/0"
 TRIAGER, VIEWER = "U0TRIAGER", "U0VIEWER"
 IDENTITY_CHANNEL = "C0IDENTITY"  # where rules/okta_login_new_country.yaml posts
 EVENT_TYPE = "secbot_alert"
+#: The shipped rules auto-close with this reason (one Kibana 9.2+ documents).
+AUTO_CLOSE_REASON = "automated_closure"
+#: An HR record of an active employee, as ``enriched_employee.*`` alert fields.
+EMPLOYED = {"division": "Research", "employment_status": "active"}
 
 T = TypeVar("T")
 
@@ -87,12 +91,17 @@ def utc_stamp(moment: datetime) -> str:
 def okta_alert(uid: str, *, auto_close: bool, at: datetime | None = None) -> dict[str, Any]:
     """An alert for ``rules/okta_login_new_country.yaml``.
 
-    ``auto_close`` puts ``source.ip`` in 192.0.2.0/24 (the rule closes it as expected_activity
-    without any enrichment); otherwise it stays open. Each alert gets its own user.email so the
-    rule's dedup never threads one under another.
+    ``auto_close`` puts ``source.ip`` in 192.0.2.0/24 (the corporate VPN) and the person's HR
+    record on the alert (``enriched_employee.*``, what an ingest pipeline adds): the rule closes
+    only for someone HR knows to be employed, and the real ``hr`` enricher of ``secbot run``
+    reads those fields when no HRIS is configured. Otherwise the address is not the VPN's and
+    the alert stays open. Each alert gets its own user.email so the rule's dedup never threads
+    one under another.
     """
     octet = sum(map(ord, uid)) % 250 + 1
+    employee = {"enriched_employee": EMPLOYED} if auto_close else {}
     return {
+        **employee,
         "@timestamp": utc_stamp(at or datetime.now(UTC)),
         "kibana.alert.uuid": uid,
         "kibana.alert.workflow_status": "open",
@@ -280,7 +289,7 @@ def check_auto_close(
         status, reason = es_status(es, uid)
         closes = [e for e in audit.get(uid, []) if e.action == "closed" and e.actor == "secbot"]
         if uid in book.auto_close:
-            if (status, reason) != ("closed", "expected_activity"):
+            if (status, reason) != ("closed", AUTO_CLOSE_REASON):
                 problems.append(f"{uid}: auto-close alert is {status}/{reason}")
             if len(closes) != 1:
                 problems.append(f"{uid}: {len(closes)} 'closed' audit entries by secbot")

@@ -32,6 +32,7 @@ from typing import Any
 
 import pytest
 from reliability_harness import (
+    AUTO_CLOSE_REASON,
     IDENTITY_CHANNEL,
     SHARED_REDIS,
     TRIAGER,
@@ -726,7 +727,7 @@ async def test_sigterm_during_a_backlog_finishes_the_alert_in_flight(tmp_path: P
             assert code == 0, first.log_tail()
             assert took < 30
             assert took >= hang - 1.0, f"exited after {took:.1f}s: did not wait for {inflight}"
-            assert es_status(es, inflight) == ("closed", "expected_activity"), first.log_tail()
+            assert es_status(es, inflight) == ("closed", AUTO_CLOSE_REASON), first.log_tail()
             store = RedisStore.from_url(SHARED_REDIS, prefix)
             try:
                 assert await store.is_posted(inflight), "the in-flight alert was not finished"
