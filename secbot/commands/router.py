@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 
 from secbot.commands.context import CommandContext, Reply
 from secbot.commands.investigate import Investigator
+from secbot.commands.members import MemberCommand, pick_member
 from secbot.domain.status import CLOSING_REASONS, DEFAULT_CLOSE_REASON, KIBANA_REASONS, Status
 from secbot.render import mrkdwn as md
 from secbot.triage.people import MembershipUnknownError, Triagers
@@ -32,7 +33,8 @@ HELP = """*SecBot commands* (in an alert's thread, arguments default to the aler
 • `ti <ip|domain|hash>` — threat-intel verdict
 • `gcp project <id>` — project labels, parent, state
 • `oncall [email]` — is this person on call?
-• `close [reason]`, `ack`, `reopen` — change the alert's status
+• `close [reason]`, `ack`, `reopen` — change the alert's status (in a group's thread: all
+  of the group's alerts); add the start of an alert id (6+ characters) for just that one
 • `help` — this text
 Every command but `help` answers triagers only."""
 
@@ -78,10 +80,12 @@ class CommandRouter:
         investigator: Investigator,
         change_status: StatusCommand,
         triagers: Triagers,
+        change_member: MemberCommand | None = None,
     ) -> None:
         self.investigator = investigator
         self.change_status = change_status
         self.triagers = triagers
+        self.change_member = change_member
 
     async def refusal(self, user: str) -> Reply | None:
         """None if ``user`` may investigate, else the ephemeral refusal to send."""
@@ -122,10 +126,10 @@ class CommandRouter:
                 )
             ),
             "oncall": lambda: inv.oncall(self._arg(args, ctx, "user.email")),
-            "close": lambda: self._close(args, ctx),
-            "ack": lambda: self.change_status(ctx, "acknowledged", None),
-            "acknowledge": lambda: self.change_status(ctx, "acknowledged", None),
-            "reopen": lambda: self.change_status(ctx, "open", None),
+            "close": lambda: self._status(args, ctx, "closed"),
+            "ack": lambda: self._status(args, ctx, "acknowledged"),
+            "acknowledge": lambda: self._status(args, ctx, "acknowledged"),
+            "reopen": lambda: self._status(args, ctx, "open"),
         }
         handler = simple.get(verb)
         if handler is None:
@@ -137,11 +141,40 @@ class CommandRouter:
     def _arg(args: list[str], ctx: CommandContext, *fields: str) -> str | None:
         return args[0] if args else ctx.alert_field(*fields)
 
-    async def _close(self, args: list[str], ctx: CommandContext) -> Reply:
-        reason = args[0] if args else DEFAULT_CLOSE_REASON
-        if reason not in CLOSING_REASONS:
-            return Reply(f"Closing reasons: {', '.join(KIBANA_REASONS)}", ephemeral=True)
-        return await self.change_status(ctx, "closed", reason)
+    async def _status(self, args: list[str], ctx: CommandContext, status: Status) -> Reply:
+        """``close [reason] [id prefix]``, ``ack [id prefix]``, ``reopen [id prefix]``: the
+        thread's group, or with a prefix exactly one of its alerts. For ``close`` a known
+        closing reason is the reason, in either order; any other word is an id prefix."""
+        reason = DEFAULT_CLOSE_REASON if status == "closed" else None
+        words = list(args)
+        if status == "closed" and words and words[0] in CLOSING_REASONS:
+            reason = words.pop(0)
+        elif status == "closed" and len(words) > 1 and words[-1] in CLOSING_REASONS:
+            reason = words.pop()
+        if not words:
+            return await self.change_status(ctx, status, reason)
+        if len(words) > 1:
+            return self._not_understood(status, "Give one alert id prefix at a time.")
+        return await self._member(words[0], ctx, status, reason)
+
+    async def _member(self, prefix: str, ctx: CommandContext, status: Status,
+                      reason: str | None) -> Reply:
+        refused = await self.refusal(ctx.user)  # triagers only, before anything is looked up
+        if refused is not None:
+            return refused
+        if self.change_member is None or ctx.alert is None:
+            return self._not_understood(
+                status, "An alert id prefix only works inside an alert group's thread.")
+        pick = pick_member(prefix, ctx.alert.group)
+        if pick.uuid is None:
+            return self._not_understood(status, pick.problem or "No such alert.")
+        return await self.change_member(ctx, pick.uuid, status, reason)
+
+    @staticmethod
+    def _not_understood(status: Status, problem: str) -> Reply:
+        if status == "closed":  # the word may have been meant as a reason
+            problem += f"\nClosing reasons: {', '.join(KIBANA_REASONS)}"
+        return Reply(problem, ephemeral=True)
 
 
 #: Every verb :meth:`CommandRouter.run` answers; any other word gets the (open) help text.

@@ -19,6 +19,7 @@ from secbot.domain.enrichment import Enrichment
 from secbot.enrich.engine import EnrichmentEngine
 from secbot.pipeline import decide, dedup, enrich, match, route
 from secbot.pipeline.decision import Decision, alert_record
+from secbot.pipeline.related import RelatedAlerts, related_line
 from secbot.pipeline.render import safe_render
 from secbot.render.blocks import AlertView
 from secbot.rules.ruleset import CompiledRule, RuleSet
@@ -44,7 +45,9 @@ class Pipeline:
         default_channel: str | None = None,
         alert_ttl: int = 30 * 86400,
         expression_seconds: float | None = None,
+        related: RelatedAlerts | None = None,
     ) -> None:
+        self.related = related
         self.rules = rules
         self.matcher = match.Matcher(rules, expression_seconds=expression_seconds)
         self.engine = engine
@@ -84,6 +87,7 @@ class Pipeline:
             body_template=rule.body,
             notes=notes,
             status_line=decide.status_line(verdict, repeat.duplicate_of),
+            related=await related_line(self.related, rule, alert, found, repeat.duplicate_of),
         )
         return Decision(
             alert_uuid=alert.uuid,

@@ -28,6 +28,25 @@ SEVERITY_EMOJI = {
 
 
 @dataclass(frozen=True)
+class RelatedLink:
+    """A link SecBot built (Kibana base URL + a percent-encoded alert id); ``label`` is alert
+    data and is escaped when shown."""
+
+    url: str
+    label: str
+
+
+@dataclass(frozen=True)
+class Related:
+    """"Also open for this user/host in the last hour: 3 alerts (rules …)" and its links.
+
+    ``text`` carries alert data (rule names) and is escaped; ``links`` follow it."""
+
+    text: str
+    links: tuple[RelatedLink, ...] = ()
+
+
+@dataclass(frozen=True)
 class AlertView:
     """Everything a message shows. ``title``/``rule_name`` come from the reviewed rule."""
 
@@ -43,6 +62,7 @@ class AlertView:
     body_template: Template | None = None
     notes: tuple[str, ...] = ()
     extra_context: Mapping[str, Any] = field(default_factory=dict)
+    related: Related | None = None
 
 
 def _nonempty(text: str) -> str:
@@ -180,11 +200,27 @@ def _middle(view: AlertView) -> list[dict[str, Any]]:
         blocks.append(
             _section("\n".join(summarize_enrichment(e) for e in view.enrichments.values()))
         )
+    if view.related is not None:
+        blocks.append(_related_block(view.related))
     if view.runbook:
         blocks.append(_section(f"*Runbook*\n{md.escape(view.runbook)}"))
     for note in (*view.notes, *notes):
         blocks.append(_context([f":warning: {md.escape(note)}"]))
     return blocks
+
+
+#: Characters that would end or split a Slack link: such a URL is shown as its label only.
+_LINK_BREAKERS = frozenset("<>| \n\r\t")
+
+
+def _related_block(related: Related) -> dict[str, Any]:
+    """One context block: the escaped text, then each link (``<url|label>``, label escaped)."""
+    links = [
+        md.escape(link.label) if _LINK_BREAKERS & set(link.url) or "://" not in link.url
+        else f"<{link.url}|{md.escape(link.label).replace('|', '¦')}>"
+        for link in related.links
+    ]
+    return _context([" ".join([f":link: {md.escape(related.text)}", *links])])
 
 
 def _tail(view: AlertView) -> list[dict[str, Any]]:

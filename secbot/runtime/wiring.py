@@ -22,6 +22,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from secbot.chat.app import SlackHandlers, build_app, status_command
 from secbot.commands.investigate import Investigator
+from secbot.commands.members import MemberStatus
 from secbot.commands.router import CommandRouter
 from secbot.domain.alert import Alert
 from secbot.domain.errors import SecBotError
@@ -34,6 +35,7 @@ from secbot.intake.queue import IntakeQueue
 from secbot.intake.sources import ELASTIC, IntakeSource, SourceLoadError, load_sources
 from secbot.pipeline.match import Matcher
 from secbot.pipeline.pipeline import Pipeline
+from secbot.pipeline.related import RelatedAlerts
 from secbot.publish.pacing import ChannelPacer
 from secbot.publish.slack import SlackPublisher
 from secbot.rules.ruleset import RuleSet
@@ -136,7 +138,7 @@ async def build_slack_side(
         auth_indices=settings.auth_log_indices,
         lookback=timedelta(days=settings.locate_lookback_days),
     )
-    router = CommandRouter(investigator, status_command(changer), triagers)
+    router = CommandRouter(investigator, status_command(changer), triagers, MemberStatus(changer))
     handlers = SlackHandlers(web, store, reactions, router, link_ttl=settings.alert_ttl)
     assert settings.slack_bot_token is not None and settings.slack_app_token is not None
     app = build_app(web, handlers)
@@ -250,6 +252,7 @@ async def build_service(
     pipeline = Pipeline(
         rules, engine, store, default_channel=settings.default_channel,
         alert_ttl=settings.alert_ttl, expression_seconds=settings.expression_timeout,
+        related=RelatedAlerts(siem, kibana_url=settings.kibana_url, space=settings.kibana_space),
     )
     publisher = SlackPublisher(
         web,

@@ -4,10 +4,13 @@ The steps and what each may do when it fails:
 
 1. **Intent** (:class:`~secbot.domain.record.StatusIntent`, one per alert) is written first.
    If the store is down nothing else happens (the caller tells the person).
-2. **SIEM status** is the one step that must succeed. If it fails, the SIEM is read again: the
-   alerts it did change go on to the audit (a timeout may hide a change that landed); for the
-   others the intent is dropped and the person is told nothing changed. If the SIEM cannot even
-   be read, the intents stay so the next attempt can finish whatever did land.
+2. **SIEM status** is the one step that must succeed. A bulk change may fail part-way (Kibana
+   answering 500 on the third of five chunks): the alerts the SIEM confirmed go on to the audit
+   at once, the rest are retried (``siem_retries`` times, backing off per ``siem_backoff``). What
+   still failed is read again — a timeout may hide a change that landed, and those go on too;
+   for the others the intent is dropped and the person is told how many changed and how many
+   did not ("closed 740 of 1,000; 260 failed: …"). If the SIEM cannot even be read, their
+   intents stay so the next attempt can finish whatever did land.
 3. **Audit**, one entry per changed alert, written once per (change id, alert): retried, and
    if it still fails the intents stay and the person is told to try again — a retry finds the
    alerts already in the status, reads their intents and writes the missing entries.
@@ -29,7 +32,8 @@ import structlog
 from secbot.domain.record import StatusIntent
 from secbot.domain.secrets import redact
 from secbot.domain.status import AuditAction, Status
-from secbot.siem.base import Siem
+from secbot.resilience.retry import RetryPolicy
+from secbot.siem.base import Siem, StatusChange
 from secbot.store.base import AuditEntry, Store
 from secbot.store.records import AlertRecords
 
@@ -45,14 +49,23 @@ TAG_VERB = {
 }
 
 
+#: Between the saga's own SIEM retries: the client already retried each call within its
+#: budget, so these wait a little longer than its first backoff steps.
+SIEM_BACKOFF = RetryPolicy(attempts=3, base=0.5, cap=2.0)
+
+
 @dataclass(frozen=True)
 class SideEffects:
     """How hard the best-effort steps try: ``attempts`` tries, each bounded by ``timeout``
-    seconds, ``pause`` seconds apart. The audit uses the same bound."""
+    seconds, ``pause`` seconds apart. The audit uses the same bound. SIEM status changes
+    that failed (after the SIEM client's own retries) are asked again ``siem_retries`` times,
+    waiting per ``siem_backoff`` — only the alerts not confirmed yet."""
 
     attempts: int = 3
     timeout: float = 15.0
     pause: float = 0.5
+    siem_retries: int = 2
+    siem_backoff: RetryPolicy = SIEM_BACKOFF
 
 
 @dataclass(frozen=True)
@@ -167,43 +180,74 @@ class StatusSaga:
         intents: list[StatusIntent],
         result: SagaResult,
     ) -> list[StatusIntent]:
-        """The intents whose alerts now have the status (all of them, unless the call failed)."""
-        try:
-            await self.siem.set_status(
-                [t.alert_id for t in changing],
-                request.status,
-                reason=request.reason,
-                user=request.slack_user,
-            )
-            return intents
-        except Exception as exc:  # any failure: find out what happened before answering
-            error = redact(f"{type(exc).__name__}: {exc}")
-        log.warning("status change to %s failed: %s", request.status, error)
-        landed = await self._landed(changing, request.status)
-        if landed is None:  # cannot tell: keep every intent for the next attempt
-            result.failure = (
-                f"the SIEM did not confirm the change ({error}) and could not be asked whether "
-                "it happened"
-            )
-            return []
+        """The intents whose alerts this change put in the status (confirmed by the SIEM, or
+        found there on a second look); the others' intents are ended or, when the SIEM could
+        not be read, kept for the next attempt. ``result.failure`` tells what did not happen."""
+        by_id = {t.alert_id: t for t in changing}
+        confirmed, pending, error = await self._set_with_retries(request, list(by_id))
+        unknown: set[str] = set()
+        if pending:
+            landed = await self._landed([by_id[i] for i in pending], request.status)
+            if landed is None:  # cannot tell: keep these intents for the next attempt
+                unknown = {by_id[i].uuid for i in pending}
+            else:
+                confirmed |= {i for i in pending if by_id[i].uuid in landed}
+        done = {by_id[i].uuid for i in confirmed}
         for intent in intents:
-            if intent.uuid not in landed:
+            if intent.uuid not in done and intent.uuid not in unknown:
                 await self.records.end_change(intent)  # it did not happen: nothing to finish
-        kept = [i for i in intents if i.uuid in landed]
-        if len(kept) < len(intents):
-            result.failure = f"the SIEM did not make the change ({error})"
-        return kept
+        failed = len(intents) - len(done)
+        if failed:
+            result.failure = _failure_text(request.status, len(done), len(intents), failed,
+                                           error or "no reason given", bool(unknown))
+            log.warning("status change to %s: %d of %d alerts not changed: %s",
+                        request.status, failed, len(intents), error)
+        return [i for i in intents if i.uuid in done]
+
+    async def _set_with_retries(
+        self, request: Request, ids: list[str]
+    ) -> tuple[set[str], list[str], str | None]:
+        """(alert ids the SIEM confirmed changed, ids still not confirmed, the last error).
+
+        Alerts the SIEM finds already in the status (someone else got there first) or no
+        longer has are neither: nobody here changed them, so they are not audited."""
+        confirmed: set[str] = set()
+        pending, error = ids, None
+        for number in range(1 + max(0, self.policy.siem_retries)):
+            if number:
+                await asyncio.sleep(self.policy.siem_backoff.delay(number - 1) or 0.0)
+            change, error, retryable = await self._set_status(request, pending)
+            confirmed.update(change.changed)
+            pending = list(change.failed)
+            if not pending or not retryable:
+                break
+        return confirmed, pending, error
+
+    async def _set_status(
+        self, request: Request, ids: list[str]
+    ) -> tuple[StatusChange, str | None, bool]:
+        """One bulk call: (what the SIEM says, its error, whether asking again may help)."""
+        try:
+            change = await self.siem.set_status(
+                ids, request.status, reason=request.reason, user=request.slack_user
+            )
+            return change, change.error, True
+        except ValueError as exc:  # a refused closing reason or status: asking again won't help
+            return StatusChange(failed=tuple(ids)), redact(f"{type(exc).__name__}: {exc}"), False
+        except Exception as exc:  # nothing confirmed: find out what happened before answering
+            return StatusChange(failed=tuple(ids)), redact(f"{type(exc).__name__}: {exc}"), True
 
     async def _landed(self, targets: Sequence[Target], status: Status) -> set[str] | None:
-        """The uuids of ``targets`` the SIEM now shows in ``status``; None if it cannot say."""
+        """The uuids of ``targets`` the SIEM now shows in ``status``; None if it cannot say.
+        One bounded bulk read (not one read per alert)."""
         try:
-            alerts = await asyncio.gather(*(self.siem.get(t.alert_id) for t in targets))
+            alerts = await self.siem.get_many([t.alert_id for t in targets])
         except Exception:  # unreachable: unknown, not "unchanged"
             return None
         return {
             t.uuid
-            for t, alert in zip(targets, alerts, strict=True)
-            if alert is not None and alert.workflow_status == status
+            for t in targets
+            if (alert := alerts.get(t.alert_id)) is not None and alert.workflow_status == status
         }
 
     async def _audit(self, intents: Sequence[StatusIntent]) -> None:
@@ -229,3 +273,19 @@ class StatusSaga:
         if error is not None:
             result.problems.append(f"the SIEM tag `{tag}` could not be added ({error})")
 
+
+
+_DONE_VERB = {"closed": "closed", "acknowledged": "acknowledged", "open": "reopened"}
+
+
+def _failure_text(status: Status, done: int, asked: int, failed: int, error: str,
+                  unknown: bool) -> str:
+    """What the person hears about a change that did not (completely) happen."""
+    if not unknown and not done:
+        return f"the SIEM did not make the change ({error})"
+    if unknown and not done:
+        return (f"the SIEM did not confirm the change ({error}) and could not be asked whether "
+                "it happened")
+    verb = _DONE_VERB.get(status, f"set to {status}")
+    what = "could not be confirmed" if unknown else "failed"
+    return f"{verb} {done:,} of {asked:,}; {failed:,} {what}: {error}; react again to retry"

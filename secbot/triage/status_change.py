@@ -184,6 +184,8 @@ class StatusChanger:
             problems.append(f"not every alert of this message changed ({result.failure})")
         line = status_line(request.status, request.reason, request.slack_user, result.at,
                            alerts=group_size)
+        if result.failure is not None:  # a partial change: never show the group as all done
+            line += f" · only {len(result.done):,} of {group_size:,} alerts changed"
         group = uuid if uuid.startswith(GROUP_PREFIX) else (record.group_id if record else None)
         updated, problem = (None, None) if group else await self._edit_message(uuid, record, line)
         if problem is not None:
