@@ -18,11 +18,13 @@ from pydantic import SecretStr
 from rich.console import Console
 
 from secbot.demo.enrichers import demo_enrichers
+from secbot.demo.push import demo_intake, intake_settings, push_alerts
 from secbot.demo.synthetic import auth_events, generate
 from secbot.rules.ruleset import RuleSet
 from secbot.runtime.settings import Settings
 from secbot.runtime.wiring import build_service
 from secbot.siem.embedded import EmbeddedSiem
+from secbot.siem.own_embedded import EmbeddedAlertStore
 from secbot.store.base import Store
 from secbot.store.memory import MemoryStore
 from secbot.store.redis import RedisStore
@@ -108,12 +110,16 @@ async def run_web_demo(
         siem = await seeded_siem(count)
         prefix = demo_prefix()
         store = await demo_store(settings, console, prefix=prefix)
+        # The push path needs Redis (the intake's durable stream); without it, poll only.
+        intake = demo_intake(settings.sources_dir) if isinstance(store, RedisStore) else None
+        own = EmbeddedAlertStore(":memory:")  # mapped sources' alerts (Threat Stack)
         service, resources = await build_service(
-            demo_settings(settings, slack, prefix),
+            demo_settings(settings, slack, prefix).model_copy(update=intake_settings(intake)),
             rules,
             store=store,
             siem=siem,
             enrichers=demo_enrichers(),
+            own_store=own,
         )
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -125,12 +131,20 @@ async def run_web_demo(
             f"{count} alerts seeded, a new one every {interval:g}s. Ctrl-C stops."
         )
         feeder = asyncio.create_task(keep_alerts_coming(siem, interval))
+        pusher = None
+        if intake is not None:
+            console.print(f"push: a Threat Stack-style alert to {intake.url} every "
+                          f"{2 * interval:g}s (real HTTP intake, demo token)")
+            pusher = asyncio.create_task(push_alerts(intake, 2 * interval))
         try:
             await service.run()
         finally:
-            feeder.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await feeder
+            for task in (feeder, pusher):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             await resources.aclose()
             await store.close()
             await siem.close()
+            await own.close()
