@@ -6,14 +6,31 @@ window; a duplicate after its group was closed gets a message of its own.
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
+from reliability_harness import (
+    IDENTITY_CHANNEL,
+    SHARED_REDIS,
+    AlertBook,
+    bot_env,
+    delete_prefix,
+    free_port,
+    kill_inside_slack,
+    reaped,
+    start_bot,
+    unique_prefix,
+    wait_until,
+)
 from stack_support import INDEX, TRIAGER, Stack, eventually, running_stack
 
 from secbot.publish.group_view import EVENT_TYPE as GROUP_EVENT
 from secbot.publish.slack import EVENT_TYPE as ALERT_EVENT
+from secbot.rules.loader import load_rules
+from secbot_emulators.elastic import ElasticEmulator
 from secbot_emulators.slack import SlackEmulator
 
 PROD = "C0PRODSEC"
@@ -109,3 +126,154 @@ def _own_messages(stack: Stack) -> set[str]:
         if meta.get("event_type") == ALERT_EVENT:
             own.add(str((meta.get("event_payload") or {}).get("alert_uuid")))
     return own
+
+
+async def test_kill_9_in_the_middle_of_a_200_alert_storm_shows_each_alert_exactly_once(
+    tmp_path: Path,
+) -> None:
+    """Killed inside Slack's handling of a batch post (the batch exists, the bot never learns
+    its ts), then killed again a moment into the next run: the last run finishes the group and
+    every alert is one line, or one message of its own, exactly once."""
+    prefix = unique_prefix("groups-kill9")
+    book = AlertBook()
+    async with SlackEmulator.running(ack_timeout=1.0) as slack, ElasticEmulator.running() as es:
+        env = bot_env(slack, es, http_port=free_port(), prefix=prefix,
+                      SECBOT_GROUP_THRESHOLD="10")
+        try:
+            book.add(es, [f"gk9-{i:03d}" for i in range(200)], auto_close=lambda u: u[-1] in "05")
+            first = await start_bot(env, tmp_path, "groups-kill9-1")
+            async with reaped(first):
+                # posts 1-10: alerts of their own; 11: the header; 12, 13: member batches
+                with kill_inside_slack(slack, "chat.postMessage", 13, first) as fired:
+                    await wait_until(lambda: _true(bool(fired) or not first.alive), timeout=60,
+                                     what="killed inside a batch post")
+                await first.kill()
+            assert fired, "the first run was not killed inside a batch post"
+            second = await start_bot(env, tmp_path, "groups-kill9-2")
+            async with reaped(second):
+                await asyncio.sleep(3.0)
+                await second.kill()
+            final = await start_bot(env, tmp_path, "groups-kill9-3")
+            async with reaped(final):
+
+                async def done() -> bool:
+                    counts = shown_counts(slack, IDENTITY_CHANNEL)
+                    return all(counts[u] for u in book.uuids)
+
+                await wait_until(done, timeout=120, what="every alert shown",
+                                 explain=final.log_tail)
+                await asyncio.sleep(1.5)  # a few more passes: nothing may be shown again
+                code, _ = await final.terminate()
+            assert code == 0, final.log_tail()
+            counts = shown_counts(slack, IDENTITY_CHANNEL)
+            assert {u: n for u, n in counts.items() if n != 1} == {}
+            assert set(counts) == set(book.uuids)
+            # The batch the first run never heard back about was found in the thread.
+            assert slack.calls_to("conversations.replies")
+            tops = [m for m in slack.messages(IDENTITY_CHANNEL)]
+            assert len(tops) <= 12  # ten of their own, one group header (maybe one more storm)
+        finally:
+            await delete_prefix(SHARED_REDIS, prefix)
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+async def test_a_duplicate_after_its_group_was_closed_gets_its_own_message_saying_so() -> None:
+    async with running_stack() as stack:
+        stack.elastic.index_documents(INDEX, [gcp_alert("dac-1", "dev@example.com", 1)])
+        [first] = await _tops(stack, 1)
+        stack.slack.user_reacts(TRIAGER, "white_check_mark", PROD, first.ts)
+
+        async def closed() -> bool:
+            return stack.es_doc("dac-1").get("kibana.alert.workflow_status") == "closed"
+
+        await eventually(closed)
+        stack.elastic.index_documents(INDEX, [gcp_alert("dac-2", "dev@example.com", 2)])
+        [_, second] = await _tops(stack, 2)
+        assert "closed by <@U0TRIAGER>" in str(second.blocks)
+        assert _own_messages(stack) == {"dac-1", "dac-2"}
+        # The next duplicate threads under the new message, not under the closed one.
+        stack.elastic.index_documents(INDEX, [gcp_alert("dac-3", "dev@example.com", 3)])
+
+        async def threaded() -> bool:
+            return any("dac-3" in str(r.text) for r in stack.slack.replies(PROD, second.ts))
+
+        await eventually(threaded)
+        assert len(stack.top_messages(PROD)) == 2
+
+
+GROUPED_RULE = """\
+id: signin_grouped
+name: Sign-in from a new country (grouped per user)
+severity: medium
+match: {rule_name: Okta Sign-In From New Country}
+fields: [user.email, source.geo.country_name]
+group: {by: [user.email], window: 3s}
+route: {channel: C0IDENTITY}
+"""
+
+
+def signin(uid: str, email: str | None, country: str = "Netherlands") -> dict[str, Any]:
+    return {
+        "@timestamp": "2026-11-01T10:00:00.000Z",
+        "kibana.alert.uuid": uid,
+        "kibana.alert.workflow_status": "open",
+        "kibana.alert.rule.name": "Okta Sign-In From New Country",
+        **({"user": {"email": email}} if email else {}),
+        "source": {"ip": "203.0.113.9", "geo": {"country_name": country}},
+    }
+
+
+async def test_group_by_joins_one_users_alerts_inside_the_window_and_starts_anew_after(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "signin_grouped.yaml").write_text(GROUPED_RULE)
+    async with running_stack(load_rules(tmp_path)) as stack:
+        stack.elastic.index_documents(INDEX, [
+            signin("gb-1", "ann@example.com", "Netherlands"),
+            signin("gb-2", "ann@example.com", "Peru"),
+            signin("gb-3", "bob@example.com"),
+            signin("gb-4", None),
+        ])
+
+        async def four_shown() -> bool:
+            counts = shown_counts(stack.slack, IDENTITY_CHANNEL)
+            return all(counts[u] for u in ("gb-1", "gb-2", "gb-3", "gb-4"))
+
+        await eventually(four_shown)
+        top = stack.top_messages(IDENTITY_CHANNEL)
+        groups = [m for m in top if _role(m) == "header"]
+        assert len(groups) == 2 and len(top) == 3  # ann's group, bob's group, gb-4 alone
+        [alone] = [m for m in top if _role(m) != "header"]
+        assert "not grouped" in str(alone.blocks) and "user.email" in str(alone.blocks)
+        ann = next(m for m in groups if "ann@example.com" in str(m.blocks))
+
+        async def ann_has_two() -> bool:
+            text = str(stack.slack.message(IDENTITY_CHANNEL, ann.ts).blocks)
+            return "*2* alerts" in text and "Peru (1)" in text
+
+        await eventually(ann_has_two)
+        await asyncio.sleep(3.5)  # the window is over: ann's next alert opens a new group
+        stack.elastic.index_documents(INDEX, [signin("gb-5", "ann@example.com")])
+
+        async def new_group() -> bool:
+            return len([m for m in stack.top_messages(IDENTITY_CHANNEL)
+                        if _role(m) == "header"]) == 3
+
+        await eventually(new_group)
+        counts = shown_counts(stack.slack, IDENTITY_CHANNEL)
+        assert {u: n for u, n in counts.items() if n != 1} == {}
+
+
+def _role(message: Any) -> str:
+    return str(((message.metadata or {}).get("event_payload") or {}).get("role", ""))
+
+
+async def _tops(stack: Stack, count: int) -> list[Any]:
+    async def check() -> list[Any] | None:
+        top = stack.top_messages(PROD)
+        return top if len(top) >= count else None
+
+    return list(await eventually(check))

@@ -139,7 +139,8 @@ class SlackPublisher:
         if not closes:
             return "Previous alert with the same dedup key was closed."
         last = closes[-1]
-        who = f"<@{last.actor}>" if USER_ID.match(last.actor) else md.escape(last.actor)
+        person = last.extra.get("slack_user") or last.actor  # the Slack user when known
+        who = f"<@{person}>" if USER_ID.match(person) else md.escape(person)
         return (f"Previous alert with the same dedup key (`{md.escape(uuid[:8])}`) closed by "
                 f"{who} at {last.at.strftime('%Y-%m-%d %H:%M UTC')}; this one is new activity.")
 
