@@ -218,8 +218,8 @@ async def build_service(
     store: Store | None = None,
     siem: Siem | None = None,
     enrichers: Mapping[str, Enricher] | None = None,
-) -> tuple[SecBotService, Resources]:
     own_store: AlertArchive | None = None,
+) -> tuple[SecBotService, Resources]:
     """Build every client from ``settings`` and wire the service.
 
     ``store``, ``siem``, ``enrichers`` and ``own_store`` (mapped sources' alerts) may be given
