@@ -13,12 +13,12 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from secbot.domain.alert import Alert
 from secbot.pipeline.decision import Decision, alert_record
-from secbot.publish.flood import FloodGuard
 from secbot.publish.slack import SlackPublisher
 from secbot.store.base import MessageRef
 from secbot.store.memory import MemoryStore
 from secbot.store.records import AlertRecords
 from secbot_emulators.slack import SlackEmulator
+from secbot_emulators.slack_state import SlackError
 
 CHANNEL = "C0SECALERTS"
 
@@ -157,29 +157,68 @@ async def test_rate_limit_storm_loses_nothing(slack: SlackEmulator) -> None:
     ]
 
 
-async def test_flooding_rule_switches_to_one_digest_message(slack: SlackEmulator) -> None:
-    store = MemoryStore()
-    publisher = SlackPublisher(client(slack), store, flood=FloodGuard(threshold=3))
-    for i in range(10):
+async def storm(slack: SlackEmulator, store: MemoryStore, count: int) -> SlackPublisher:
+    """``count`` alerts of one rule published with a storm threshold of 3, then one flush."""
+    publisher = SlackPublisher(client(slack), store, group_threshold=3, group_interval=0.01)
+    for i in range(count):
         uid = f"f{i}"
-        await publisher.publish(alert(uid, **{"kibana.alert.reason": f"reason {i}"}), decision(uid))
+        await AlertRecords(store).save_decided(alert_record(alert(uid), decision(uid)))
+        await publisher.publish(alert(uid), decision(uid))
+    await publisher.aclose()  # the test drives the flusher itself, deterministically
+    await publisher.flusher.flush_pending()
+    return publisher
+
+
+def group_lines(slack: SlackEmulator, header_ts: str) -> list[str]:
+    uuids: list[str] = []
+    for reply in slack.replies(CHANNEL, header_ts):
+        payload = (reply.metadata or {}).get("event_payload") or {}
+        if payload.get("role") == "batch":
+            uuids.extend(payload["alert_uuids"])
+    return uuids
+
+
+async def test_a_storm_folds_into_one_group_whose_thread_lists_every_alert(
+    slack: SlackEmulator,
+) -> None:
+    store = MemoryStore()
+    publisher = await storm(slack, store, 10)
     messages = top(slack)
-    assert len(messages) == 4  # three normal posts, then one digest
-    digest = messages[-1]
-    assert "switched it to this digest" in digest.text and "*7* alerts" in digest.text
-    assert "reason 9" in digest.text
-    ref = await store.message_for_alert("f9")
-    assert ref == MessageRef(CHANNEL, digest.ts)
-    # The digest leads to itself, not to one of its alerts; a failed auto-close of one of
-    # them is said in the digest's thread, never by editing the digest into that alert.
-    owner = await store.alert_for_message(CHANNEL, digest.ts)
-    assert owner is not None and owner.startswith("digest:")
-    assert len(await store.group_members(owner)) == 7
-    text = slack.message(CHANNEL, digest.ts).text
-    await publisher.correct(alert("f9"), decision("f9", auto_close=True), "left open: 503")
-    assert slack.message(CHANNEL, digest.ts).text == text
-    assert not slack.message(CHANNEL, digest.ts).blocks
-    assert any("f9: left open: 503" in r.text for r in slack.replies(CHANNEL, digest.ts))
+    assert len(messages) == 4  # three normal posts, then one group header
+    header = messages[-1]
+    assert header.metadata is not None and header.metadata["event_type"] == "secbot_group"
+    assert "*7* alerts" in str(header.blocks) and "storm" in str(header.blocks)
+    assert group_lines(slack, header.ts) == [f"f{i}" for i in range(3, 10)]
+    owner = await store.alert_for_message(CHANNEL, header.ts)
+    assert owner is not None and owner.startswith("group:")
+    assert await store.group_members(owner) == [f"f{i}" for i in range(3, 10)]
+    # Published again (a redelivery): nothing new is shown anywhere.
+    await publisher.publish(alert("f9"), decision("f9"))
+    await publisher.flusher.flush_pending()
+    assert group_lines(slack, header.ts) == [f"f{i}" for i in range(3, 10)]
+    assert len(top(slack)) == 4
+
+
+async def test_a_batch_slack_refuses_for_size_is_split_and_every_member_still_listed(
+    slack: SlackEmulator,
+) -> None:
+    table = slack.web.methods.table
+    handler, kind = table["chat.postMessage"]
+
+    def refuse_big(params: Any) -> dict[str, Any]:
+        meta = params.structured("metadata", "invalid_metadata_format") or {}
+        if len((meta.get("event_payload") or {}).get("alert_uuids") or []) > 2 and (
+                meta["event_payload"].get("role") == "batch"):
+            raise SlackError("msg_too_long")
+        return dict(handler(params))
+
+    table["chat.postMessage"] = (refuse_big, kind)
+    store = MemoryStore()
+    await storm(slack, store, 10)
+    header = top(slack)[-1]
+    assert group_lines(slack, header.ts) == [f"f{i}" for i in range(3, 10)]
+    assert all(len(((r.metadata or {}).get("event_payload") or {}).get("alert_uuids", [])) <= 2
+               for r in slack.replies(CHANNEL, header.ts))
 
 
 async def test_correction_reopens_the_status_line_and_takes_back_the_check(
