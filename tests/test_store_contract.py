@@ -18,6 +18,7 @@ from uuid import uuid4
 import pytest
 import redis.asyncio as aioredis
 
+from secbot.domain.group import Batch, GroupJoin, GroupMeta, GroupUpdate
 from secbot.domain.record import AlertRecord, RecordUpdate, StatusIntent
 from secbot.domain.status import AuditAction
 from secbot.store.base import AuditEntry, MessageRef, Store, StoreUnavailable
@@ -524,3 +525,64 @@ async def test_an_intent_is_kept_until_its_own_change_clears_it(store: Store) ->
     await store.clear_intent("i1", "c-new")
     assert await store.load_intent("i1") is None
     assert await store.load_intent("unknown") is None
+
+
+# -- alert groups ---------------------------------------------------------------------------
+
+
+def _meta(group_id: str) -> GroupMeta:
+    return GroupMeta(group_id=group_id, kind="storm", rule_id="r", rule_name="R", channel="C1",
+                     fields=("user.email",))
+
+
+async def test_a_group_key_leads_to_the_first_group_until_ended(store: Store) -> None:
+    assert await store.claim_group("storm:r:C1", "group:a", 60) == "group:a"
+    assert await store.claim_group("storm:r:C1", "group:b", 60) == "group:a"
+    await store.end_group("storm:r:C1", "group:other")  # not the holder: kept
+    assert await store.claim_group("storm:r:C1", "group:c", 60) == "group:a"
+    await store.end_group("storm:r:C1", None)
+    assert await store.claim_group("storm:r:C1", "group:d", 60) == "group:d"
+
+
+async def test_members_join_once_in_order_with_tallies_and_status_counts(store: Store) -> None:
+    await store.open_group(_meta("group:j"), 60)
+    await store.open_group(replace(_meta("group:j"), rule_name="other"), 60)  # kept as is
+    joins = [GroupJoin(f"m{i}", f"t{i}", auto_closed=i == 2, tally={"user.email": f"u{i % 2}"})
+             for i in range(3)]
+    positions = [await store.join_group("group:j", j, 60) for j in joins]
+    assert positions == [0, 1, 2]
+    assert await store.join_group("group:j", joins[1], 60) == 1  # again: nothing changes
+    state = await store.load_group("group:j")
+    assert state is not None and state.meta.rule_name == "R"
+    assert (state.count, state.shown, state.first_seen, state.last_seen) == (3, 0, "t0", "t2")
+    assert state.tallies == {"user.email": {"u0": 2, "u1": 1}}
+    assert (state.counts.open, state.counts.auto_closed) == (2, 1)
+    assert await store.group_members("group:j") == ["m0", "m1", "m2"]
+    assert await store.group_members("group:j", 1, 1) == ["m1"]
+    assert await store.group_of("m2") == "group:j"
+
+
+async def test_a_group_stays_pending_until_every_member_is_listed_and_redrawn(
+    store: Store,
+) -> None:
+    await store.open_group(_meta("group:p"), 60)
+    for i in range(2):
+        await store.join_group("group:p", GroupJoin(f"p{i}", "t"), 60)
+    assert await store.pending_groups() == ["group:p"]
+    await store.update_group("group:p", GroupUpdate(inflight=(0, 2)), 60)
+    assert not await store.settle_group("group:p")
+    await store.update_group("group:p", GroupUpdate(batch=Batch(0, 2, "1.1")), 60)
+    state = await store.load_group("group:p")
+    assert state is not None and (state.shown, state.inflight) == (2, None)
+    assert state.batch_of(1) == Batch(0, 2, "1.1")
+    await store.update_group("group:p", GroupUpdate(statuses={"closed": 2}), 60)
+    assert not await store.settle_group("group:p")  # a redraw was asked for
+    state = await store.load_group("group:p")
+    assert state is not None and state.counts.closed == 2 and state.redraw
+    await store.redrawn("group:p", state.redraw)
+    assert await store.settle_group("group:p")
+    assert await store.pending_groups() == []
+
+
+async def test_count_hit_counts_each_member_once_inside_the_window(store: Store) -> None:
+    assert [await store.count_hit("k", m, 60) for m in ("a", "b", "a")] == [1, 2, 2]
