@@ -17,9 +17,10 @@ import pytest
 from elasticsearch import AsyncElasticsearch
 
 from secbot.domain.alert import parse_timestamp
+from secbot.resilience.retry import RetryPolicy
 from secbot.runtime.settings import Settings
 from secbot.runtime.siem_clients import build_elastic_siem
-from secbot.siem.base import OWN_ALERTS_INDEX, Checkpoint, Siem
+from secbot.siem.base import OWN_ALERTS_INDEX, Checkpoint, Siem, SiemError
 from secbot.siem.embedded import EmbeddedSiem
 from secbot.siem.own_elastic import ElasticAlertStore
 from secbot.siem.own_embedded import EmbeddedAlertStore
@@ -241,3 +242,109 @@ async def test_search_by_user_email(
     hits = await backend.siem.search({"user.email": "ann@example.com"}, index="logs-auth", size=2)
     assert [doc["source"]["ip"] for doc in hits] == ["10.0.0.2", "10.0.0.1"]
     assert await backend.siem.search({"user.email": "x"}, index="no-such-index") == []
+
+
+# --- bulk changes: bounded reads, partial results (issue 11) -----------------------------------
+
+
+async def test_get_many_keys_by_the_id_asked_for(
+    backend: Backend, make_alert: Callable[..., dict[str, Any]]
+) -> None:
+    await backend.seed([make_alert(f"m{i}", at(i)) for i in range(3)], None)
+    found = await backend.siem.get_many(["m0", "m2", "nope", "m2"])
+    assert sorted(found) == ["m0", "m2"]
+    assert found["m2"].uuid == "m2" and found["m0"].workflow_status == "open"
+    assert await backend.siem.get_many([]) == {}
+
+
+async def test_open_related_finds_open_alerts_sharing_any_entity(
+    backend: Backend, make_alert: Callable[..., dict[str, Any]]
+) -> None:
+    await backend.seed(
+        [
+            make_alert("r-old", at(1), user_email="ann@example.com"),  # before the window
+            make_alert("r-user", at(10), user_email="ann@example.com"),
+            make_alert("r-host", at(11), **{"host.name": "web-1"}),
+            make_alert("r-closed", at(12), status="closed", user_email="ann@example.com"),
+            make_alert("r-bb", at(13), building_block=True, user_email="ann@example.com"),
+            make_alert("r-other", at(14), user_email="bob@example.com"),
+        ],
+        None,
+    )
+    found = await backend.siem.open_related(
+        {"user.email": ["ann@example.com"], "host.name": ["web-1"]}, since=at(5))
+    assert [a.uuid for a in found] == ["r-host", "r-user"]  # newest first
+    one = await backend.siem.open_related({"user.email": ["ann@example.com"]}, since=at(0),
+                                          size=1)
+    assert [a.uuid for a in one] == ["r-user"]
+    assert await backend.siem.open_related({}, since=at(0)) == []
+
+
+@dataclass
+class BulkBackend:
+    name: str
+    siem: Any  # EmbeddedSiem or ElasticSiem: both take ``chunk``
+    seed: Seeder
+    fail_second_batch: Callable[[], None]
+
+
+@pytest.fixture(params=["embedded", "elastic"])
+async def bulk_backend(request: pytest.FixtureRequest) -> AsyncIterator[BulkBackend]:
+    """A SIEM sending two ids per status call, and a way to fail its second call for good."""
+    if request.param == "embedded":
+        embedded = EmbeddedSiem(":memory:", chunk=2)
+
+        async def seed_embedded(docs: list[dict[str, Any]], index: str | None) -> None:
+            await embedded.insert(docs, index=index)
+
+        yield BulkBackend("embedded", embedded, seed_embedded,
+                          lambda: embedded.faults.fail_after(1))
+        await embedded.close()
+        return
+    async with ElasticEmulator.running(api_key="test-key") as emu:
+        settings = Settings(elasticsearch_url=emu.url, kibana_url=emu.kibana_url,
+                            elasticsearch_api_key="test-key", alerts_index=ALERTS)
+        elastic = build_elastic_siem(settings, retry=RetryPolicy(attempts=2, base=0.01, cap=0.02))
+        elastic.chunk = 2
+
+        async def seed_elastic(docs: list[dict[str, Any]], index: str | None) -> None:
+            emu.index_documents(index or ALERTS, docs)
+
+        yield BulkBackend("elastic", elastic, seed_elastic,
+                          lambda: emu.kibana.fail_route("status", status=500, after=1))
+        await elastic.close()
+
+
+async def test_a_bulk_change_failing_midway_says_which_ids_changed_and_which_failed(
+    bulk_backend: BulkBackend, make_alert: Callable[..., dict[str, Any]]
+) -> None:
+    siem = bulk_backend.siem
+    await bulk_backend.seed(
+        [make_alert(f"b{i}", at(i)) for i in range(5)]
+        + [make_alert("b-closed", at(9), status="closed")],
+        None,
+    )
+    bulk_backend.fail_second_batch()
+    ids = ["b0", "b1", "b-closed", "b2", "b3", "nope", "b4"]
+    change = await siem.set_status(ids, "closed", reason="benign_positive", user="U1")
+    assert change.changed == ("b0", "b1")
+    assert change.already == ("b-closed",) and change.missing == ("nope",)
+    assert set(change.failed) == {"b2", "b3", "b4"} and not change.complete
+    assert change.error  # what went wrong, for the person who asked
+    assert (change.updated, change.noops) == (2, 1)
+    statuses = {i: (await siem.get(i)).workflow_status for i in ("b0", "b1", "b2", "b3", "b4")}
+    assert statuses == {"b0": "closed", "b1": "closed", "b2": "open", "b3": "open",
+                        "b4": "open"}
+
+
+async def test_a_bulk_change_failing_at_once_raises_and_changes_nothing(
+    bulk_backend: BulkBackend, make_alert: Callable[..., dict[str, Any]]
+) -> None:
+    siem = bulk_backend.siem
+    await bulk_backend.seed([make_alert(f"c{i}", at(i)) for i in range(3)], None)
+    bulk_backend.fail_second_batch()
+    first = await siem.set_status(["c0", "c1"], "acknowledged", reason=None, user="U1")
+    assert first.changed == ("c0", "c1")
+    with pytest.raises(SiemError):
+        await siem.set_status(["c2"], "acknowledged", reason=None, user="U1")
+    assert (await siem.get("c2")).workflow_status == "open"

@@ -10,8 +10,9 @@ tag), on that one alert only; the group's other alerts and its message are left 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from secbot.commands.context import CommandContext, Reply
 from secbot.domain.record import StatusIntent
@@ -27,8 +28,19 @@ MIN_PREFIX = 6
 #: How many characters of a uuid replies show.
 SHOWN = 12
 
-#: Changes one member (the uuid is resolved) of the thread's group; answers the person.
-MemberCommand = Callable[[CommandContext, str, Status, str | None], Awaitable[Reply]]
+
+class MemberCommands(Protocol):
+    """What the router needs to act on one member of a thread's group."""
+
+    async def members(self, ctx: CommandContext) -> Sequence[str]:
+        """The uuids the thread of ``ctx`` stands for (empty outside a group's thread)."""
+        ...
+
+    async def __call__(
+        self, ctx: CommandContext, uuid: str, status: Status, reason: str | None
+    ) -> Reply:
+        """Change member ``uuid`` (already resolved) and answer the person."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -67,6 +79,15 @@ class MemberStatus:
 
     def __init__(self, changer: StatusChanger) -> None:
         self.changer = changer
+
+    async def members(self, ctx: CommandContext) -> Sequence[str]:
+        """The thread's members as the store lists them (a storm or ``group.by`` header, an
+        alert's message with its duplicates, a batch line), else the thread's alert's group."""
+        if ctx.thread_ts:
+            found = await self.changer.records.members_of_thread(ctx.channel, ctx.thread_ts)
+            if found:
+                return found
+        return ctx.alert.group if ctx.alert is not None else ()
 
     async def __call__(
         self, ctx: CommandContext, uuid: str, status: Status, reason: str | None
@@ -116,4 +137,4 @@ class MemberStatus:
             return user
 
 
-__all__ = ["MIN_PREFIX", "MemberCommand", "MemberPick", "MemberStatus", "pick_member", "short"]
+__all__ = ["MIN_PREFIX", "MemberCommands", "MemberPick", "MemberStatus", "pick_member", "short"]

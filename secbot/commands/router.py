@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 
 from secbot.commands.context import CommandContext, Reply
 from secbot.commands.investigate import Investigator
-from secbot.commands.members import MemberCommand, pick_member
+from secbot.commands.members import MemberCommands, pick_member
 from secbot.domain.status import CLOSING_REASONS, DEFAULT_CLOSE_REASON, KIBANA_REASONS, Status
 from secbot.render import mrkdwn as md
 from secbot.triage.people import MembershipUnknownError, Triagers
@@ -80,7 +80,7 @@ class CommandRouter:
         investigator: Investigator,
         change_status: StatusCommand,
         triagers: Triagers,
-        change_member: MemberCommand | None = None,
+        change_member: MemberCommands | None = None,
     ) -> None:
         self.investigator = investigator
         self.change_status = change_status
@@ -162,10 +162,11 @@ class CommandRouter:
         refused = await self.refusal(ctx.user)  # triagers only, before anything is looked up
         if refused is not None:
             return refused
-        if self.change_member is None or ctx.alert is None:
+        members = await self.change_member.members(ctx) if self.change_member else ()
+        if self.change_member is None or not members:
             return self._not_understood(
                 status, "An alert id prefix only works inside an alert group's thread.")
-        pick = pick_member(prefix, ctx.alert.group)
+        pick = pick_member(prefix, members)
         if pick.uuid is None:
             return self._not_understood(status, pick.problem or "No such alert.")
         return await self.change_member(ctx, pick.uuid, status, reason)

@@ -69,6 +69,10 @@ def entity_values(rule_fields: Sequence[str], fields: Mapping[str, Any]) -> dict
     return out
 
 
+def _key(entities: Mapping[str, list[str]]) -> EntityKey:
+    return tuple((name, tuple(values)) for name, values in sorted(entities.items()))
+
+
 def _seen(alert: Alert) -> Seen:
     stamp = alert.get_field("@timestamp")
     return Seen(alert.uuid, alert.id or alert.uuid, alert.index or "", alert.rule_name,
@@ -98,7 +102,7 @@ class RelatedAlerts:
         self.size = max(1, min(size, MAX_SIZE))
         self.timeout = timeout
         self.clock = clock
-        self._cache: TTLCache[EntityKey, tuple[Seen, ...]] = TTLCache(maxsize=maxsize, ttl=ttl)
+        self._cache: TTLCache[EntityKey, list[Seen]] = TTLCache(maxsize=maxsize, ttl=ttl)
         self._inflight: dict[EntityKey, asyncio.Task[tuple[Seen, ...]]] = {}
 
     async def line(self, rule: CompiledRule, alert: Alert, fields: Mapping[str, Any]
@@ -114,20 +118,34 @@ class RelatedAlerts:
                      redact(f"{type(exc).__name__}: {exc}"))
             return None
         others = [s for s in found if s.uuid != alert.uuid and s.alert_id != alert.id]
+        self._remember(entities, alert, found)
         return self._render(entities, others, capped=len(found) >= self.size) if others else None
 
+    def _remember(self, entities: Mapping[str, list[str]], alert: Alert,
+                  found: tuple[Seen, ...]) -> None:
+        """This alert is open too: the next alerts of the same entities within the cache's
+        lifetime count it, although the cached answer was searched before it arrived."""
+        if any(s.uuid == alert.uuid for s in found):
+            return
+        cached = self._cache.get(_key(entities))
+        # Changed in place: re-assigning would restart the entry's TTL, and a steady storm of
+        # one user would then never be searched again (closed alerts shown as open).
+        if cached is not None and len(cached) < self.size:
+            cached.insert(0, _seen(alert))
+
     async def _found(self, entities: Mapping[str, list[str]]) -> tuple[Seen, ...]:
-        key: EntityKey = tuple((name, tuple(values)) for name, values in sorted(entities.items()))
+        key = _key(entities)
         cached = self._cache.get(key)
         if cached is not None:
-            return cached
+            return tuple(cached)
         task = self._inflight.get(key)
         if task is None:
             task = asyncio.create_task(self._search(entities))
             self._inflight[key] = task
             task.add_done_callback(lambda _: self._inflight.pop(key, None))
         found = await asyncio.shield(task)
-        self._cache[key] = found
+        if key not in self._cache:  # the first of several waiters stores it
+            self._cache[key] = list(found)
         return found
 
     async def _search(self, entities: Mapping[str, list[str]]) -> tuple[Seen, ...]:

@@ -208,7 +208,8 @@ class ElasticSiem:
             return []
         response = await self._es_call("related alerts", self.index, lambda: self._es.search(
             index=self.index, query=related_query(wanted, since), size=size,
-            sort=[{"@timestamp": {"order": "desc"}}], track_total_hits=False))
+            sort=[{"@timestamp": {"order": "desc", "unmapped_type": "date"}}],
+            track_total_hits=False, ignore_unavailable=True))  # no index yet: nothing related
         return [Alert.from_hit(hit) for hit in response["hits"]["hits"]]
 
     async def search(self, filters: Mapping[str, Any], *, index: str | None = None,

@@ -69,20 +69,31 @@ def _row(index_is_alerts: bool, doc_id: str, source: dict[str, Any]) -> tuple[An
 
 class WriteFaults:
     """Status-change batches the embedded SIEM fails on purpose, as a Kibana failing in the
-    middle of a bulk change would: the demo and tests use it to show partial results."""
+    middle of a bulk change would (the Kibana stand-in's ``fail_route(after=n)``): the demo
+    and tests use it to show partial results."""
 
     def __init__(self) -> None:
-        self._batches: dict[int, int] = {}  # batch number within one call -> times left
+        self._passing: int | None = None  # batches still let through; None: no fault
+        self._times: int | None = None  # failures left once failing; None: until cleared
 
-    def fail_batch(self, number: int, *, times: int = 1) -> None:
-        """Fail batch ``number`` (0-based, within one ``set_status`` call) ``times`` calls."""
-        self._batches[number] = times
+    def fail_after(self, batches: int, *, times: int | None = None) -> None:
+        """Let the next ``batches`` status batches through, then fail ``times`` of them."""
+        self._passing, self._times = batches, times
 
-    def check(self, number: int) -> None:
-        left = self._batches.get(number, 0)
-        if left > 0:
-            self._batches[number] = left - 1
-            raise SiemError(f"embedded SIEM: status batch {number} failed (injected fault)")
+    def clear(self) -> None:
+        self._passing = self._times = None
+
+    def check(self) -> None:
+        if self._passing is None:
+            return
+        if self._passing > 0:
+            self._passing -= 1
+            return
+        if self._times is not None:
+            self._times -= 1
+            if self._times <= 0:
+                self.clear()
+        raise SiemError("embedded SIEM: status batch failed (injected fault)")
 
 
 class EmbeddedSiem:
@@ -197,54 +208,45 @@ class EmbeddedSiem:
     async def set_status(
         self, ids: Sequence[str], status: Status, *, reason: str | None, user: str
     ) -> StatusChange:
-        """Kibana's status change, one transaction per :data:`BULK_CHUNK` ids (as the elastic
-        backend sends one request per chunk): same status is a no-op, unknown ids come back
-        as missing, and a chunk that fails after others landed ends the change with its ids
-        and the later ones ``failed`` (raised when nothing landed)."""
+        """Kibana's status change, as the elastic backend makes it: current statuses read
+        first, then one transaction per :data:`BULK_CHUNK` ids to change. Same status is a
+        no-op, unknown ids come back as missing, and a batch that fails after others landed
+        ends the change with its ids and the later ones ``failed`` (raised when none landed)."""
         kept_reason = validate_status(status, reason)
         at = iso_millis(self._clock())
         wanted = list(dict.fromkeys(ids))
+        found = await self.get_many(wanted)
+        already = tuple(i for i in wanted if i in found
+                        and found[i].get_field(WORKFLOW_STATUS) in (None, status))
+        to_change = [i for i in wanted if i in found and i not in already]
+        missing = tuple(i for i in wanted if i not in found)
         changed: list[str] = []
-        already: list[str] = []
-        missing: list[str] = []
-        for number, part in enumerate(chunks(wanted, self.chunk)):
+        for part in chunks(to_change, self.chunk):
             try:
-                self.faults.check(number)
-                done = await self._run(self._set_status_sync, part, status, kept_reason,
-                                       user, at)
+                self.faults.check()
+                await self._run(self._set_status_sync, part, status, kept_reason, user, at)
             except Exception as exc:
                 if not changed:
                     raise
-                failed = tuple(i for i in wanted[number * self.chunk :] if i not in missing)
-                return StatusChange(changed=tuple(changed), already=tuple(already),
-                                    missing=tuple(missing), failed=failed,
+                return StatusChange(changed=tuple(changed), already=already, missing=missing,
+                                    failed=tuple(to_change[len(changed):]),
                                     error=f"{type(exc).__name__}: {exc}")
-            changed += done.changed
-            already += done.already
-            missing += done.missing
-        return StatusChange(changed=tuple(changed), already=tuple(already),
-                            missing=tuple(missing))
+            changed.extend(part)
+        return StatusChange(changed=tuple(changed), already=already, missing=missing)
 
     def _set_status_sync(
         self, ids: list[str], status: str, reason: str | None, user: str, at: str
-    ) -> StatusChange:
+    ) -> None:
         table = self._table(self.index, create=False)
-        changed, already, missing = [], [], []
         with self._conn:
             for alert_id in ids:
                 row = self._find(table, alert_id)
                 if row is None:
-                    missing.append(alert_id)
-                    continue
+                    continue  # gone since it was read: nothing to change
                 source = json.loads(row[1])
-                if not apply_status(source, status, reason, user, at):
-                    already.append(alert_id)
-                    continue
-                self._conn.execute(f"UPDATE {table} SET status = ?, source = ? WHERE id = ?",
-                                   (status, _dump(source), row[0]))
-                changed.append(alert_id)
-        return StatusChange(changed=tuple(changed), already=tuple(already),
-                            missing=tuple(missing))
+                if apply_status(source, status, reason, user, at):
+                    self._conn.execute(f"UPDATE {table} SET status = ?, source = ? WHERE id = ?",
+                                       (status, _dump(source), row[0]))
 
     async def add_tags(self, ids: Sequence[str], tags: Sequence[str]) -> None:
         """Append ``tags`` to ``kibana.alert.workflow_tags`` (no duplicates)."""
