@@ -30,6 +30,7 @@ from stack_support import INDEX, TRIAGER, Stack, eventually, running_stack
 from secbot.publish.group_view import EVENT_TYPE as GROUP_EVENT
 from secbot.publish.slack import EVENT_TYPE as ALERT_EVENT
 from secbot.rules.loader import load_rules
+from secbot.store.redis import RedisStore
 from secbot_emulators.elastic import ElasticEmulator
 from secbot_emulators.slack import SlackEmulator
 
@@ -99,6 +100,20 @@ async def test_a_60_alert_storm_is_one_group_every_alert_once_and_one_check_mark
 
         await eventually(header_says_55)
 
+        # A reaction on a line listing several alerts changes none of them, and says why.
+        batch = next(b for b in stack.slack.replies(PROD, header.ts)
+                     if len(((b.metadata or {}).get("event_payload") or {})
+                            .get("alert_uuids") or []) > 1)
+        stack.slack.user_reacts(TRIAGER, "white_check_mark", PROD, batch.ts)
+
+        async def refused() -> list[str]:
+            return [str(e.get("text")) for e in stack.slack.ephemeral
+                    if e.get("user") == TRIAGER and "several alerts" in str(e.get("text"))]
+
+        [note] = await eventually(refused)
+        assert "React on the group's message" in note and "@SecBot close" in note
+        assert all(stack.es_doc(u).get("kibana.alert.workflow_status") == "open" for u in uids)
+
         stack.slack.user_reacts(TRIAGER, "white_check_mark", PROD, header.ts)
         grouped = [u for u in uids if u not in _own_messages(stack)]
 
@@ -107,6 +122,13 @@ async def test_a_60_alert_storm_is_one_group_every_alert_once_and_one_check_mark
                        for u in grouped)
 
         await eventually(all_closed, timeout=30)
+        store = RedisStore.from_url(stack.settings.redis_url, stack.settings.redis_prefix)
+        try:
+            for uid in grouped:  # one audit entry per alert, with the person
+                [entry] = await store.read_audit(uid)
+                assert (entry.actor, entry.extra["slack_user"]) == ("alice@example.com", TRIAGER)
+        finally:
+            await store.close()
         assert all(stack.es_doc(u).get("kibana.alert.workflow_status") == "open"
                    for u in _own_messages(stack))
 
