@@ -10,7 +10,6 @@ threat-intel details) are fuzzed the same way. Every message must keep the invar
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import sys
 from collections import Counter
 from collections.abc import Iterator
@@ -130,25 +129,12 @@ ENRICHMENTS = st.dictionaries(
 # -- the checks --------------------------------------------------------------------------------
 
 
-VPN = [ipaddress.ip_network("192.0.2.0/24"), ipaddress.ip_network("2001:db8:100::/48")]
-
-
 def should_auto_close(alert: Alert) -> bool:
-    """Independent oracle: with no enrichers configured, only the Okta rule can close, and
-    only for a source IP (or one of a list of them) inside the VPN ranges it names."""
-    rule = shipped_rules().match(alert)
-    if rule is None or rule.id != "okta_login_new_country":
-        return False
-    value = alert.get_field("source.ip")
-    for item in value if isinstance(value, tuple) else (value,):
-        if not isinstance(item, str) or len(item) > 64:
-            continue
-        try:
-            address = ipaddress.ip_address(item.strip())
-        except ValueError:
-            continue
-        if any(address.version == net.version and address in net for net in VPN):
-            return True
+    """Independent oracle: with no enrichers configured, no shipped rule whose close reads an
+    enrichment closes. okta_login_new_country's VPN ranges alone are not enough either: it
+    closes only when HR says the person is employed, and an hr enricher that is not configured
+    is unavailable (unsure never auto-closes), whatever the alert's source.ip."""
+    del alert
     return False
 
 
