@@ -20,6 +20,7 @@ from secbot.commands.context import CommandContext, Reply
 from secbot.commands.router import CommandRouter, StatusCommand
 from secbot.domain.secrets import redact
 from secbot.domain.status import Status
+from secbot.publish.group_view import EVENT_TYPE as GROUP_EVENT_TYPE
 from secbot.publish.slack import EVENT_TYPE
 from secbot.store.base import MessageRef, Store, StoreUnavailable
 from secbot.store.records import AlertRecords
@@ -156,8 +157,9 @@ class SlackHandlers:
         )
 
     async def relink(self, channel: str, ts: str) -> str | None:
-        """The alert behind a message: the store's link, else (Redis restarted empty, or the
-        link expired) the ``secbot_alert`` metadata SecBot put on the message, re-linked."""
+        """The alert (or group) behind a message: the store's link, else (Redis restarted
+        empty, or the link expired) the ``secbot_alert`` / ``secbot_group`` header metadata
+        SecBot put on the message, re-linked."""
         known = await self.store.alert_for_message(channel, ts)
         if known is not None:
             return known
@@ -175,10 +177,13 @@ class SlackHandlers:
         bot = self.reactions.bot_user_id
         for message in page.get("messages") or []:
             meta = message.get("metadata") or {}
-            uuid = (meta.get("event_payload") or {}).get("alert_uuid")
+            payload = meta.get("event_payload") or {}
+            uuid = payload.get("alert_uuid")
+            if meta.get("event_type") == GROUP_EVENT_TYPE and payload.get("role") == "header":
+                uuid = payload.get("group_id")  # a group header leads to its whole group
             if (
                 message.get("ts") == ts
-                and meta.get("event_type") == EVENT_TYPE
+                and meta.get("event_type") in (EVENT_TYPE, GROUP_EVENT_TYPE)
                 and isinstance(uuid, str)
                 and uuid
                 and (not bot or message.get("user") == bot)  # only SecBot's own posts
