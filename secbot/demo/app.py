@@ -19,7 +19,7 @@ from rich.console import Console
 
 from secbot.demo.enrichers import demo_enrichers
 from secbot.demo.push import demo_intake, intake_settings, push_alerts
-from secbot.demo.synthetic import auth_events, generate
+from secbot.demo.synthetic import auth_events, generate, storm
 from secbot.rules.ruleset import RuleSet
 from secbot.runtime.settings import Settings
 from secbot.runtime.wiring import build_service
@@ -83,16 +83,28 @@ def demo_settings(settings: Settings, slack: SlackEmulator, prefix: str) -> Sett
             "auth_log_indices": [AUTH_INDEX],
             "poll_interval": min(settings.poll_interval, 1.0),
             "slack_pace": 0.0,
+            "group_threshold": 10,  # the demo's bursts of 40 fold into a storm group
             "http_port": 0,
             "alert_ttl": 86400,
         }
     )
 
 
+#: Every this many seconds (the first after a short while) one rule bursts: the demo shows
+#: a storm folding into one group message whose thread lists every alert.
+STORM_EVERY = 180.0
+STORM_FIRST = 20.0
+STORM_SIZE = 40
+
+
 async def keep_alerts_coming(siem: EmbeddedSiem, interval: float) -> None:
+    next_storm = asyncio.get_running_loop().time() + STORM_FIRST
     for seq in counter(1000):
         await asyncio.sleep(interval)
         await siem.insert(generate(1, seed=seq, start=datetime.now(UTC)))
+        if asyncio.get_running_loop().time() >= next_storm:
+            next_storm += STORM_EVERY
+            await siem.insert(storm(STORM_SIZE, seed=seq, at=datetime.now(UTC)))
 
 
 async def run_web_demo(

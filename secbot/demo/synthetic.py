@@ -243,3 +243,14 @@ def auth_events(count: int, *, seed: int = 5, end: datetime | None = None) -> It
             "user": {"email": rng.choice(USERS)},
             "source": {"ip": ip, "geo": {"city_name": city, "country_name": country}},
         }
+
+
+def storm(count: int, *, seed: int, at: datetime) -> Iterator[Source]:
+    """A burst: ``count`` sign-in alerts of one rule at once, each of its own user (so no
+    dedup threads them): more than the storm threshold, so they fold into one group."""
+    rng = random.Random(seed)
+    for i in range(count):
+        uuid = hashlib.sha256(f"storm-{seed}-{i}".encode()).hexdigest()
+        src = okta_country(rng, uuid, at)
+        src["user"] = {"email": f"intern{seed % 1000}-{i}@example.com"}
+        yield src
