@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -88,11 +88,7 @@ class AlertRecord:
 
     def to_fields(self) -> dict[str, str]:
         """The stored form: one JSON value per field, plus the format version."""
-        out = {
-            f.name: _encode(getattr(self, f.name))
-            for f in dataclasses.fields(self)
-            if f.name not in _BESIDE_THE_HASH
-        }
+        out = {name: _encode(getattr(self, name)) for name in _hash_fields(type(self))}
         out["v"] = RECORD_VERSION
         return out
 
@@ -125,11 +121,8 @@ class RecordUpdate:
     auto_close: bool | None = None  # False once a decided auto-close could not be applied
 
     def to_fields(self) -> dict[str, str]:
-        return {
-            f.name: _encode(getattr(self, f.name))
-            for f in dataclasses.fields(self)
-            if getattr(self, f.name) is not None
-        }
+        values = ((name, getattr(self, name)) for name in _hash_fields(type(self)))
+        return {name: _encode(value) for name, value in values if value is not None}
 
 
 @dataclass(frozen=True)
@@ -168,10 +161,32 @@ class StatusIntent:
         return intent
 
 
+_HASH_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _hash_fields(cls: type) -> tuple[str, ...]:
+    # dataclasses.fields() rebuilds its tuple on every call; a record is encoded per alert.
+    names = _HASH_FIELDS.get(cls)
+    if names is None:
+        fields = dataclasses.fields(cls)
+        names = _HASH_FIELDS[cls] = tuple(f.name for f in fields if f.name not in _BESIDE_THE_HASH)
+    return names
+
+
 def _encode(value: Any) -> str:
+    """One field as compact JSON, exactly ``json.dumps(value, separators=(",", ":"))`` with
+    frozen mappings thawed; the common scalars skip the encoder."""
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if type(value) is str:
+        return _encode_str(value)
     if isinstance(value, MessageRef):
         value = {"channel": value.channel, "ts": value.ts}
-    return json.dumps(value, separators=(",", ":"), default=_plain)
+    return _ENCODER.encode(value)
 
 
 def _plain(value: Any) -> Any:
@@ -179,6 +194,11 @@ def _plain(value: Any) -> Any:
     if isinstance(value, Mapping):
         return dict(value)
     raise TypeError(f"not JSON-able: {type(value).__name__}")
+
+
+# Built once: json.dumps with any option builds a new JSONEncoder on every call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=_plain)
+_encode_str: Callable[[str], str] = json.encoder.encode_basestring_ascii
 
 
 def _typed(record: AlertRecord) -> AlertRecord | None:

@@ -13,6 +13,7 @@ is read defensively (a wrong type is skipped, never an exception) and mrkdwn-esc
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 from secbot.domain.enrichment import Enrichment
@@ -41,14 +42,33 @@ VERDICT_MARK = {"malicious": ":red_circle: ", "suspicious": ":warning: "}
 _SEP = " · "
 
 
+#: What enrichment data is made of once frozen (and in tests): checked by exact type first,
+#: because an ``isinstance(…, Mapping)`` ABC check costs several times more and a summary
+#: makes dozens of them.
+_PLAIN_MAPPINGS = (MappingProxyType, dict)
+
+
+def _is_mapping(value: Any) -> bool:
+    return type(value) in _PLAIN_MAPPINGS or isinstance(value, Mapping)
+
+
+def _scalar(value: Any) -> bool:
+    """A value a line may show: not missing, not a flag, not a container."""
+    if type(value) is str:
+        return True
+    return value is not None and not isinstance(value, (bool, list, tuple)) and not (
+        _is_mapping(value)
+    )
+
+
 def _raw(data: Mapping[str, Any], key: Any) -> Any:
-    return data.get(key) if isinstance(data, Mapping) else None
+    return data.get(key) if _is_mapping(data) else None
 
 
 def _text(data: Mapping[str, Any], key: Any) -> str | None:
     """The escaped, shortened value of ``key``; None when missing, empty or not a scalar."""
     value = _raw(data, key)
-    if value is None or isinstance(value, (bool, Mapping, list, tuple)):
+    if not _scalar(value):
         return None
     text = md.truncate(md.escape(value), VALUE_MAX)
     return text if text.strip() else None
@@ -56,7 +76,7 @@ def _text(data: Mapping[str, Any], key: Any) -> str | None:
 
 def _code(data: Mapping[str, Any], key: str) -> str | None:
     value = _raw(data, key)
-    if value is None or isinstance(value, (bool, Mapping, list, tuple)) or not str(value).strip():
+    if not _scalar(value) or not str(value).strip():
         return None
     return md.code(md.truncate(str(value), VALUE_MAX))
 
@@ -65,7 +85,7 @@ def _mappings(data: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
     value = _raw(data, key)
     if not isinstance(value, (list, tuple)):
         return []
-    return [item for item in value if isinstance(item, Mapping)]
+    return [item for item in value if _is_mapping(item)]
 
 
 def _strings(data: Mapping[str, Any], key: str) -> list[str]:
@@ -90,7 +110,7 @@ def gcp_project(data: Mapping[str, Any]) -> str:
     title = f"{name} ({ident})" if name and ident else name or ident
     labels = _raw(data, "labels")
     pairs: list[str] = []
-    if isinstance(labels, Mapping):
+    if _is_mapping(labels):
         keys: list[Any] = [k for k in KEY_LABELS if k in labels]
         keys += sorted((k for k in labels if k not in KEY_LABELS), key=str)[:LIST_MAX]
         pairs = [f"{md.escape(k)}: {md.truncate(md.escape(labels[k]), VALUE_MAX)}" for k in keys]
