@@ -138,9 +138,11 @@ class StatusChanger:
         else:
             # Without a record (expired, or from an older SecBot) the uuid is the SIEM id.
             members = record.group if record else (uuid,)
-        loaded = await asyncio.gather(
-            *(self.records.load(m) if m != uuid else _same(record) for m in members)
-        )
+        loaded: list[AlertRecord | None] = []
+        for start in range(0, len(members), 64):  # bounded: not one Redis connection per member
+            loaded += await asyncio.gather(*(
+                self.records.load(m) if m != uuid else _same(record)
+                for m in members[start : start + 64]))
         ids = [(rec.id if rec else "") or m for m, rec in zip(members, loaded, strict=True)]
         found = await self.siem.get_many(ids)  # bounded: one read per chunk, not per alert
         return [
