@@ -21,10 +21,10 @@ import yaml
 
 from secbot.domain.alert import lookup, parse_timestamp
 from secbot.domain.errors import SecBotError
+from secbot.domain.source import SIEM_SOURCE as ELASTIC
+from secbot.domain.source import SOURCE_FIELD, mapped_uuid
 
-ELASTIC = "elastic"
 #: The field every pushed (and mapped) alert carries: which intake source it came from.
-SOURCE_FIELD = "secbot.source"
 SEVERITIES = frozenset({"low", "medium", "high", "critical"})
 _MAPPING_KEYS = frozenset(
     {"name", "id_field", "time_field", "title_field", "severity_field", "severity_map"}
@@ -83,7 +83,8 @@ class ElasticSource:
         if _text(source, "kibana.alert.uuid") is None:
             raise AlertRejected("kibana.alert.uuid", "required (a non-empty string)")
         doc = dict(source)
-        doc.setdefault(SOURCE_FIELD, ELASTIC)
+        # Always the SIEM's: a pushed document naming another source must not pass for one.
+        doc[SOURCE_FIELD] = ELASTIC
         return doc
 
 
@@ -114,7 +115,7 @@ class MappedSource:
         doc = dict(raw)
         doc.update({
             "@timestamp": stamp.astimezone(UTC).isoformat().replace("+00:00", "Z"),
-            "kibana.alert.uuid": f"{self.name}:{ident}",
+            "kibana.alert.uuid": mapped_uuid(self.name, ident),
             "kibana.alert.workflow_status": "open",
             "kibana.alert.rule.name": self._title(raw),
             "kibana.alert.severity": self._severity(raw),

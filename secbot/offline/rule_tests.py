@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from secbot.domain.alert import Alert
+from secbot.domain.source import SOURCE_FIELD, mapped_uuid
 from secbot.enrich.base import Enricher
 from secbot.enrich.engine import EnrichmentEngine
 from secbot.enrich.fixture import FixtureEnricher
@@ -78,6 +79,13 @@ def alert_source_of(test: RuleTest) -> dict[str, Any]:
     return source
 
 
+def _test_uuid(source: dict[str, Any], ident: str) -> str:
+    """A uuid as the alert's path would give it: a mapped source's intake names its alerts
+    ``<source>:<id>`` (:func:`secbot.domain.source.alert_source` trusts nothing else)."""
+    named = source.get(SOURCE_FIELD)
+    return mapped_uuid(named, ident) if isinstance(named, str) and named else ident
+
+
 async def run_rule_test(
     rule: CompiledRule, index: int, test: RuleTest, *, default_channel: str | None = None
 ) -> TestOutcome:
@@ -86,7 +94,7 @@ async def run_rule_test(
     pipeline = Pipeline(RuleSet((rule,)), engine, MemoryStore(), default_channel=default_channel)
     try:
         source = alert_source_of(test)
-        source.setdefault("kibana.alert.uuid", f"test-{rule.id}-{index}")
+        source.setdefault("kibana.alert.uuid", _test_uuid(source, f"test-{rule.id}-{index}"))
         decision = await pipeline.process(Alert.from_hit(source))
     except Exception as exc:  # a crashing rule is a failed test, not a crashed runner
         return TestOutcome(

@@ -11,6 +11,7 @@ from typing import Any
 from jinja2 import Template
 
 from secbot.domain.alert import Alert
+from secbot.domain.source import SIEM_SOURCE, alert_source
 from secbot.expressions import (
     IO_FUNCTIONS,
     EvalBudget,
@@ -19,7 +20,7 @@ from secbot.expressions import (
     StoppedExpression,
     Verdict,
 )
-from secbot.rules.schema import SIEM_SOURCE, SOURCE_FIELD, Rule
+from secbot.rules.schema import Rule
 
 
 @dataclass(frozen=True)
@@ -90,12 +91,6 @@ class CompiledRule:
         it, whatever the rest of the alert's budget would allow."""
         why = f"{reason} (rule stopped in match.when: whether it applies is unknown)"
         return replace(self, auto_close=StoppedExpression(why))
-
-
-def alert_source(alert: Alert) -> str:
-    """The intake source an alert came from: ``secbot.source``, else the SIEM (polled)."""
-    value = alert.get_field(SOURCE_FIELD)
-    return value if isinstance(value, str) and value else SIEM_SOURCE
 
 
 def _as_list(value: str | list[str]) -> list[str]:

@@ -18,6 +18,7 @@ from pydantic import (
     model_validator,
 )
 
+from secbot.domain.source import SIEM_SOURCE, SOURCE_FIELD
 from secbot.domain.status import (
     AUTO_CLOSE_REASON,
     KIBANA_REASONS,
@@ -64,10 +65,6 @@ def _check_channel(value: str) -> str:
 
 StrOrList = str | list[str]
 
-#: The alert field naming its intake source (DESIGN.md §11); the intake sets it on every
-#: pushed alert. Polled alerts lack it: they are the SIEM's, :data:`SIEM_SOURCE`.
-SOURCE_FIELD = "secbot.source"
-SIEM_SOURCE = "elastic"
 _SOURCE = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}$")
 
 
