@@ -197,32 +197,3 @@ async def test_check_on_the_first_message_closes_it_and_its_duplicates(stack: St
     await eventually(edited)
     assert "Closed by <@U0TRIAGER>" in shown(stack, first.ts)
     assert notes_to(stack, TRIAGER) == []
-
-
-@pytest.mark.parametrize("stack", [{"flood_threshold": 2}], indirect=True)
-async def test_reaction_on_the_flood_digest_is_refused_and_changes_nothing(
-    stack: Stack,
-) -> None:
-    alerts = [gcp_alert(f"sg-f{i}", email=f"u{i}@example.com", minute=i) for i in range(5)]
-    stack.elastic.index_documents(INDEX, alerts)
-    messages = await posted(stack, PROD, count=3)
-
-    async def digest_complete() -> Any:
-        top = stack.top_messages(PROD)
-        return top[2] if len(top) == 3 and "*3* alerts" in top[2].text else None
-
-    digest = await eventually(digest_complete)
-    before = shown(stack, digest.ts)
-    stack.slack.user_reacts(TRIAGER, "white_check_mark", PROD, digest.ts)
-
-    async def refused() -> list[str]:
-        return [n for n in notes_to(stack, TRIAGER) if "digest" in n]
-
-    [note] = await eventually(refused)
-    assert "3 alerts" in note
-    await asyncio.sleep(0.5)
-    assert [status(stack, f"sg-f{i}") for i in range(5)] == ["open"] * 5
-    assert shown(stack, digest.ts) == before
-    for i in range(5):
-        assert await audit(stack, f"sg-f{i}") == []
-    assert len(messages) == 3
