@@ -156,12 +156,7 @@ class SlackPublisher:
         if decision.duplicate_of:
             first = await self.store.message_for_alert(decision.duplicate_of)
             if first is not None:
-                await self.client.chat_postMessage(
-                    channel=first.channel,
-                    thread_ts=first.ts,
-                    text=md.escape(f"Alert {alert.uuid}: {note}"),
-                    unfurl_links=False,
-                )
+                await self._say_in_thread(first.channel, first.ts, alert.uuid, note)
             return
         group_id = await self.store.group_of(alert.uuid)
         if group_id is not None:
@@ -171,12 +166,7 @@ class SlackPublisher:
         if ref is None:
             return
         if await self._shown_on_other(alert.uuid, ref):  # shown on another message: say it there
-            await self.client.chat_postMessage(
-                channel=ref.channel,
-                thread_ts=ref.ts,
-                text=md.escape(f"Alert {alert.uuid}: {note}"),
-                unfurl_links=False,
-            )
+            await self._say_in_thread(ref.channel, ref.ts, alert.uuid, note)
             return
         # The record's copy is the message as last shown; without a record (Redis lost it),
         # the decision's message is what was posted.
@@ -207,9 +197,13 @@ class SlackPublisher:
         self.flusher.wake()
         state = await self.store.load_group(group_id)
         if state is not None and state.header_ts:
-            await self.client.chat_postMessage(
-                channel=state.meta.channel, thread_ts=state.header_ts, unfurl_links=False,
-                text=md.escape(f"Alert {alert.uuid}: {note}"))
+            await self._say_in_thread(state.meta.channel, state.header_ts, alert.uuid, note)
+
+    async def _say_in_thread(self, channel: str, thread_ts: str, uuid: str, note: str) -> None:
+        """A correction about alert ``uuid`` where its message's readers look: the thread."""
+        await self.client.chat_postMessage(channel=channel, thread_ts=thread_ts,
+                                           text=md.escape(f"Alert {uuid}: {note}"),
+                                           unfurl_links=False)
 
     def start(self) -> None:
         """Start showing groups (and resume those a stopped process left half shown)."""
