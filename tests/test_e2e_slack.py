@@ -5,25 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from stack_support import INDEX, REPO, TRIAGER, VIEWER, Stack, eventually, posted, running_stack
 
 from secbot.rules.loader import load_rules
-from secbot.runtime.service import SecBotService
-from secbot.runtime.settings import Settings, load_settings
-from secbot.runtime.wiring import build_service
-from secbot.store.redis import RedisStore
-from secbot_emulators.elastic import ElasticEmulator
-from secbot_emulators.slack import SlackEmulator
 
-RULES = load_rules(Path(__file__).resolve().parents[1] / "rules")
-INDEX = ".alerts-security.alerts-default"
-TRIAGER, VIEWER = "U0TRIAGER", "U0VIEWER"
+RULES = load_rules(REPO / "rules")
 
 
 def gcp_alert(uid: str, project: str = "prod-payments", **extra: Any) -> dict[str, Any]:
@@ -40,69 +30,10 @@ def gcp_alert(uid: str, project: str = "prod-payments", **extra: Any) -> dict[st
     }
 
 
-async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 20.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
-
-
-@dataclass
-class Stack:
-    slack: SlackEmulator
-    elastic: ElasticEmulator
-    service: SecBotService
-    settings: Settings
-
-    def top_messages(self, channel: str) -> list[Any]:
-        return [m for m in self.slack.messages(channel) if not m.thread_ts or m.thread_ts == m.ts]
-
-
 @pytest.fixture
 async def stack() -> AsyncIterator[Stack]:
-    prefix = f"secbot-e2e:{uuid.uuid4().hex}:"
-    async with SlackEmulator.running(ack_timeout=1.0) as slack, ElasticEmulator.running() as es:
-        settings = load_settings(
-            slack_bot_token=slack.bot_token,
-            slack_app_token=slack.app_token,
-            slack_api_url=slack.api_url,
-            siem="elastic",
-            elasticsearch_url=es.url,
-            kibana_url=es.kibana_url,
-            default_channel="C0DEFAULT",
-            triagers=["S0TRIAGE"],
-            poll_interval=0.2,
-            http_port=0,
-            redis_prefix=prefix,
-            slack_pace=0,
-            rules_dir=Path("rules"),
-        )
-        service, resources = await build_service(settings, RULES)
-        task = asyncio.create_task(service.run())
-        try:
-            yield Stack(slack, es, service, settings)
-        finally:
-            service.stop()
-            await asyncio.wait_for(task, 10)
-            store = RedisStore.from_url(settings.redis_url, prefix)
-            client = store._client
-            keys = [k async for k in client.scan_iter(match=prefix + "*")]
-            if keys:
-                await client.delete(*keys)
-            await store.close()
-            await resources.aclose()
-
-
-async def posted(stack: Stack, channel: str, count: int = 1) -> list[Any]:
-    async def check() -> list[Any] | None:
-        top = stack.top_messages(channel)
-        return top if len(top) >= count else None
-
-    return list(await eventually(check))
+    async with running_stack(RULES) as running:
+        yield running
 
 
 def es_status(stack: Stack, uid: str) -> str:
