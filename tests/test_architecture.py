@@ -21,8 +21,13 @@ ROOMS = (
     "siem",         # Siem contract + Elastic / embedded
     "pipeline",     # match → dedup → enrich → decide → route → render
     "publish",      # Publisher contract + Slack / console
+    "destinations", # PagerDuty, Jira, signed webhooks behind a durable outbox
     "intake",       # poller and hand-off (pipeline → publish → auto-close)
     "triage",       # status changes from Slack: authorize, SIEM, audit, edit
+    "ask",          # asking the person involved by DM, answers, timeouts
+    "respond",      # response actions (isolate, suspend, disable key) after approval
+    "review",       # auto-close trust: shadow agreement, expiry, QA sampling
+    "stats",        # alert statistics, charts, weekly report
     "commands",     # @SecBot commands
     "chat",         # the bolt app: events → triage / commands
     "runtime",      # settings, wiring, service, lease, health, metrics, logs
