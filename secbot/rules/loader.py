@@ -16,7 +16,13 @@ from secbot.domain.errors import SecBotError
 from secbot.enrich.catalog import BUILTIN_ENRICHERS
 from secbot.expressions import IO_FUNCTIONS, ExpressionSyntaxError, compile_expression
 from secbot.render.templates import TemplateProblem, compile_template
-from secbot.rules.ruleset import CompiledRule, RouteChoice, RuleSet
+from secbot.rules.ruleset import (
+    CompiledRule,
+    EscalationChoice,
+    ResponseChoice,
+    RouteChoice,
+    RuleSet,
+)
 from secbot.rules.schema import Rule
 from secbot.rules.yamlsource import Loc, YamlDocument, YamlSyntaxError, load_yaml
 
@@ -71,8 +77,10 @@ def _schema_problems(doc: YamlDocument, exc: ValidationError) -> list[RuleProble
 class _Compiler:
     """Compiles one validated rule, collecting problems instead of stopping at the first."""
 
-    def __init__(self, doc: YamlDocument, rule: Rule, timeout: float) -> None:
+    def __init__(self, doc: YamlDocument, rule: Rule, timeout: float,
+                 destinations: frozenset[str] | None = None) -> None:
         self.doc, self.rule, self.timeout = doc, rule, timeout
+        self.destinations = destinations
         self.problems: list[RuleProblem] = []
 
     def problem(self, loc: Loc, message: str) -> None:
@@ -121,6 +129,9 @@ class _Compiler:
         auto = rule.auto_close
         message = rule.message
         return CompiledRule(
+            escalations=self._escalations(),
+            responses=self._responses(),
+            question=self.template(rule.ask.question if rule.ask else None, ("ask", "question")),
             rule=rule,
             path=self.doc.path,
             match_when=self.expression(rule.match.when, ("match", "when"), allow_io=False),
@@ -131,10 +142,40 @@ class _Compiler:
         )
 
 
+    def _escalations(self) -> tuple[EscalationChoice, ...]:
+        found = []
+        for i, entry in enumerate(self.rule.escalate):
+            self._check_destinations(i, entry.destinations())
+            expr = self.expression(entry.if_, ("escalate", i, "if"))
+            if expr is not None:
+                found.append(EscalationChoice(expr, entry))
+        return tuple(found)
+
+    def _check_destinations(self, index: int, names: tuple[str, ...]) -> None:
+        if self.destinations is None:
+            return
+        for name in names:
+            if name not in self.destinations:
+                known = ", ".join(sorted(self.destinations)) or "none"
+                self.problem(("escalate", index),
+                             f"escalate[{index}]: destination {name!r} is not configured "
+                             f"(configured: {known})")
+
+    def _responses(self) -> tuple[ResponseChoice, ...]:
+        found = []
+        for i, entry in enumerate(self.rule.respond):
+            expr = self.expression(entry.when, ("respond", i, "when"))
+            if entry.when is None or expr is not None:
+                found.append(ResponseChoice(expr, entry))
+        return tuple(found)
+
+
 def load_rule_file(
-    path: Path, *, timeout: float = 0.25
+    path: Path, *, timeout: float = 0.25, destinations: frozenset[str] | None = None,
 ) -> tuple[CompiledRule | None, list[RuleProblem]]:
-    """One file → its compiled rule (None when it has problems) and the problems."""
+    """One file → its compiled rule (None when it has problems) and the problems.
+
+    ``destinations``: the destination names ``escalate`` may use (None: not checked)."""
     try:
         doc = load_yaml(path)
     except YamlSyntaxError as exc:
@@ -147,7 +188,7 @@ def load_rule_file(
         rule = Rule.model_validate(doc.data)
     except ValidationError as exc:
         return None, _schema_problems(doc, exc)
-    compiler = _Compiler(doc, rule, timeout)
+    compiler = _Compiler(doc, rule, timeout, destinations)
     compiled = compiler.compile()
     return (None if compiler.problems else compiled), compiler.problems
 
@@ -156,7 +197,9 @@ def rule_files(directory: Path) -> list[Path]:
     return sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
 
 
-def validate_rules(directory: Path, *, timeout: float = 0.25) -> tuple[RuleSet, list[RuleProblem]]:
+def validate_rules(
+    directory: Path, *, timeout: float = 0.25, destinations: frozenset[str] | None = None,
+) -> tuple[RuleSet, list[RuleProblem]]:
     """Load every rule file; returns what loaded and every problem found (sorted by file)."""
     if not directory.is_dir():
         return RuleSet(()), [RuleProblem(directory, 0, "rules directory does not exist")]
@@ -164,7 +207,7 @@ def validate_rules(directory: Path, *, timeout: float = 0.25) -> tuple[RuleSet, 
     problems: list[RuleProblem] = []
     seen: dict[str, Path] = {}
     for path in rule_files(directory):
-        rule, found = load_rule_file(path, timeout=timeout)
+        rule, found = load_rule_file(path, timeout=timeout, destinations=destinations)
         problems.extend(found)
         if rule is None:
             continue
@@ -178,9 +221,11 @@ def validate_rules(directory: Path, *, timeout: float = 0.25) -> tuple[RuleSet, 
     return RuleSet(tuple(compiled)), problems
 
 
-def load_rules(directory: Path, *, timeout: float = 0.25) -> RuleSet:
+def load_rules(
+    directory: Path, *, timeout: float = 0.25, destinations: frozenset[str] | None = None,
+) -> RuleSet:
     """The rule set, or :class:`RuleLoadError` listing every problem. Never half a rule set."""
-    ruleset, problems = validate_rules(directory, timeout=timeout)
+    ruleset, problems = validate_rules(directory, timeout=timeout, destinations=destinations)
     if problems:
         raise RuleLoadError(problems)
     return ruleset

@@ -20,13 +20,29 @@ from secbot.expressions import (
     StoppedExpression,
     Verdict,
 )
-from secbot.rules.schema import Rule
+from secbot.rules.schema import Escalation, Respond, Rule
 
 
 @dataclass(frozen=True)
 class RouteChoice:
     expression: Expression
     channel: str
+
+
+@dataclass(frozen=True)
+class EscalationChoice:
+    """An ``escalate`` entry with its ``if`` parsed."""
+
+    expression: Expression
+    entry: Escalation
+
+
+@dataclass(frozen=True)
+class ResponseChoice:
+    """A ``respond`` entry with its ``when`` parsed (None: always proposed)."""
+
+    expression: Expression | None
+    entry: Respond
 
 
 @dataclass(frozen=True)
@@ -40,6 +56,9 @@ class CompiledRule:
     auto_close: Expression | None
     title: Template | None
     body: Template | None
+    escalations: tuple[EscalationChoice, ...] = ()
+    responses: tuple[ResponseChoice, ...] = ()
+    question: Template | None = None  # ``ask.question``
 
     @property
     def id(self) -> str:
@@ -47,7 +66,9 @@ class CompiledRule:
 
     @property
     def expressions(self) -> tuple[Expression, ...]:
-        found = [self.match_when, self.auto_close, *(r.expression for r in self.routes)]
+        found = [self.match_when, self.auto_close, *(r.expression for r in self.routes),
+                 *(e.expression for e in self.escalations),
+                 *(r.expression for r in self.responses)]
         return tuple(e for e in found if e is not None)
 
     def enrichers_needed(self) -> frozenset[str]:

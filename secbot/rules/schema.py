@@ -7,6 +7,7 @@ and templates live beside them in :class:`secbot.rules.ruleset.CompiledRule`, ne
 from __future__ import annotations
 
 import re
+from datetime import date
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -128,6 +129,98 @@ class Route(_Strict):
 class AutoClose(_Strict):
     when: str = Field(description="expression; true closes the alert in the SIEM")
     reason: ClosingReason = AUTO_CLOSE_REASON
+    mode: Literal["enforce", "shadow"] = Field(
+        "enforce",
+        description="enforce: close when true; shadow: decide and show 'would auto-close', "
+        "never close (issue 15)",
+    )
+    expires: date | None = Field(
+        None, description="after this date (UTC) the rule behaves as shadow; e.g. 2027-06-30",
+    )
+
+
+def _check_field(value: str | None) -> str | None:
+    if value is not None and not _FIELD.match(value):
+        raise ValueError(f"{value!r} is not a field name")
+    return value
+
+
+class Escalation(_Strict):
+    """One ``escalate`` entry (DESIGN.md §5): the first whose ``if`` holds applies. It sees
+    the auto-close environment (``enrichments`` included)."""
+
+    if_: str = Field(alias="if", description="expression; first true wins")
+    severity: Severity | None = Field(None, description="shown on the message instead")
+    channel: str | None = Field(None, description="post here instead of the routed channel")
+    page: str | None = Field(None, description="destination to page: pagerduty or a webhook")
+    ticket: str | None = Field(None, description="destination for a ticket: jira or a webhook")
+    notify: list[str] = Field(
+        default_factory=list, description="further destinations by name (SECBOT_WEBHOOKS)",
+    )
+
+    @field_validator("channel")
+    @classmethod
+    def _chan(cls, value: str | None) -> str | None:
+        return None if value is None else _check_channel(value)
+
+    def destinations(self) -> tuple[str, ...]:
+        """Every destination this entry names, in order, each once."""
+        named = [d for d in (self.page, self.ticket, *self.notify) if d]
+        return tuple(dict.fromkeys(named))
+
+
+class AskOutcome(_Strict):
+    """What an answer (or silence) does: set a status (with a reason when closing), or run
+    the rule's ``escalate`` entries as if they matched."""
+
+    status: Literal["closed", "acknowledged", "open"] | None = None
+    reason: ClosingReason | None = None
+    escalate: bool = False
+
+    @model_validator(mode="after")
+    def _one(self) -> AskOutcome:
+        if (self.status is None) == (not self.escalate):
+            raise ValueError("give either status (with reason when closed) or escalate: true")
+        if self.reason is not None and self.status != "closed":
+            raise ValueError("reason applies to status: closed only")
+        return self
+
+
+class Ask(_Strict):
+    """``ask``: the person involved is asked by DM with Yes / No buttons (DESIGN.md §13)."""
+
+    user: str = Field(description="alert field holding the person's email")
+    question: str = Field(min_length=1, max_length=2000, description="Jinja2 template")
+    timeout: Duration = Field(description="how long to wait for an answer, e.g. 2h")
+    justification: bool = Field(False, description="offer a modal for a written justification")
+    on_yes: AskOutcome
+    on_no: AskOutcome
+    on_timeout: AskOutcome
+
+    _user = field_validator("user")(_check_field)
+
+
+RESPONSE_ACTIONS = ("isolate_host", "suspend_user", "disable_sa_key")
+
+
+class Respond(_Strict):
+    """One proposed response action, run only after approval (DESIGN.md §8, §13)."""
+
+    action: Literal["isolate_host", "suspend_user", "disable_sa_key"]
+    host: str | None = Field(None, description="isolate_host: alert field naming the host")
+    user: str | None = Field(None, description="suspend_user: alert field with the email")
+    key: str | None = Field(None, description="disable_sa_key: alert field with the key name")
+    when: str | None = Field(None, description="expression; propose only when true")
+
+    _fields = field_validator("host", "user", "key")(_check_field)
+
+    @model_validator(mode="after")
+    def _target(self) -> Respond:
+        needed = {"isolate_host": "host", "suspend_user": "user", "disable_sa_key": "key"}
+        name = needed[self.action]
+        if getattr(self, name) is None:
+            raise ValueError(f"{self.action} needs {name}: <alert field>")
+        return self
 
 
 class Message(_Strict):
@@ -139,6 +232,8 @@ class Expect(_Strict):
     matched: bool | None = None
     auto_close: bool | None = None
     channel: str | None = None
+    escalate: bool | None = Field(None, description="an escalate entry applies")
+    severity: Severity | None = Field(None, description="the severity shown")
 
 
 class RuleTest(_Strict):
@@ -166,6 +261,9 @@ class Rule(_Strict):
     group: Group | None = None
     route: Route | None = None
     auto_close: AutoClose | None = None
+    escalate: list[Escalation] = Field(default_factory=list, description="first match wins")
+    ask: Ask | None = None
+    respond: list[Respond] = Field(default_factory=list)
     message: Message | None = None
     runbook: str | None = Field(None, max_length=5000)
     tests: list[RuleTest] = Field(default_factory=list)

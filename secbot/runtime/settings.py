@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -34,6 +34,15 @@ _CONFIG_FILE: ContextVar[Path | None] = ContextVar("secbot_config_file", default
 
 class SettingsError(SecBotError):
     """Settings could not be loaded; the message names the variable and the value's problem."""
+
+
+class WebhookTarget(BaseModel):
+    """One ``SECBOT_WEBHOOKS`` entry: where to post and the HMAC secret that signs the body."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str = Field(pattern=r"^https?://")
+    secret: SecretStr
 
 
 class Settings(BaseSettings):
@@ -150,6 +159,33 @@ class Settings(BaseSettings):
     intake_url: str = Field("http://127.0.0.1:8081")
     intake_token: SecretStr | None = Field(None)
 
+    # Destinations (DESIGN.md §12, issue 13) ------------------------------------------------
+    pagerduty_events_url: str = Field("https://events.pagerduty.com")
+    pagerduty_routing_key: SecretStr | None = Field(None)
+    jira_url: str | None = Field(None)
+    jira_email: str | None = Field(None)
+    jira_api_token: SecretStr | None = Field(None)
+    jira_project: str | None = Field(None)
+    jira_issue_type: str = Field("Task")
+    jira_close_transition: str = Field("Done")
+    jira_webhook_secret: SecretStr | None = Field(None)
+    webhooks: dict[str, WebhookTarget] = Field(default_factory=dict)
+    lists_dir: Path = Field(Path("lists"))
+
+    # Asking and response actions (DESIGN.md §13, issue 14) ---------------------------------
+    approvers: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    auto_approve_hours: str | None = Field(None, description="e.g. '22-07 Europe/Oslo'")
+    respond_dry_run: bool = Field(False)
+    okta_url: str | None = Field(None)
+    okta_token: SecretStr | None = Field(None)
+
+    # Auto-close trust and reports (issue 15) -------------------------------------------------
+    review_channel: str | None = Field(None)
+    report_channel: str | None = Field(None)
+    review_sample_size: int = Field(5, ge=1, le=100)
+    review_demote: bool = Field(True)
+    trust_promote_after: int = Field(50, ge=1)
+
     @field_validator("auth_log_indices", mode="before")
     @classmethod
     def _split_indices(cls, value: Any) -> Any:
@@ -157,14 +193,14 @@ class Settings(BaseSettings):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
-    @field_validator("triagers", mode="before")
+    @field_validator("triagers", "approvers", mode="before")
     @classmethod
     def _split_triagers(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
-    @field_validator("triagers")
+    @field_validator("triagers", "approvers")
     @classmethod
     def _check_triagers(cls, value: list[str]) -> list[str]:
         for item in value:
@@ -287,4 +323,4 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
         _CONFIG_FILE.reset(token)
 
 
-__all__ = ["ENV_PREFIX", "Settings", "SettingsError", "env_name", "load_settings"]
+__all__ = ["ENV_PREFIX", "Settings", "SettingsError", "WebhookTarget", "env_name", "load_settings"]
