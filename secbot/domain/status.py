@@ -66,3 +66,13 @@ class AuditAction(StrEnum):
     ACKNOWLEDGED = "acknowledged"
     CLOSED = "closed"
     IN_PROGRESS = "in-progress"
+    # Asking the person and response actions (issue 14): not statuses, steps around them.
+    ASKED = "asked"  # the person was sent the question (or could not be found: ``extra``)
+    ANSWERED = "answered"  # the person (or silence: ``extra.answer`` = timeout) answered
+    REFUSED = "refused"  # a click that did not count: someone else, replayed, stale
+    PROPOSED = "proposed"  # a response action awaits approval
+    APPROVED = "approved"  # by a person, or by the night window (``extra.auto``)
+    DENIED = "denied"
+    RESPONDED = "responded"  # the response API accepted the action (or the dry run said so)
+    RESPONSE_FAILED = "response_failed"
+    UNDONE = "undone"  # released / unsuspended / (a key stays disabled: see README)
