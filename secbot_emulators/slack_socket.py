@@ -74,6 +74,9 @@ class Delivery:
     failed: bool = False
     acked: asyncio.Event = field(default_factory=asyncio.Event)
     settled: asyncio.Event = field(default_factory=asyncio.Event)  # acked or gave up
+    # "interactive" (block_actions, view_submission): Slack sends those once, no redelivery
+    envelope_type: str = "events_api"
+    retries: int | None = None  # None: the hub's max_retries
 
     @property
     def event_id(self) -> str:
@@ -89,6 +92,12 @@ class Delivery:
 
     def next_envelope(self) -> JsonDict:
         attempt = self.attempts
+        if self.envelope_type != "events_api":
+            envelope: JsonDict = {"envelope_id": self.first_envelope_id, "payload": self.payload,
+                                  "type": self.envelope_type,
+                                  "accepts_response_payload": False}
+            self.envelopes.append(envelope)
+            return envelope
         envelope = events_api_envelope(
             self.payload, retry_attempt=attempt, retry_reason="timeout" if attempt else "",
             envelope_id=self.first_envelope_id if attempt == 0 else None)
@@ -250,9 +259,11 @@ class SocketModeHub:
                 await conn.ws.ping(f"Ping from {conn.host}".encode())
 
     # --- deliveries ------------------------------------------------------------------------
-    def deliver(self, payload: JsonDict) -> Delivery:
-        """Queue an ``event_callback`` payload for delivery; returns its tracking record."""
-        delivery = Delivery(payload)
+    def deliver(self, payload: JsonDict, *, envelope_type: str = "events_api",
+                retries: int | None = None) -> Delivery:
+        """Queue an ``event_callback`` payload (or an interactive one) for delivery; returns
+        its tracking record."""
+        delivery = Delivery(payload, envelope_type=envelope_type, retries=retries)
         self.deliveries.append(delivery)
         self._by_envelope[delivery.first_envelope_id] = delivery
         self._spawn(self._run_delivery(delivery))
@@ -278,7 +289,8 @@ class SocketModeHub:
                     await asyncio.wait_for(delivery.acked.wait(), self.ack_timeout)
                 if delivery.acked.is_set():
                     return
-                if delivery.attempts > self.max_retries:
+                limit = self.max_retries if delivery.retries is None else delivery.retries
+                if delivery.attempts > limit:
                     delivery.failed = True
                     return
         finally:

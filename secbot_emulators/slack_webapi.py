@@ -28,7 +28,7 @@ from secbot_emulators.slack_state import JsonDict, SlackError
 
 # the scopes of slack-app-manifest.yaml; bolt reads them from this header after auth.test
 BOT_SCOPES = ("app_mentions:read,chat:write,reactions:read,reactions:write,channels:history,"
-              "groups:history,users:read,users:read.email,usergroups:read")
+              "groups:history,users:read,users:read.email,usergroups:read,im:write,im:history")
 
 
 @dataclass

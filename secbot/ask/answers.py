@@ -1,0 +1,220 @@
+"""Answers to the DM question (``block_actions`` / the justification modal) and silence.
+
+A click counts only when it is the person asked, on a question still open, the first answer:
+anything else (someone else's click, a replay, a question whose alert is unknown or already
+closed) is refused with an ephemeral note and audited as ``refused``. The first answer is
+claimed in Redis (``SET NX``), so two clicks, two replicas or a click racing the timeout
+produce one answer.
+
+Before its outcome runs, an answer is put back in the due queue ``lease`` seconds ahead: if
+the replica dies mid-way, another one finds it answered-but-not-applied and finishes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from secbot.ask.base import ASK_KIND, ASK_QUEUE, AskContext
+from secbot.ask.blocks import (
+    ASK_YES,
+    JUSTIFY_BLOCK,
+    JUSTIFY_INPUT,
+    LABELS,
+    answered_message,
+    justification_view,
+)
+from secbot.ask.outcome import OutcomeFailed, finish
+from secbot.ask.state import AskRecord
+from secbot.domain.status import AuditAction
+from secbot.render import mrkdwn as md
+
+log = structlog.stdlib.get_logger(__name__)
+
+TAGS = {"yes": "user_confirmed", "no": "user_denied"}
+
+
+def _when(moment: float) -> str:
+    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+class AskAnswers:
+    """What the bolt listeners for ``secbot_ask_yes`` / ``secbot_ask_no`` and the modal call."""
+
+    def __init__(self, ctx: AskContext) -> None:
+        self.ctx = ctx
+
+    async def on_action(self, body: Mapping[str, Any]) -> None:
+        """A button click (already acked)."""
+        action = (body.get("actions") or [{}])[0]
+        uuid = str(action.get("value") or "")
+        answer = "yes" if action.get("action_id") == ASK_YES else "no"
+        user = str((body.get("user") or {}).get("id") or "")
+        channel = str((body.get("channel") or {}).get("id")
+                      or (body.get("container") or {}).get("channel_id") or "")
+        record = await self.ctx.load(uuid)
+        if not await self._counts(record, uuid, user, channel, answer):
+            return
+        assert record is not None
+        rule = self.ctx.rules.by_id(record.rule_id)
+        wants_why = bool(rule and rule.rule.ask and rule.rule.ask.justification)
+        trigger = body.get("trigger_id")
+        if wants_why and trigger:
+            try:
+                await self.ctx.client.views_open(trigger_id=str(trigger),
+                                                 view=justification_view(uuid, answer))
+                return  # the answer arrives with the view submission
+            except Exception:  # an expired trigger: the answer still counts, without a why
+                log.warning("views.open failed for %s; answering without justification", uuid)
+        await self.answer(record, answer, user, channel)
+
+    async def on_view(self, body: Mapping[str, Any], view: Mapping[str, Any]) -> None:
+        """The justification modal was submitted (already acked)."""
+        try:
+            meta = json.loads(str(view.get("private_metadata") or "{}"))
+        except ValueError:
+            meta = {}
+        uuid, answer = str(meta.get("alert_uuid") or ""), str(meta.get("answer") or "")
+        user = str((body.get("user") or {}).get("id") or "")
+        values = (view.get("state") or {}).get("values") or {}
+        text = str(((values.get(JUSTIFY_BLOCK) or {}).get(JUSTIFY_INPUT) or {}).get("value") or "")
+        record = await self.ctx.load(uuid)
+        if answer not in LABELS or not await self._counts(record, uuid, user, "", answer):
+            return
+        assert record is not None
+        await self.answer(record, answer, user, record.dm_channel, text)
+
+    async def _counts(self, record: AskRecord | None, uuid: str, user: str, channel: str,
+                      answer: str) -> bool:
+        """True if this click may answer; otherwise the clicker is told and it is audited."""
+        why = None
+        if record is None:
+            why, text = "stale", "This question is no longer open (SecBot no longer knows it)."
+        elif user != record.user_id:
+            why, text = "not the person asked", (
+                "Only the person this question was asked of can answer it.")
+        elif record.state != "asked":
+            why, text = "already answered", (
+                f"This was already answered ({record.answer}, {_when(record.answered_at)}).")
+        elif await self._closed(uuid):
+            why, text = "stale", "This alert was already closed; no answer is needed."
+        if why is None:
+            return True
+        await self._refuse(record, uuid, user, channel, answer, why, text)
+        return False
+
+    async def _refuse(self, record: AskRecord | None, uuid: str, user: str, channel: str,
+                      answer: str, why: str, text: str) -> None:
+        await self.ctx.audit(uuid or "-", AuditAction.REFUSED, f"answer refused: {why}",
+                             record.rule_id if record else "", actor=user, slack_user=user,
+                             answer=answer)
+        await self._tell(channel or (record.dm_channel if record else ""), user, text)
+
+    async def _closed(self, uuid: str) -> bool:
+        stored = await self.ctx.store.load_record(uuid)
+        return stored is not None and stored.status == "closed"
+
+    async def answer(self, record: AskRecord, answer: str, user: str, channel: str,
+                     justification: str = "") -> None:
+        """Record the first answer, say it everywhere it belongs, then run its outcome."""
+        uuid, now = record.alert_uuid, self.ctx.clock()
+        ttl = int(record.due - now) + self.ctx.record_ttl
+        if not await self.ctx.state.claim(f"{ASK_KIND}:answer:{uuid}", f"{answer}:{user}", ttl):
+            await self._refuse(record, uuid, user, channel, answer, "already answered",
+                               "This was already answered.")
+            return
+        record = replace(record, state="answered", answer=answer, answered_by=user,
+                         answered_at=now, justification=justification[:2000])
+        await self.ctx.save(record)
+        await self.ctx.state.schedule(ASK_QUEUE, uuid, now + self.ctx.lease)
+        await self.ctx.audit(uuid, AuditAction.ANSWERED, LABELS[answer], record.rule_id,
+                             actor=record.email or user, slack_user=user, answer=answer,
+                             justification=record.justification)
+        await self._show(record, f"You answered: *{LABELS[answer]}* · {_when(now)}")
+        why = f" · “{md.truncate(md.escape(justification), 1500)}”" if justification else ""
+        await self.ctx.say_in_thread(
+            uuid, f":ballot_box_with_check: <@{user}> answered *{LABELS[answer]}*{why}")
+        await self._tag(record, TAGS[answer])
+        try:
+            await finish(self.ctx, record)
+        except OutcomeFailed as exc:  # stays queued: applied again after the lease
+            await self.ctx.say_in_thread(
+                uuid, f"SecBot recorded the answer but could not apply it yet ({exc}); "
+                      "it will try again.")
+
+    async def _show(self, record: AskRecord, outcome: str) -> None:
+        """The DM without its buttons, saying what happened (best effort)."""
+        try:
+            await self.ctx.client.chat_update(channel=record.dm_channel, ts=record.dm_ts,
+                                              **answered_message(record.question, outcome))
+        except Exception:
+            log.warning("could not update the question DM of %s", record.alert_uuid)
+
+    async def _tag(self, record: AskRecord, tag: str) -> None:
+        try:
+            await self.ctx.siem.add_tags([record.alert_id or record.alert_uuid], [tag])
+        except Exception:  # best effort, like every tag: the answer stands
+            log.warning("could not tag %s with %s", record.alert_uuid, tag)
+
+    async def _tell(self, channel: str, user: str, text: str) -> None:
+        try:
+            await self.ctx.client.chat_postEphemeral(channel=channel, user=user, text=text)
+        except Exception:  # e.g. a forged click from outside the DM: the audit has it
+            log.warning("could not tell %s in %s: %s", user, channel, text)
+
+    # -- silence ------------------------------------------------------------------------------
+
+    async def run(self, interval: float = 1.0) -> None:
+        """The due-queue loop of this replica (every replica runs one; :meth:`tick` hands
+        each due question to one of them). Cancelled at shutdown."""
+        while True:
+            try:
+                await self.tick()
+            except Exception:  # Redis down: the next round tries again
+                log.warning("ask timeouts: tick failed", exc_info=True)
+            await asyncio.sleep(interval)
+
+    async def tick(self) -> int:
+        """Handle every due question (a timeout, or an answer whose outcome did not run);
+        returns how many this replica took."""
+        now, taken = self.ctx.clock(), 0
+        for uuid in await self.ctx.state.due(ASK_QUEUE, now):
+            if not await self.ctx.state.take(ASK_QUEUE, uuid, now, self.ctx.lease):
+                continue  # another replica has it
+            taken += 1
+            try:
+                await self._due(uuid)
+            except Exception:  # stays queued: due again after the lease
+                log.exception("due question %s failed; retried after the lease", uuid)
+        return taken
+
+    async def _due(self, uuid: str) -> None:
+        record = await self.ctx.load(uuid)
+        if record is None:
+            await self.ctx.state.unschedule(ASK_QUEUE, uuid)
+            return
+        if record.state == "asked":
+            if await self._closed(uuid):  # a triager got there first: nothing to decide
+                await self._show(record, "No longer needed: the alert was closed.")
+                await self.ctx.save(replace(record, state="answered", answer="closed",
+                                            applied=True))
+                await self.ctx.state.unschedule(ASK_QUEUE, uuid)
+                return
+            if not await self.ctx.state.claim(f"{ASK_KIND}:answer:{uuid}", "timeout:secbot",
+                                              self.ctx.record_ttl):
+                return  # answered just now: its answerer applies it (or we do, after a lease)
+            record = replace(record, state="answered", answer="timeout",
+                             answered_at=self.ctx.clock())
+            await self.ctx.save(record)
+            await self.ctx.audit(uuid, AuditAction.ANSWERED, "no answer in time",
+                                 record.rule_id, slack_user=record.user_id, answer="timeout")
+            await self._show(record, f"No answer in time ({_when(record.answered_at)}).")
+            await self.ctx.say_in_thread(
+                uuid, f":hourglass: No answer from <@{record.user_id}> in time.")
+        await finish(self.ctx, record)

@@ -1,0 +1,147 @@
+"""Asking the person: after an alert of a rule with ``ask`` is posted, DM them the question.
+
+Exactly once per alert, across redelivery and ``kill -9``: the record is written as
+``asking`` before the DM and ``asked`` after it. A redelivered alert whose record says
+``asked`` (or later) is left alone; one that says ``asking`` died between the two writes, so
+the DM channel's history is searched for the question's metadata before it is sent again.
+
+A person Slack does not know (``users_not_found``), or an alert without the field: the thread
+says so and the audit has it. Then silence is assumed only where that is safe: an
+``on_timeout`` that escalates runs at once; one that would close or acknowledge does not (an
+alert is never closed because nobody could be asked), and the alert waits for a triager.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import structlog
+from slack_sdk.errors import SlackApiError
+
+from secbot.ask.base import ASK_QUEUE, AskContext
+from secbot.ask.blocks import ASK_EVENT, question_message
+from secbot.ask.outcome import finish, outcome_for
+from secbot.ask.state import AskRecord
+from secbot.domain.alert import Alert
+from secbot.domain.status import AuditAction
+from secbot.pipeline.decision import Decision
+from secbot.render import mrkdwn as md
+from secbot.render.templates import TemplateProblem, render_template
+from secbot.rules.ruleset import CompiledRule
+
+log = structlog.stdlib.get_logger(__name__)
+
+#: Slack errors that mean "this person cannot be asked", not "try again".
+NOT_ASKABLE = frozenset({"users_not_found", "user_not_found", "user_disabled", "account_inactive",
+                         "cannot_dm_bot", "user_is_bot"})
+
+
+class Asker:
+    """The hand-off step (``TriageHandler.after_post``) that sends the question."""
+
+    def __init__(self, ctx: AskContext) -> None:
+        self.ctx = ctx
+
+    async def after_post(self, alert: Alert, decision: Decision) -> None:
+        """Ask, once. Slack or Redis failing raises (the hand-off retries the alert; the post
+        is recognised, the ask resumes); a person who cannot be asked is said, not raised."""
+        rule = self.ctx.rules.by_id(decision.rule_id) if decision.rule_id else None
+        if rule is None or rule.rule.ask is None or not decision.post or decision.auto_close:
+            return
+        existing = await self.ctx.load(alert.uuid)
+        if existing is not None and existing.state != "asking":
+            return
+        record = existing or self._record(alert, rule)
+        if not record.email:
+            await self._cannot_ask(record, f"the alert has no `{md.escape(rule.rule.ask.user)}`")
+            return
+        question = self._question(alert, decision, rule)
+        record = replace(record, question=question)
+        await self.ctx.save(record)
+        try:
+            user = await self.ctx.client.users_lookupByEmail(email=record.email)
+            user_id = str((user.get("user") or {}).get("id") or "")
+            dm = await self.ctx.client.conversations_open(users=user_id)
+            channel = str((dm.get("channel") or {}).get("id") or "")
+        except SlackApiError as exc:
+            error = str(exc.response.get("error") or "")
+            if error not in NOT_ASKABLE:
+                raise
+            await self._cannot_ask(record, f"Slack knows no one to DM as {md.escape(record.email)}"
+                                           f" ({error})")
+            return
+        ts = await self._sent_before(channel, alert.uuid) if existing is not None else None
+        if ts is None:
+            message = question_message(alert.uuid, question, rule.rule.name)
+            posted = await self.ctx.client.chat_postMessage(channel=channel, **message)
+            ts = str(posted.get("ts") or "")
+        await self._asked(replace(record, state="asked", user_id=user_id, dm_channel=channel,
+                                  dm_ts=ts))
+
+    def _record(self, alert: Alert, rule: CompiledRule) -> AskRecord:
+        ask = rule.rule.ask
+        assert ask is not None
+        email = alert.get_field(ask.user)
+        if isinstance(email, list):
+            email = email[0] if email else None
+        return AskRecord(alert_uuid=alert.uuid, rule_id=rule.id,
+                         email=str(email).strip() if email else "",
+                         due=self.ctx.clock() + ask.timeout, alert_id=alert.id or alert.uuid)
+
+    @staticmethod
+    def _question(alert: Alert, decision: Decision, rule: CompiledRule) -> str:
+        """The rendered question (plain text; escaped where it is shown). A template that
+        fails still asks, in words that need no alert data."""
+        context: dict[str, Any] = {
+            "alert": alert.frozen, "field": alert.get_field, "fields": decision.fields,
+            "IncludedFields": decision.fields, "severity": decision.severity,
+            "rule_name": alert.rule_name, "uuid": alert.uuid,
+            "enrichments": {n: e.data for n, e in decision.enrichments.items() if e.available},
+        }
+        if rule.question is not None:
+            try:
+                return render_template(rule.question, context)
+            except TemplateProblem as exc:
+                log.warning("ask question of %s failed to render: %s", rule.id, exc)
+        return f"Was this you? ({rule.rule.name})"
+
+    async def _sent_before(self, channel: str, uuid: str) -> str | None:
+        """The ts of a question about ``uuid`` already in the DM (sent before a crash)."""
+        try:
+            page = await self.ctx.client.conversations_history(
+                channel=channel, limit=50, include_all_metadata=True)
+        except SlackApiError:
+            return None
+        for message in page.get("messages") or []:
+            meta = message.get("metadata") or {}
+            if (meta.get("event_type") == ASK_EVENT
+                    and (meta.get("event_payload") or {}).get("alert_uuid") == uuid):
+                return str(message.get("ts"))
+        return None
+
+    async def _asked(self, record: AskRecord) -> None:
+        await self.ctx.save(record)
+        await self.ctx.state.schedule(ASK_QUEUE, record.alert_uuid, record.due)
+        await self.ctx.audit(record.alert_uuid, AuditAction.ASKED,
+                             f"asked {record.email} by DM", record.rule_id,
+                             once_key=f"ask:asked:{record.alert_uuid}",
+                             slack_user=record.user_id, question=record.question)
+        await self.ctx.say_in_thread(
+            record.alert_uuid,
+            f":speech_balloon: Asked <@{record.user_id}> by DM: "
+            f"_{md.truncate(md.escape(record.question), 1500)}_ (waiting for an answer)")
+
+    async def _cannot_ask(self, record: AskRecord, why: str) -> None:
+        """Say so, audit it, and run ``on_timeout`` now only when it escalates."""
+        record = replace(record, state="answered", answer="not_found",
+                         answered_at=self.ctx.clock())
+        await self.ctx.save(record)
+        await self.ctx.audit(record.alert_uuid, AuditAction.ASKED, f"could not ask: {why}",
+                             record.rule_id, once_key=f"ask:asked:{record.alert_uuid}",
+                             email=record.email)
+        escalates = outcome_for(self.ctx, record) is not None
+        tail = "" if escalates else " The alert stays open for a triager."
+        await self.ctx.say_in_thread(record.alert_uuid,
+                                     f":warning: SecBot could not ask: {why}.{tail}")
+        await finish(self.ctx, record)
