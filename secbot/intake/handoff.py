@@ -18,7 +18,9 @@ The order is what keeps alerts safe, even against ``kill -9`` at any point:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Protocol
 
 from secbot.domain.alert import Alert
 from secbot.domain.errors import SecBotError
@@ -41,11 +43,25 @@ class ClaimBusy(SecBotError):
     """
 
 
+class AfterPost(Protocol):
+    """A step that follows a published alert (ask the person, propose a response action).
+
+    Called after the post (and any auto-close), before the alert is marked posted, so a
+    crash or an exception re-delivers the alert and calls it again: it must be idempotent by
+    alert uuid. Raise only for what a retry can heal (Slack or Redis down); anything else is
+    said in the alert's thread by the step itself.
+    """
+
+    async def after_post(self, alert: Alert, decision: Decision) -> None: ...
+
+
 class TriageHandler:
     """The poller's handler: one call per new alert, safe to call again for the same alert."""
 
     def __init__(self, pipeline: Pipeline, siem: Siem, store: Store, publisher: Publisher, *,
-                 claim_ttl: int = 60, posted_ttl: int = 30 * 86400) -> None:
+                 claim_ttl: int = 60, posted_ttl: int = 30 * 86400,
+                 after_post: Sequence[AfterPost] = ()) -> None:
+        self.after_post = tuple(after_post)
         self.pipeline = pipeline
         self.siem = siem
         self.store = store
@@ -63,6 +79,8 @@ class TriageHandler:
             await self.publisher.publish(alert, decision)
             if decision.auto_close:
                 await self._auto_close(alert, decision)
+            for step in self.after_post:
+                await step.after_post(alert, decision)
         except BaseException:
             await self.store.release_post(alert.uuid)
             raise
