@@ -8,11 +8,12 @@ command answers are visible replies in the thread of the mention.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
-from typing import Any
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 import structlog
-from slack_bolt.async_app import AsyncApp
+from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -221,8 +222,52 @@ def status_command(changer: StatusChanger) -> StatusCommand:
     return change
 
 
-def build_app(client: AsyncWebClient, handlers: SlackHandlers) -> AsyncApp:
-    """The bolt app. ``client`` already points at the right Slack (``base_url``)."""
+class ActionHandler(Protocol):
+    """What a button's listener calls once bolt has acked the click (Slack's 3 s)."""
+
+    async def on_action(self, body: Mapping[str, Any]) -> None: ...
+
+
+class ViewHandler(Protocol):
+    """What a modal's ``view_submission`` listener calls once acked."""
+
+    async def on_view(self, body: Mapping[str, Any], view: Mapping[str, Any]) -> None: ...
+
+
+def _register_action(app: AsyncApp, action_id: str | re.Pattern[str], handler: ActionHandler,
+                     client: AsyncWebClient) -> None:
+    @app.action(action_id)
+    async def clicked(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()  # first: the handler may take longer than Slack waits
+        try:
+            await handler.on_action(body)
+        except Exception as exc:  # the person hears it, never bolt's log only
+            log.exception("button %s failed", action_id)
+            channel = str((body.get("channel") or {}).get("id") or "")
+            user = str((body.get("user") or {}).get("id") or "")
+            with contextlib.suppress(Exception):
+                await client.chat_postEphemeral(
+                    channel=channel, user=user,
+                    text=f"SecBot could not act on that ({redact(f'{type(exc).__name__}: {exc}')})."
+                    " Please try again.")
+
+
+def _register_view(app: AsyncApp, callback_id: str, handler: ViewHandler) -> None:
+    @app.view(callback_id)
+    async def submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
+        await ack()
+        try:
+            await handler.on_view(body, view)
+        except Exception:
+            log.exception("view %s failed", callback_id)
+
+
+def build_app(client: AsyncWebClient, handlers: SlackHandlers, *,
+              actions: Sequence[tuple[str | re.Pattern[str], ActionHandler]] = (),
+              views: Sequence[tuple[str, ViewHandler]] = ()) -> AsyncApp:
+    """The bolt app. ``client`` already points at the right Slack (``base_url``). ``actions``
+    and ``views``: button action ids (or patterns) and modal callback ids with their handlers
+    (asking, approvals)."""
     app = AsyncApp(
         client=client,
         request_verification_enabled=False,
@@ -245,4 +290,8 @@ def build_app(client: AsyncWebClient, handlers: SlackHandlers) -> AsyncApp:
     async def message() -> None:
         """Plain channel messages are not for SecBot; acked so Slack won't retry."""
 
+    for action_id, action_handler in actions:
+        _register_action(app, action_id, action_handler, client)
+    for callback_id, view_handler in views:
+        _register_view(app, callback_id, view_handler)
     return app
