@@ -41,7 +41,7 @@ from secbot.expressions.errors import (
     ExpressionError,
     ExpressionTimeoutError,
 )
-from secbot.expressions.functions import CURRENT_DEADLINE, HELPERS, safe_str
+from secbot.expressions.functions import CURRENT_DEADLINE, CURRENT_LISTS, HELPERS, safe_str
 from secbot.expressions.io_functions import IO_FUNCTIONS, PUBLIC_ATTRIBUTES, IoFunction
 from secbot.expressions.limits import (
     MAX_ALLOCATION,
@@ -96,15 +96,17 @@ class HardenedEvaluator(EvalWithCompoundTypes):  # type: ignore[misc]  # simplee
         self._converted: dict[tuple[int, str], tuple[Any, Any]] = {}
 
     def run(self, node: ast.expr, env: Mapping[str, Any], resolved: Resolved,
-            budget: EvalBudget) -> Any:
+            budget: EvalBudget, lists: Mapping[str, frozenset[str]] | None = None) -> Any:
         """Evaluate ``node`` with the given names and resolved I/O lookups, drawing on
-        ``budget`` (raises :class:`BudgetExceededError` at once if it already ran out)."""
+        ``budget`` (raises :class:`BudgetExceededError` at once if it already ran out);
+        ``lists`` are the named lists ``inList`` sees."""
         self._deadline, self._work_limit = budget.start()
         self.busy = True
         self._env, self._resolved, self._budget = env, resolved, budget
         self._work = self._allocated = self._iterations = self._nodes = 0
         self._locals = None
         CURRENT_DEADLINE.value = self._deadline
+        outer_lists, CURRENT_LISTS.value = CURRENT_LISTS.value, lists
         try:
             return self._eval(node)
         except ExpressionTimeoutError:
@@ -112,6 +114,7 @@ class HardenedEvaluator(EvalWithCompoundTypes):  # type: ignore[misc]  # simplee
         finally:
             budget.stop(self._work)
             CURRENT_DEADLINE.value = None
+            CURRENT_LISTS.value = outer_lists
             # Do not keep the alert alive in a thread-local between evaluations.
             self._env, self._resolved, self._locals = _EMPTY, _EMPTY, None
             self._sizes.clear()
@@ -375,7 +378,7 @@ def _describe(exc: Exception) -> str:
 
 
 def evaluate_tree(node: ast.expr, env: Mapping[str, Any], resolved: Resolved,
-                  budget: EvalBudget) -> Any:
+                  budget: EvalBudget, lists: Mapping[str, frozenset[str]] | None = None) -> Any:
     """Evaluate a checked tree within ``budget``; every failure comes out as
     :class:`ExpressionError` (:class:`BudgetExceededError` when the budget ran out)."""
     evaluator = _POOL.evaluator
@@ -384,7 +387,7 @@ def evaluate_tree(node: ast.expr, env: Mapping[str, Any], resolved: Resolved,
     elif evaluator.busy:  # re-entrant use (not expected): never share state
         evaluator = HardenedEvaluator()
     try:
-        return evaluator.run(node, env, resolved, budget)
+        return evaluator.run(node, env, resolved, budget, lists)
     except ExpressionError:
         raise
     except RecursionError:

@@ -15,6 +15,7 @@ from secbot.expressions.errors import (
     BudgetExceededError,
     EnrichmentUnavailableError,
     ExpressionError,
+    ExpressionSyntaxError,
 )
 from secbot.expressions.evaluator import evaluate_tree
 from secbot.expressions.io_functions import IO_FUNCTIONS
@@ -96,14 +97,17 @@ class Expression:
     Create with :func:`compile_expression`.
     """
 
-    __slots__ = ("_io_nodes", "_timeout", "_tree", "source")
+    __slots__ = ("_io_nodes", "_list_names", "_lists", "_timeout", "_tree", "source")
 
     def __init__(self, source: str, tree: ast.expr, io_nodes: tuple[ast.Call, ...],
-                 timeout: float) -> None:
+                 timeout: float, lists: Mapping[str, frozenset[str]] | None = None,
+                 list_names: tuple[str, ...] = ()) -> None:
         self.source = source
         self._tree = tree
         self._io_nodes = io_nodes
         self._timeout = timeout
+        self._lists = lists
+        self._list_names = list_names
 
     def __repr__(self) -> str:
         return f"Expression({self.source!r})"
@@ -112,6 +116,10 @@ class Expression:
         """Names of the I/O functions called anywhere in the expression (static)."""
         return frozenset(node.func.id for node in self._io_nodes
                          if isinstance(node.func, ast.Name))
+
+    def list_names(self) -> frozenset[str]:
+        """Names of the named lists ``inList`` calls consult (static: always literals)."""
+        return frozenset(self._list_names)
 
     def io_calls(self, ctx: EvalContext) -> list[IoCall]:
         """The I/O lookups to make before :meth:`evaluate`, in source order, deduplicated.
@@ -149,7 +157,7 @@ class Expression:
 
     def _run(self, node: ast.expr, ctx: EvalContext) -> Any:
         ctx.budget.adopt(self._timeout)
-        return evaluate_tree(node, ctx.names, ctx.resolved, ctx.budget)
+        return evaluate_tree(node, ctx.names, ctx.resolved, ctx.budget, self._lists)
 
     def decide(self, ctx: EvalContext) -> Verdict:
         """Truthiness of the expression, or ``Verdict(False, why)``: never raises."""
@@ -187,15 +195,25 @@ class StoppedExpression(Expression):
         return Verdict(False, self.reason)
 
 
-def compile_expression(source: str, *, timeout: float = DEFAULT_TIMEOUT) -> Expression:
+def compile_expression(source: str, *, timeout: float = DEFAULT_TIMEOUT,
+                       lists: Mapping[str, frozenset[str]] | None = None) -> Expression:
     """Parse and statically check ``source`` once.
 
     expr-lang spellings (``&&``, ``||``, ``!``, ``true``/``false``/``null``) are accepted.
     Raises :class:`ExpressionSyntaxError` (with ``offset``/``line``/``column``) for syntax
     errors, forbidden constructs, unknown names/functions/methods and size limits. ``timeout``
-    is the wall-clock budget of each evaluation, in seconds.
+    is the wall-clock budget of each evaluation, in seconds. ``lists`` are the named lists
+    (``lists/<name>.txt``) ``inList`` consults: bound to the expression, and an ``inList``
+    naming a list not among them is an error here (None: not checked, and such a call fails
+    at evaluation).
     """
     if not timeout > 0:
         raise ValueError("timeout must be positive")
     parsed = parse(source)
-    return Expression(source, parsed.tree, parsed.io_calls, timeout)
+    for name, offset in parsed.list_names:
+        if lists is not None and name not in lists:
+            known = ", ".join(sorted(lists)) or "none"
+            raise ExpressionSyntaxError(
+                f"inList(): unknown list {name!r} (lists: {known})", offset, source)
+    names = tuple(dict.fromkeys(name for name, _ in parsed.list_names))
+    return Expression(source, parsed.tree, parsed.io_calls, timeout, lists, names)

@@ -222,6 +222,57 @@ def lookup(mapping: Any, name: str, default: Any = None) -> Any:
     return _lookup(mapping, name, default)
 
 
+# -- named lists (``lists/<name>.txt``) -------------------------------------------------------
+
+class _Lists(threading.local):
+    """The named lists the running evaluation sees. The rule loader binds them to each
+    expression at load (:func:`secbot.expressions.compile_expression` ``lists=``); the
+    evaluator sets this around one evaluation, so ``inList`` reads no file and no global."""
+
+    value: Mapping[str, frozenset[str]] | None = None
+
+
+CURRENT_LISTS = _Lists()
+
+#: Function names whose second argument names a list (checked statically at load).
+LIST_FUNCTIONS = frozenset({"inList"})
+
+
+def list_value(value: str) -> str:
+    """How a list entry and a looked-up value compare: trimmed and case-folded (emails, host
+    and user names are case-insensitive where they come from)."""
+    return value.strip().casefold()
+
+
+def value_in_list(lists: Mapping[str, frozenset[str]] | None, value: Any, name: Any) -> bool:
+    """True if ``value`` (or any element of a list of values) is in the named list.
+
+    Text compares trimmed and case-folded; numbers as their text; None and other values never
+    match. An unknown list is an error (the rule expected a list that is not loaded), never a
+    quiet False.
+    """
+    if not isinstance(name, str):
+        raise ExpressionError("inList(): the list name must be a string like \"vips\"")
+    if lists is None or name not in lists:
+        known = ", ".join(sorted(lists)) if lists else "none loaded"
+        raise ExpressionError(f"inList(): unknown list {name!r} (lists: {known})")
+    entries = lists[name]
+
+    def one(item: Any) -> bool:
+        if isinstance(item, (int, float)) and not isinstance(item, bool):
+            item = str(item)
+        return isinstance(item, str) and len(item) <= MAX_MATCH_INPUT and (
+            list_value(item) in entries)
+
+    return _any_of(value, one)
+
+
+def in_list(value: Any, name: Any) -> bool:
+    """``inList(value, "vips")``: :func:`value_in_list` over the lists bound to the running
+    expression."""
+    return value_in_list(CURRENT_LISTS.value, value, name)
+
+
 #: Functions callable by name in an expression (besides the I/O functions).
 HELPERS: Mapping[str, Callable[..., Any]] = MappingProxyType({
     "cidr_match": cidr_match,
@@ -232,6 +283,7 @@ HELPERS: Mapping[str, Callable[..., Any]] = MappingProxyType({
     "endswith": endswith,
     "contains": contains,
     "lookup": lookup,
+    "inList": in_list,
     "len": len,
     "any": any,
     "all": all,

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from secbot.expressions.errors import ExpressionError, ExpressionSyntaxError
-from secbot.expressions.functions import HELPERS, METHOD_NAMES
+from secbot.expressions.functions import HELPERS, LIST_FUNCTIONS, METHOD_NAMES
 from secbot.expressions.io_functions import IO_FUNCTIONS
 from secbot.expressions.limits import (
     MAX_COMPREHENSION_DEPTH,
@@ -51,6 +51,8 @@ class Parsed:
 
     tree: ast.expr
     io_calls: tuple[ast.Call, ...]   # every call to an I/O function, in source order
+    #: every list an ``inList`` call names: (name, offset in the source as written)
+    list_names: tuple[tuple[str, int | None], ...] = ()
 
 
 class _Checker:
@@ -63,6 +65,7 @@ class _Checker:
         self.loops = 0                      # 'for' clauses around the node being checked
         self.folded: dict[int, object] = {}  # id(BinOp) -> its literal value (None: not literal)
         self.io_calls: list[ast.Call] = []
+        self.list_names: list[tuple[str, int | None]] = []
 
     # -- errors ----------------------------------------------------------------------------
     def fail(self, message: str, node: ast.AST | None = None) -> ExpressionSyntaxError:
@@ -222,6 +225,18 @@ class _Checker:
             raise self.fail(f"unknown function '{name}'{suffix}", node.func)
         if name == "matches":
             self.check_matches(node)
+        if name in LIST_FUNCTIONS:
+            self.check_list_call(name, node)
+
+    def check_list_call(self, name: str, node: ast.Call) -> None:
+        if node.keywords or len(node.args) != 2:
+            raise self.fail(f'{name}() takes exactly 2 arguments: {name}(value, "list")', node)
+        listed = node.args[1]
+        if not (isinstance(listed, ast.Constant) and isinstance(listed.value, str)):
+            # A literal name is checked against the loaded lists at load, and alert data
+            # can never choose which list is consulted.
+            raise self.fail(f"{name}() needs a string literal as its list name", node)
+        self.list_names.append((listed.value, self.fail("", listed).offset))
 
     def check_io_call(self, name: str, node: ast.Call) -> None:
         function = IO_FUNCTIONS[name]
@@ -376,4 +391,4 @@ def parse(source: str) -> Parsed:
     checker = _Checker(translation, source)
     _check_shape(module.body, checker)
     checker.check(module.body)
-    return Parsed(module.body, tuple(checker.io_calls))
+    return Parsed(module.body, tuple(checker.io_calls), tuple(checker.list_names))

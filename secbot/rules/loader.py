@@ -5,7 +5,7 @@ SecBot never starts with a broken rule set: :func:`load_rules` raises unless all
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,9 +78,11 @@ class _Compiler:
     """Compiles one validated rule, collecting problems instead of stopping at the first."""
 
     def __init__(self, doc: YamlDocument, rule: Rule, timeout: float,
-                 destinations: frozenset[str] | None = None) -> None:
+                 destinations: frozenset[str] | None = None,
+                 lists: Mapping[str, frozenset[str]] | None = None) -> None:
         self.doc, self.rule, self.timeout = doc, rule, timeout
         self.destinations = destinations
+        self.lists = lists
         self.problems: list[RuleProblem] = []
 
     def problem(self, loc: Loc, message: str) -> None:
@@ -90,7 +92,7 @@ class _Compiler:
         if source is None:
             return None
         try:
-            expr = compile_expression(source, timeout=self.timeout)
+            expr = compile_expression(source, timeout=self.timeout, lists=self.lists)
         except ExpressionSyntaxError as exc:
             self.problem(loc, f"{_loc_text(loc)}: {exc}")
             return None
@@ -172,10 +174,14 @@ class _Compiler:
 
 def load_rule_file(
     path: Path, *, timeout: float = 0.25, destinations: frozenset[str] | None = None,
+    lists: Mapping[str, frozenset[str]] | None = None,
 ) -> tuple[CompiledRule | None, list[RuleProblem]]:
     """One file → its compiled rule (None when it has problems) and the problems.
 
-    ``destinations``: the destination names ``escalate`` may use (None: not checked)."""
+    ``destinations``: the destination names ``escalate`` may use (None: not checked).
+    ``lists``: the named lists (:mod:`secbot.rules.lists`) bound to the rule's expressions
+    for ``inList``; a list name not among them is a problem (None: not checked, and such a
+    call fails at evaluation)."""
     try:
         doc = load_yaml(path)
     except YamlSyntaxError as exc:
@@ -188,7 +194,7 @@ def load_rule_file(
         rule = Rule.model_validate(doc.data)
     except ValidationError as exc:
         return None, _schema_problems(doc, exc)
-    compiler = _Compiler(doc, rule, timeout, destinations)
+    compiler = _Compiler(doc, rule, timeout, destinations, lists)
     compiled = compiler.compile()
     return (None if compiler.problems else compiled), compiler.problems
 
@@ -199,6 +205,7 @@ def rule_files(directory: Path) -> list[Path]:
 
 def validate_rules(
     directory: Path, *, timeout: float = 0.25, destinations: frozenset[str] | None = None,
+    lists: Mapping[str, frozenset[str]] | None = None,
 ) -> tuple[RuleSet, list[RuleProblem]]:
     """Load every rule file; returns what loaded and every problem found (sorted by file)."""
     if not directory.is_dir():
@@ -207,7 +214,8 @@ def validate_rules(
     problems: list[RuleProblem] = []
     seen: dict[str, Path] = {}
     for path in rule_files(directory):
-        rule, found = load_rule_file(path, timeout=timeout, destinations=destinations)
+        rule, found = load_rule_file(path, timeout=timeout, destinations=destinations,
+                                     lists=lists)
         problems.extend(found)
         if rule is None:
             continue
@@ -223,9 +231,11 @@ def validate_rules(
 
 def load_rules(
     directory: Path, *, timeout: float = 0.25, destinations: frozenset[str] | None = None,
+    lists: Mapping[str, frozenset[str]] | None = None,
 ) -> RuleSet:
     """The rule set, or :class:`RuleLoadError` listing every problem. Never half a rule set."""
-    ruleset, problems = validate_rules(directory, timeout=timeout, destinations=destinations)
+    ruleset, problems = validate_rules(directory, timeout=timeout, destinations=destinations,
+                                       lists=lists)
     if problems:
         raise RuleLoadError(problems)
     return ruleset
