@@ -1,0 +1,81 @@
+"""Composition of the interactive rooms: asking the person (``secbot/ask/``) and response
+actions with approval (``secbot/respond/``).
+
+What they add to the service: steps after an alert is posted (the hand-off), button and modal
+listeners (the bolt app), and background loops (due questions). Built here, from settings,
+so ``wiring.py`` only passes the parts on.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import redis.asyncio as aioredis
+from slack_sdk.web.async_client import AsyncWebClient
+
+from secbot.ask.answers import AskAnswers
+from secbot.ask.asker import Asker
+from secbot.ask.base import AskContext, Escalator, ThreadEscalation
+from secbot.ask.blocks import JUSTIFY_VIEW
+from secbot.ask.state import Interactions, RedisInteractions
+from secbot.chat.app import ActionHandler, ViewHandler
+from secbot.intake.handoff import AfterPost
+from secbot.rules.ruleset import RuleSet
+from secbot.runtime.settings import Settings
+from secbot.siem.base import Siem
+from secbot.store.base import Store
+from secbot.triage.people import Directory, Triagers
+from secbot.triage.status_change import StatusChanger
+
+
+@dataclass
+class InteractiveParts:
+    """What the interactive rooms hand the service."""
+
+    after_post: list[AfterPost] = field(default_factory=list)
+    actions: list[tuple[str | re.Pattern[str], ActionHandler]] = field(default_factory=list)
+    views: list[tuple[str, ViewHandler]] = field(default_factory=list)
+    loops: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+
+def interactions_for(settings: Settings, redis_client: aioredis.Redis) -> Interactions:
+    """The shared state of DMs and approvals: Redis, beside the store."""
+    return RedisInteractions(redis_client, settings.redis_prefix)
+
+
+def bot_status_changer(settings: Settings, web: AsyncWebClient, store: Store, siem: Siem,
+                       bot_user_id: str) -> StatusChanger:
+    """Status changes SecBot makes itself, on an answer's behalf: the same saga as a
+    triager's emoji (SIEM, audit, tag, message), authorised for the bot user only."""
+    return StatusChanger(web, siem, store, Triagers(web, [bot_user_id]), Directory(web),
+                         ttl=settings.alert_ttl)
+
+
+def build_interactive(
+    settings: Settings,
+    web: AsyncWebClient,
+    store: Store,
+    siem: Siem,
+    rules: RuleSet,
+    bot_user_id: str,
+    interactions: Interactions,
+    *,
+    escalator: Escalator | None = None,
+) -> InteractiveParts:
+    """Asking (and, when configured, response actions). ``escalator``: the escalation room's
+    implementation when there is one; else escalating acknowledges and says so in the thread."""
+    changer = bot_status_changer(settings, web, store, siem, bot_user_id)
+    ctx = AskContext(
+        client=web, store=store, state=interactions, siem=siem, rules=rules, status=changer,
+        escalator=escalator or ThreadEscalation(changer, bot_user_id),
+        bot_user_id=bot_user_id, record_ttl=settings.alert_ttl,
+    )
+    answers = AskAnswers(ctx)
+    parts = InteractiveParts()
+    parts.after_post.append(Asker(ctx))
+    parts.actions.append((re.compile(r"^secbot_ask_(yes|no)$"), answers))
+    parts.views.append((JUSTIFY_VIEW, answers))
+    parts.loops.append(answers.run)
+    return parts
