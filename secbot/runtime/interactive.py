@@ -9,8 +9,9 @@ so ``wiring.py`` only passes the parts on.
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 import redis.asyncio as aioredis
 from slack_sdk.web.async_client import AsyncWebClient
@@ -37,7 +38,7 @@ class InteractiveParts:
     after_post: list[AfterPost] = field(default_factory=list)
     actions: list[tuple[str | re.Pattern[str], ActionHandler]] = field(default_factory=list)
     views: list[tuple[str, ViewHandler]] = field(default_factory=list)
-    loops: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    loops: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
 
 
 def interactions_for(settings: Settings, redis_client: aioredis.Redis) -> Interactions:

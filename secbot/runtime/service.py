@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,6 +62,9 @@ class ServiceParts:
     http_host: str = "0.0.0.0"
     http_port: int = 8080
     intake: IntakeParts | None = None
+    # Loops every replica runs beside the poller (due questions of secbot/ask/); cancelled
+    # at shutdown, after the poller has drained.
+    background: Sequence[Callable[[], Coroutine[Any, Any, None]]] = ()
 
 
 class SecBotService:
@@ -70,6 +74,7 @@ class SecBotService:
         self._http: web.AppRunner | None = None
         self._intake_http: web.AppRunner | None = None
         self._intake_task: asyncio.Task[None] | None = None
+        self._background: list[asyncio.Task[None]] = []
 
     def stop(self) -> None:
         self._stopping.set()
@@ -123,6 +128,7 @@ class SecBotService:
             await parts.socket.connect_async()  # type: ignore[no-untyped-call]
             log.info("socket_mode_connected")
         await self._start_intake()
+        self._background = [asyncio.create_task(job()) for job in parts.background]
         if parts.lease is not None:
             await parts.lease.refresh()
             parts.lease.start()
@@ -171,6 +177,10 @@ class SecBotService:
     async def _shutdown(self) -> None:
         log.info("draining")
         await self._stop_intake()
+        for job in self._background:
+            job.cancel()
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
         if self.parts.lease is not None:
             await self.parts.lease.stop()  # lets another replica take over at once
         if self.parts.socket is not None:

@@ -20,6 +20,7 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
+from secbot.ask.state import Interactions
 from secbot.chat.app import SlackHandlers, build_app, status_command
 from secbot.commands.investigate import Investigator
 from secbot.commands.members import MemberStatus
@@ -41,6 +42,7 @@ from secbot.publish.slack import SlackPublisher
 from secbot.rules.ruleset import RuleSet
 from secbot.runtime.enrichers import build_enrichers
 from secbot.runtime.health import HealthState
+from secbot.runtime.interactive import InteractiveParts, build_interactive, interactions_for
 from secbot.runtime.lease import LeaseKeeper
 from secbot.runtime.metrics import Metrics
 from secbot.runtime.service import IntakeParts, SecBotService, ServiceParts, socket_connected
@@ -118,9 +120,11 @@ def build_siem(settings: Settings) -> Siem:
 
 
 async def build_slack_side(
-    settings: Settings, web: AsyncWebClient, store: Store, siem: Siem, engine: EnrichmentEngine
-) -> AsyncSocketModeHandler:
-    """The bolt app and its Socket Mode handler (connected later by the service)."""
+    settings: Settings, web: AsyncWebClient, store: Store, siem: Siem, engine: EnrichmentEngine,
+    rules: RuleSet | None = None, interactions: Interactions | None = None,
+) -> tuple[AsyncSocketModeHandler, InteractiveParts]:
+    """The bolt app and its Socket Mode handler (connected later by the service), and the
+    interactive rooms' parts (asking, approvals) when ``rules`` and ``interactions`` are given."""
     bot = await web.auth_test()
     triagers = Triagers(web, settings.triagers)  # one membership cache for emoji and commands
     changer = StatusChanger(
@@ -141,8 +145,14 @@ async def build_slack_side(
     router = CommandRouter(investigator, status_command(changer), triagers, MemberStatus(changer))
     handlers = SlackHandlers(web, store, reactions, router, link_ttl=settings.alert_ttl)
     assert settings.slack_bot_token is not None and settings.slack_app_token is not None
-    app = build_app(web, handlers)
-    return AsyncSocketModeHandler(app, settings.slack_app_token.get_secret_value(), web_client=web)
+    interactive = InteractiveParts()
+    if rules is not None and interactions is not None:
+        interactive = build_interactive(settings, web, store, siem, rules,
+                                        str(bot.get("user_id") or ""), interactions)
+    app = build_app(web, handlers, actions=interactive.actions, views=interactive.views)
+    socket = AsyncSocketModeHandler(app, settings.slack_app_token.get_secret_value(),
+                                    web_client=web)
+    return socket, interactive
 
 
 def intake_sources(settings: Settings) -> dict[str, IntakeSource]:
@@ -219,6 +229,7 @@ async def build_service(
     siem: Siem | None = None,
     enrichers: Mapping[str, Enricher] | None = None,
     own_store: AlertArchive | None = None,
+    interactions: Interactions | None = None,
 ) -> tuple[SecBotService, Resources]:
     """Build every client from ``settings`` and wire the service.
 
@@ -263,7 +274,9 @@ async def build_service(
     )
     publisher.start()  # shows groups, resuming those a stopped process left half shown
     resources.closers.append(publisher.aclose)
-    socket = await build_slack_side(settings, web, store, siem, engine)
+    socket, interactive = await build_slack_side(
+        settings, web, store, siem, engine, rules,
+        interactions or interactions_for(settings, redis_client))
     health = HealthState(
         socket_connected=socket_connected(socket),
         store_ping=store.ping,
@@ -286,6 +299,7 @@ async def build_service(
             publisher,
             claim_ttl=max(1, math.ceil(settings.lease_ttl)),
             posted_ttl=settings.alert_ttl,
+            after_post=interactive.after_post,
         ),
         socket=socket,
         health=health,
@@ -294,5 +308,6 @@ async def build_service(
         lease=LeaseKeeper(store, "poller", ttl=settings.lease_ttl),
         http_port=settings.http_port,
         intake=build_intake(settings, redis_client, sources, own_store, metrics),
+        background=interactive.loops,
     )
     return SecBotService(parts), resources
