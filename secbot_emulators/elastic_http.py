@@ -17,6 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
+from secbot_emulators.elastic_aggs import run_aggregations
 from secbot_emulators.elastic_query import (
     QueryError,
     Record,
@@ -209,9 +210,10 @@ class EsApi:
         start = int(body.get("from", request.query.get("from", 0)))
         track = _track(body, request)
         query = body.get("query")
-        rows, total = self.store.search(
+        aggs = body.get("aggs", body.get("aggregations"))
+        rows, total = self.store.search(  # aggregations see every match: no early stop
             views, compile_query(query, now_ms), specs, after, start + size,
-            track is not False, now_ms, timestamp_window(query, now_ms))
+            track is not False or aggs is not None, now_ms, timestamp_window(query, now_ms))
         wanted, includes, excludes = _source_filter(body, request)
         hits = [self._hit(record, values, bool(specs), wanted, includes, excludes)
                 for record, values in rows[start:start + size]]
@@ -221,6 +223,10 @@ class EsApi:
             result["hits"]["total"] = _total(track, total)
         result["hits"]["max_score"] = None if specs or not hits else 1.0
         result["hits"]["hits"] = hits
+        if aggs is not None:
+            result["aggregations"] = run_aggregations(
+                aggs, [record for record, _ in rows], now_ms=now_ms,
+                runtime_mappings=body.get("runtime_mappings"))
         if pit is not None:
             result["pit_id"] = pit.get("id")
         return json_response(result)

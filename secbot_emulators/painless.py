@@ -17,6 +17,9 @@ Supported (the statement shapes of Kibana's ``update_alerts_workflow_status`` an
   ``m['key']``, ``m["key"]`` and ``m.key``; list access ``l[0]``.
 - methods: lists ``add``, ``contains``, ``size``, ``isEmpty``, ``remove(index)``;
   maps ``containsKey``, ``get``, ``put``, ``remove(key)``, ``size``, ``isEmpty``.
+- for runtime fields (:mod:`secbot_emulators.elastic_runtime`): numeric ``+ - < > <= >=``,
+  host functions called by name (``emit(v)``) and host objects (``doc['f'].value``, dates'
+  ``toInstant().toEpochMilli()``).
 
 ``ctx._source['a.b']`` is the literal key ``"a.b"``: Painless does not resolve dotted paths
 through nested objects. Anything outside the subset is a compile error; a null dereference or
@@ -31,6 +34,7 @@ import re
 from secbot_emulators.painless_nodes import (
     Call,
     Const,
+    Function,
     Item,
     Node,
     Operator,
@@ -52,9 +56,10 @@ _TOKEN = re.compile(r"""
   | (?P<string>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")
   | (?P<number>\d+)
   | (?P<name>[A-Za-z_][A-Za-z_0-9]*)
-  | (?P<op>==|!=|&&|\|\||[!=.\[\](){};,:])
+  | (?P<op>==|!=|<=|>=|&&|\|\||[!=<>+\-.\[\](){};,:])
 """, re.VERBOSE | re.DOTALL)
 _END = "<end of script>"
+_LEVELS = {"==": ("==", "!="), "<": ("<", ">", "<=", ">="), "+": ("+", "-")}
 
 
 def _tokens(source: str) -> list[str]:
@@ -138,7 +143,7 @@ class _Parser:
             value = self.expression()
             self.end_statement()
             return lambda scope: target.set(scope, value.get(scope))
-        if not isinstance(target, Call):
+        if not isinstance(target, (Call, Function)):
             raise PainlessError("compile error", "not a statement: only assignments and "
                                 "method calls may stand alone")
         self.end_statement()
@@ -193,13 +198,13 @@ class _Parser:
 
     # --- expressions ------------------------------------------------------------------------
     def expression(self) -> Node:
-        return self.binary(("||", "&&", "=="))
+        return self.binary(("||", "&&", "==", "<", "+"))
 
     def binary(self, levels: tuple[str, ...]) -> Node:
         if not levels:
             return self.unary()
         left = self.binary(levels[1:])
-        ops = ("==", "!=") if levels[0] == "==" else (levels[0],)
+        ops = _LEVELS.get(levels[0], (levels[0],))
         while self.peek() in ops:
             op = self.take()
             left = Operator(op, left, self.binary(levels[1:]))
@@ -250,6 +255,8 @@ class _Parser:
             return inner
         if token == "[":
             return self.collection()
+        if _is_name(token) and token not in _TYPES and self.peek() == "(":
+            return Function(token, self.arguments())
         if _is_name(token) and token not in _TYPES:
             return Var(token)
         raise PainlessError("compile error", f"unexpected {token!r} (token {self.at - 1})")

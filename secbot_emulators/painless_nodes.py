@@ -33,12 +33,40 @@ class Node:
         raise PainlessError("compile error", "left side of '=' is not assignable")
 
 
+class HostObject:
+    """A value the script host supplies (a runtime field's ``doc['f']``, a date): it answers
+    field reads and method calls itself, raising :class:`PainlessError` for unknown ones."""
+
+    def painless_get(self, key: Any) -> Any:
+        raise PainlessError("runtime error", f"cannot access [{key}] of "
+                            f"{type(self).__name__}")
+
+    def painless_call(self, method: str, args: list[Any]) -> Any:
+        raise PainlessError("runtime error", f"unknown method [{method}/{len(args)}] on "
+                            f"{type(self).__name__}")
+
+
 @dataclass
 class Const(Node):
     value: Any
 
     def get(self, scope: Scope) -> Any:
         return self.value
+
+
+@dataclass
+class Function(Node):
+    """A call of a host function by name, e.g. a runtime field's ``emit(value)``."""
+
+    name: str
+    args: list[Node]
+
+    def get(self, scope: Scope) -> Any:
+        function = scope.get(self.name)
+        if not callable(function):
+            raise PainlessError("compile error", f"Unknown call [{self.name}] with "
+                                f"[{len(self.args)}] arguments.")
+        return function(*(arg.get(scope) for arg in self.args))
 
 
 @dataclass
@@ -74,6 +102,9 @@ class Item(Node):
         return container
 
     def get(self, scope: Scope) -> Any:
+        target = self.target.get(scope)
+        if isinstance(target, HostObject):  # doc values, dates: fields by name
+            return target.painless_get(self.key.get(scope))
         container, key = self._container(scope), self.key.get(scope)
         if isinstance(container, list):
             return container[_index(container, key)]
@@ -103,6 +134,8 @@ class Call(Node):
     def get(self, scope: Scope) -> Any:
         receiver = self.target.get(scope)
         args = [arg.get(scope) for arg in self.args]
+        if isinstance(receiver, HostObject):
+            return receiver.painless_call(self.method, args)
         table = _LIST_METHODS if isinstance(receiver, list) else (
             _MAP_METHODS if isinstance(receiver, dict) else {})
         method = table.get((self.method, len(args)))
@@ -156,7 +189,23 @@ class Operator(Node):
         if self.op == "||":
             return truth(left) or truth(self.right.get(scope))
         right = self.right.get(scope)
+        if self.op in _ARITHMETIC:
+            return _ARITHMETIC[self.op](_number(left), _number(right))
         return (left == right) if self.op == "==" else (left != right)
+
+
+_ARITHMETIC: dict[str, Callable[[Any, Any], Any]] = {
+    "+": lambda a, b: a + b, "-": lambda a, b: a - b,
+    "<": lambda a, b: a < b, ">": lambda a, b: a > b,
+    "<=": lambda a, b: a <= b, ">=": lambda a, b: a >= b,
+}
+
+
+def _number(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise PainlessError("runtime error", f"cannot apply an arithmetic or comparison "
+                            f"operator to {type(value).__name__}")
+    return value
 
 
 def truth(value: Any) -> bool:
@@ -183,3 +232,7 @@ class Script:
 
     def run(self, ctx: dict[str, Any], params: Mapping[str, Any]) -> None:
         run_all(self.body, {"ctx": ctx, "params": dict(params)})
+
+    def run_in(self, scope: Scope) -> None:
+        """Execute with the host's own variables (a runtime field: ``doc``, ``emit``)."""
+        run_all(self.body, scope)

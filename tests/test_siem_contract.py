@@ -348,3 +348,56 @@ async def test_a_bulk_change_failing_at_once_raises_and_changes_nothing(
     with pytest.raises(SiemError):
         await siem.set_status(["c2"], "acknowledged", reason=None, user="U1")
     assert (await siem.get("c2")).workflow_status == "open"
+
+
+# --- stats (issue 15): computed by the store, counted the same by every backend ------------------
+
+def _acted(uuid: str, ts: datetime, status: str, *, after: float, user: str,
+           reason: str | None = None, tags: tuple[str, ...] = (), rule: str = "R1",
+           **fields: Any) -> dict[str, Any]:
+    from tests.conftest import make_alert_source
+
+    doc = make_alert_source(uuid, ts, status=status, rule_name=rule, **fields)
+    doc["kibana.alert.workflow_user"] = user
+    doc["kibana.alert.workflow_status_updated_at"] = (
+        (ts + timedelta(seconds=after)).isoformat(timespec="milliseconds").replace("+00:00", "Z"))
+    if reason is not None:
+        doc["kibana.alert.workflow_reason"] = reason
+    if tags:
+        doc["kibana.alert.workflow_tags"] = list(tags)
+    return doc
+
+
+async def test_stats_count_per_rule_with_people_and_secbot_apart(
+    backend: Backend, make_alert: Callable[..., dict[str, Any]]
+) -> None:
+    await backend.seed([
+        make_alert("o1", at(1), rule_name="R1"),
+        _acted("k1", at(2), "acknowledged", after=60, user="U1"),
+        _acted("c1", at(3), "closed", after=120, user="U1", reason="false_positive",
+               tags=("closed_by:U1",)),
+        _acted("c2", at(4), "closed", after=300, user="U2", reason="duplicate"),
+        _acted("c3", at(5), "closed", after=600, user="u_kibana_profile"),
+        _acted("a1", at(6), "closed", after=1, user="secbot", reason="automated_closure"),
+        _acted("a2", at(7), "closed", after=2, user="u_kibana_profile",
+               reason="automated_closure", tags=("closed_by:secbot",)),
+        _acted("r1", at(8), "closed", after=900, user="U3", reason="true_positive",
+               tags=("closed_by:secbot", "reopened_by:U1", "closed_by:U3")),
+        make_alert("x1", at(9), rule_name="R2"),
+        make_alert("bb", at(10), rule_name="R1", building_block=True),
+        make_alert("old", at(-7200), rule_name="R1"),
+    ], None)
+    stats = await backend.siem.stats(at(0), at(3600))
+    rows = {row.rule: row for row in stats.rows}
+    assert set(rows) == {"R1", "R2"}
+    r1 = rows["R1"]
+    assert (r1.alerts, r1.auto_closed, r1.closed, r1.acknowledged, r1.open) == (8, 2, 4, 1, 1)
+    assert dict(r1.closed_by_reason) == {"false_positive": 1, "duplicate": 1,
+                                         "true_positive": 1, "unspecified": 1}
+    assert r1.mttr_s == pytest.approx(450.0)  # median of 120, 300, 600, 900
+    assert r1.mtta_s == pytest.approx(300.0)  # median of 60, 120, 300, 600, 900
+    r2 = rows["R2"]
+    assert (r2.alerts, r2.open, r2.closed, r2.mtta_s, r2.mttr_s) == (1, 1, 0, None, None)
+    assert {row.source for row in stats.rows} == {"elastic"}
+    empty = await backend.siem.stats(at(7200), at(9000))
+    assert empty.rows == ()

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from secbot.domain.alert import Alert
 from secbot.domain.errors import SecBotError
+from secbot.domain.stats import AlertStats
 from secbot.domain.status import Status
 
 
@@ -144,6 +145,12 @@ class Siem(Protocol):
 
         ``index`` defaults to the alerts index; investigation commands pass log indices.
         """
+
+    async def stats(self, since: datetime, until: datetime) -> AlertStats:
+        """Counts per (rule, source) of non-building-block alerts stamped in ``[since,
+        until)``, computed by the store (aggregations, SQL), never by reading every alert.
+        What is counted how: :mod:`secbot.domain.stats`."""
+        ...
 
     async def ping(self) -> bool: ...
 

@@ -34,6 +34,7 @@ from elasticsearch import ConnectionTimeout as EsConnectionTimeout
 
 from secbot.domain.alert import Alert
 from secbot.domain.secrets import redact
+from secbot.domain.stats import AlertStats
 from secbot.domain.status import STATUSES, Status
 from secbot.resilience.retry import RetryableError, RetryPolicy, retry_async
 from secbot.siem.base import BULK_CHUNK, Checkpoint, Page, SiemError, StatusChange, chunks
@@ -46,6 +47,7 @@ from secbot.siem.elastic_queries import (
     polling_query,
     related_query,
 )
+from secbot.siem.elastic_stats import parse_stats, stats_body
 
 T = TypeVar("T")
 log = structlog.stdlib.get_logger(__name__)
@@ -230,6 +232,15 @@ class ElasticSiem:
             sort=[{"@timestamp": {"order": "desc", "unmapped_type": "date"}}],
             track_total_hits=False, ignore_unavailable=True))
         return [dict(hit["_source"]) for hit in response["hits"]["hits"]]
+
+    async def stats(self, since: datetime, until: datetime, *, by_source: bool = False
+                    ) -> AlertStats:
+        """Counts per rule (and ``secbot.source`` when ``by_source``) in ONE aggregation
+        request; no hit comes back (:mod:`secbot.siem.elastic_stats`)."""
+        body = stats_body(since, until, by_source=by_source)
+        response = await self._es_call("stats", self.index, lambda: self._es.search(
+            index=self.index, ignore_unavailable=True, **body))
+        return parse_stats(response.body, since, until, by_source=by_source)
 
     # --- writes ------------------------------------------------------------------------------
     async def set_status(self, ids: Sequence[str], status: Status, *, reason: str | None,

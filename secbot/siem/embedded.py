@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from secbot.domain.alert import Alert, has_field, lookup, parse_timestamp
+from secbot.domain.stats import AlertStats
 from secbot.domain.status import Status
 from secbot.siem.base import BULK_CHUNK, Checkpoint, Page, SiemError, StatusChange, chunks
 from secbot.siem.documents import (
@@ -41,6 +42,7 @@ from secbot.siem.documents import (
     to_millis,
     validate_status,
 )
+from secbot.siem.embedded_stats import add_columns, derived, query_stats
 
 T = TypeVar("T")
 
@@ -62,9 +64,15 @@ def _row(index_is_alerts: bool, doc_id: str, source: dict[str, Any]) -> tuple[An
         source[WORKFLOW_STATUS] = "open"  # Kibana always writes it; seed files may not
     stamp = parse_timestamp(lookup(source, "@timestamp"))
     status = lookup(source, WORKFLOW_STATUS)
-    return (doc_id, str(lookup(source, "kibana.alert.uuid") or doc_id),
-            None if stamp is None else to_millis(stamp), None if status is None else str(status),
-            1 if lookup(source, BUILDING_BLOCK) is not None else 0, _dump(source))
+    uuid = str(lookup(source, "kibana.alert.uuid") or doc_id)
+    return (doc_id, uuid, None if stamp is None else to_millis(stamp),
+            None if status is None else str(status),
+            1 if lookup(source, BUILDING_BLOCK) is not None else 0, _dump(source),
+            *derived(uuid, source))
+
+
+def _derive(doc_id: str, source: dict[str, Any]) -> tuple[Any, ...]:
+    return derived(str(lookup(source, "kibana.alert.uuid") or doc_id), source)
 
 
 class WriteFaults:
@@ -142,6 +150,7 @@ class EmbeddedSiem:
                 by_uuid = _table_name(index + ":uuid")
                 self._conn.execute(f"CREATE INDEX {poll} ON {name} (status, bb, ts, uuid)")
                 self._conn.execute(f"CREATE INDEX {by_uuid} ON {name} (uuid)")
+        add_columns(self._conn, name, _table_name(index + ":stats"))
         self._tables.add(index)
         return name
 
@@ -159,8 +168,8 @@ class EmbeddedSiem:
         rows = [_row(index == self.index, doc_id, source) for doc_id, source in pairs]
         with self._conn:
             self._conn.executemany(
-                f"INSERT OR REPLACE INTO {table} (id, uuid, ts, status, bb, source)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
+                f"INSERT OR REPLACE INTO {table} (id, uuid, ts, status, bb, source, rule, src,"
+                " upd, reason, auto) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
         return len(rows)
@@ -245,8 +254,10 @@ class EmbeddedSiem:
                     continue  # gone since it was read: nothing to change
                 source = json.loads(row[1])
                 if apply_status(source, status, reason, user, at):
-                    self._conn.execute(f"UPDATE {table} SET status = ?, source = ? WHERE id = ?",
-                                       (status, _dump(source), row[0]))
+                    self._conn.execute(
+                        f"UPDATE {table} SET status = ?, source = ?, rule = ?, src = ?, upd = ?,"
+                        " reason = ?, auto = ? WHERE id = ?",
+                        (status, _dump(source), *_derive(row[0], source), row[0]))
 
     async def add_tags(self, ids: Sequence[str], tags: Sequence[str]) -> None:
         """Append ``tags`` to ``kibana.alert.workflow_tags`` (no duplicates)."""
@@ -262,8 +273,9 @@ class EmbeddedSiem:
                 if row is not None:
                     source = json.loads(row[1])
                     apply_tags(source, tags)
-                    self._conn.execute(f"UPDATE {table} SET source = ? WHERE id = ?",
-                                       (_dump(source), row[0]))
+                    self._conn.execute(
+                        f"UPDATE {table} SET source = ?, rule = ?, src = ?, upd = ?, reason = ?,"
+                        " auto = ? WHERE id = ?", (_dump(source), *_derive(row[0], source), row[0]))
 
     async def get(self, alert_id: str) -> Alert | None:
         """One alert by ``_id`` (or ``kibana.alert.uuid``), whatever its status."""
@@ -356,6 +368,12 @@ class EmbeddedSiem:
                 if len(found) >= size:
                     break
         return found
+
+    async def stats(self, since: datetime, until: datetime) -> AlertStats:
+        """Counts per (rule, source) of alerts stamped in ``[since, until)``, by SQL
+        (:mod:`secbot.siem.embedded_stats`)."""
+        return await self._run(lambda: query_stats(
+            self._conn, self._table(self.index, create=False), since, until))
 
     async def ping(self) -> bool:
         await self._run(lambda: self._conn.execute("SELECT 1").fetchone())

@@ -29,6 +29,7 @@ from elasticsearch import ConnectionTimeout as EsConnectionTimeout
 
 from secbot.domain.alert import Alert
 from secbot.domain.secrets import redact
+from secbot.domain.stats import AlertStats
 from secbot.domain.status import Status
 from secbot.resilience.retry import RetryableError, RetryPolicy, retry_async
 from secbot.siem.base import OWN_ALERTS_INDEX, Checkpoint, Page, SiemError, StatusChange
@@ -188,6 +189,10 @@ class ElasticAlertStore:
     async def search(self, filters: Mapping[str, Any], *, index: str | None = None,
                      since: datetime | None = None, size: int = 50) -> list[dict[str, Any]]:
         return await self._reads.search(filters, index=index, since=since, size=size)
+
+    async def stats(self, since: datetime, until: datetime) -> AlertStats:
+        """Per (rule, ``secbot.source``): one aggregation request on this index."""
+        return await self._reads.stats(since, until, by_source=True)
 
     async def ping(self) -> bool:
         return await self._reads.ping()

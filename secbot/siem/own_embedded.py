@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from secbot.domain.alert import Alert
+from secbot.domain.stats import AlertStats
 from secbot.domain.status import Status
 from secbot.siem.base import OWN_ALERTS_INDEX, Checkpoint, Page, StatusChange
 from secbot.siem.embedded import EmbeddedSiem
@@ -80,6 +81,10 @@ class EmbeddedAlertStore:
         size: int = 50,
     ) -> list[dict[str, Any]]:
         return await self._db.search(filters, index=index, since=since, size=size)
+
+    async def stats(self, since: datetime, until: datetime) -> AlertStats:
+        """Per (rule, ``secbot.source``): the same SQL as the embedded SIEM's."""
+        return await self._db.stats(since, until)
 
     async def ping(self) -> bool:
         return await self._db.ping()

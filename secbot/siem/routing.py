@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from secbot.domain.alert import Alert, lookup, parse_timestamp
+from secbot.domain.stats import AlertStats
 from secbot.domain.status import Status
 from secbot.siem.base import AlertArchive, Checkpoint, Page, Siem, StatusChange
 
@@ -114,6 +115,13 @@ class RoutingSiem:
         merged = [doc for found in both for doc in found]
         merged.sort(key=_newest_first)
         return merged[:size]
+
+    async def stats(self, since: datetime, until: datetime) -> AlertStats:
+        """Both stores' counts side by side: their rows never share a (rule, source), since
+        the SIEM's are ``elastic`` and the own store's are its mapped sources."""
+        siem, own = await asyncio.gather(self.siem.stats(since, until),
+                                         self.own.stats(since, until))
+        return AlertStats(since=since, until=until, rows=(*siem.rows, *own.rows))
 
     async def ping(self) -> bool:
         return all(await asyncio.gather(self.siem.ping(), self.own.ping()))
