@@ -22,9 +22,12 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Protocol
 
+import structlog
+
 from secbot.domain.alert import Alert
 from secbot.domain.errors import SecBotError
 from secbot.domain.secrets import redact
+from secbot.domain.stats import AUTO_CLOSE_TAG
 from secbot.domain.status import AUTO_CLOSE_REASON, AuditAction
 from secbot.pipeline.decision import Decision
 from secbot.pipeline.pipeline import Pipeline
@@ -33,6 +36,7 @@ from secbot.siem.base import Siem, SiemError
 from secbot.store.base import AuditEntry, Store
 
 BOT_ACTOR = "secbot"
+log = structlog.stdlib.get_logger(__name__)
 
 
 class ClaimBusy(SecBotError):
@@ -104,6 +108,18 @@ class TriageHandler:
             note = redact(f"auto-close failed, alert left open: {exc}")
             await self._audit(alert, decision, AuditAction.OPEN, note)
             await self.publisher.correct(alert, decision, note)
+        else:
+            await self._tag_auto_closed(alert)
+
+    async def _tag_auto_closed(self, alert: Alert) -> None:
+        """``closed_by:secbot``, best effort: Kibana credits its API key's user, so only the
+        tag tells ``secbot stats`` this close was SecBot's. A failure loses a statistic,
+        never the close (it landed and is audited), so it is logged, not raised."""
+        try:
+            await self.siem.add_tags([alert.id or alert.uuid], [AUTO_CLOSE_TAG])
+        except Exception as exc:
+            log.warning("auto-closed alert %s not tagged %s: %s", alert.uuid, AUTO_CLOSE_TAG,
+                        redact(f"{type(exc).__name__}: {exc}"))
 
     async def _audit(self, alert: Alert, decision: Decision, action: AuditAction, reason: str,
                      once_key: str | None = None) -> None:
