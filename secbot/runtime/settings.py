@@ -170,6 +170,8 @@ class Settings(BaseSettings):
     jira_close_transition: str = Field("Done")
     jira_webhook_secret: SecretStr | None = Field(None)
     webhooks: dict[str, WebhookTarget] = Field(default_factory=dict)
+    # a claimed destination call not finished after this many seconds is retried (kill -9)
+    outbox_lease: float = Field(30.0, gt=0)
     lists_dir: Path = Field(Path("lists"))
 
     # Asking and response actions (DESIGN.md §13, issue 14) ---------------------------------
