@@ -1,0 +1,265 @@
+"""Asking the person (DESIGN.md §13) through the real app: the rule's ``ask`` sends a DM with
+Yes / No buttons over the Slack stand-in, clicks come back as ``block_actions`` over Socket
+Mode, and the answer drives ``on_yes`` / ``on_no`` / ``on_timeout`` in the SIEM stand-in, with
+real Redis keeping the question (so silence times out across a restart).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from stack_support import INDEX, TRIAGER, VIEWER, Stack, eventually, posted
+
+from secbot.rules.loader import load_rules
+from secbot.rules.ruleset import RuleSet
+from secbot.runtime.settings import load_settings
+from secbot.runtime.wiring import build_service
+from secbot.store.redis import RedisStore
+from secbot_emulators.elastic import ElasticEmulator
+from secbot_emulators.slack import SlackEmulator
+
+CHANNEL = "C0IDENTITY"
+BOB_DM = "D0VIEWER"  # the stand-in's DM channel with bob (U0VIEWER, bob@example.com)
+
+RULE = """
+id: travel_check
+name: Sign-in from a new country
+match: {rule_name: Okta Sign-In From New Country}
+fields: [user.email, source.geo.country_name]
+route: {channel: C0IDENTITY}
+ask:
+  user: user.email
+  question: "Did you just sign in from {{ fields['source.geo.country_name'] }}?"
+  timeout: TIMEOUT
+  justification: JUSTIFY
+  on_yes: {status: closed, reason: benign_positive}
+  on_no: {escalate: true}
+  on_timeout: {escalate: true}
+"""
+
+
+def rules(tmp_path: Path, *, timeout: str = "1h", justification: bool = False) -> RuleSet:
+    text = RULE.replace("TIMEOUT", timeout).replace("JUSTIFY", str(justification).lower())
+    (tmp_path / "travel_check.yaml").write_text(text)
+    return load_rules(tmp_path)
+
+
+def alert(uid: str, email: str = "bob@example.com", country: str = "Brazil") -> dict[str, Any]:
+    return {
+        "@timestamp": "2026-11-01T10:00:00.000Z", "kibana.alert.uuid": uid,
+        "kibana.alert.workflow_status": "open", "kibana.alert.severity": "medium",
+        "kibana.alert.rule.name": "Okta Sign-In From New Country",
+        "user": {"email": email}, "source": {"ip": "203.0.113.50",
+                                             "geo": {"country_name": country}},
+    }
+
+
+@contextlib.asynccontextmanager
+async def service(slack: SlackEmulator, es: ElasticEmulator, ruleset: RuleSet, prefix: str
+                  ) -> AsyncIterator[Stack]:
+    """One SecBot process on the given stand-ins and Redis prefix (a restart keeps both)."""
+    settings = load_settings(
+        slack_bot_token=slack.bot_token, slack_app_token=slack.app_token,
+        slack_api_url=slack.api_url, siem="elastic", elasticsearch_url=es.url,
+        kibana_url=es.kibana_url, default_channel="C0DEFAULT", triagers=["S0TRIAGE"],
+        poll_interval=0.2, http_port=0, redis_prefix=prefix, slack_pace=0)
+    running, resources = await build_service(settings, ruleset)
+    task = asyncio.create_task(running.run())
+    try:
+        await slack.wait_for_connections(1, timeout=10)
+        yield Stack(slack, es, running, settings)
+    finally:
+        running.stop()
+        await asyncio.wait_for(task, 10)
+        await resources.aclose()
+        await slack.drop_connections()
+
+
+@contextlib.asynccontextmanager
+async def world() -> AsyncIterator[tuple[SlackEmulator, ElasticEmulator, str]]:
+    prefix = f"secbot-test-ask:{uuid.uuid4().hex}:"
+    async with SlackEmulator.running(ack_timeout=1.0) as slack, ElasticEmulator.running() as es:
+        try:
+            yield slack, es, prefix
+        finally:
+            store = RedisStore.from_url("redis://127.0.0.1:6379/0", prefix)
+            keys = [k async for k in store._client.scan_iter(match=prefix + "*")]
+            if keys:
+                await store._client.delete(*keys)
+            await store.close()
+
+
+def es_status(stack: Stack, uid: str) -> str:
+    return str((stack.elastic.document(INDEX, uid) or {}).get("kibana.alert.workflow_status"))
+
+
+async def dm(stack: Stack, channel: str = BOB_DM) -> Any:
+    async def sent() -> Any:
+        if channel not in stack.slack.workspace.channels:
+            return None
+        messages = stack.slack.messages(channel)
+        return messages[-1] if messages else None
+
+    return await eventually(sent)
+
+
+def thread_text(stack: Stack, ts: str) -> str:
+    return "\n".join(m.text for m in stack.slack.replies(CHANNEL, ts))
+
+
+async def audit(stack: Stack, uid: str) -> list[Any]:
+    store = RedisStore.from_url(stack.settings.redis_url, stack.settings.redis_prefix)
+    try:
+        return await store.read_audit(uid)
+    finally:
+        await store.close()
+
+
+@pytest.fixture
+async def asked(tmp_path: Path) -> AsyncIterator[Stack]:
+    async with world() as (slack, es, prefix), service(slack, es, rules(tmp_path), prefix) as s:
+        yield s
+
+
+async def test_the_person_gets_a_dm_and_yes_closes_with_the_configured_reason(asked: Stack
+                                                                               ) -> None:
+    asked.elastic.index_documents(INDEX, [alert("ask-1")])
+    [message] = await posted(asked, CHANNEL)
+    question = await dm(asked)
+    shown = json.dumps(question.blocks)
+    assert "Did you just sign in from Brazil?" in shown
+    assert '"secbot_ask_yes"' in shown and '"secbot_ask_no"' in shown
+    assert '"value": "ask-1"' in shown
+    lookups = asked.slack.calls_to("users.lookupByEmail")
+    assert [c.params.get("email") for c in lookups] == ["bob@example.com"]
+    await eventually(lambda: _async("Asked <@U0VIEWER> by DM" in thread_text(asked, message.ts)))
+
+    envelope = asked.slack.interactive.click(VIEWER, BOB_DM, question.ts, "secbot_ask_yes")
+    await asked.slack.wait_for_ack(envelope, timeout=3)  # acked within Slack's 3 s
+
+    await eventually(lambda: _async(es_status(asked, "ask-1") == "closed"))
+    doc = asked.elastic.document(INDEX, "ask-1") or {}
+    assert doc["kibana.alert.workflow_reason"] == "benign_positive"
+    await eventually(lambda: _async(
+        "user_confirmed" in (asked.elastic.document(INDEX, "ask-1") or {}).get(
+            "kibana.alert.workflow_tags", [])))
+    await eventually(lambda: _async("answered *Yes, this was me*" in thread_text(asked,
+                                                                                 message.ts)))
+    # The DM lost its buttons and says what was answered.
+    answered = asked.slack.message(BOB_DM, question.ts)
+    assert "secbot_ask_yes" not in json.dumps(answered.blocks)
+    assert "You answered" in json.dumps(answered.blocks)
+    entries = await audit(asked, "ask-1")
+    what = [(e.action, e.extra.get("slack_user")) for e in entries]
+    assert ("answered", VIEWER) in what and ("asked", VIEWER) in what
+    assert any(e.action == "closed" for e in entries)
+
+
+async def test_no_escalates_and_leaves_the_alert_open_for_people(asked: Stack) -> None:
+    asked.elastic.index_documents(INDEX, [alert("ask-2")])
+    [message] = await posted(asked, CHANNEL)
+    question = await dm(asked)
+    asked.slack.interactive.click(VIEWER, BOB_DM, question.ts, "secbot_ask_no")
+    await eventually(lambda: _async("escalated" in thread_text(asked, message.ts)))
+    assert es_status(asked, "ask-2") != "closed"
+    await eventually(lambda: _async(
+        "user_denied" in (asked.elastic.document(INDEX, "ask-2") or {}).get(
+            "kibana.alert.workflow_tags", [])))
+
+
+async def test_another_users_click_and_a_replay_are_refused_and_audited(asked: Stack) -> None:
+    asked.elastic.index_documents(INDEX, [alert("ask-3")])
+    await posted(asked, CHANNEL)
+    question = await dm(asked)
+    # alice (a triager, even) replays bob's button payload: not hers to answer.
+    asked.slack.interactive.click(TRIAGER, BOB_DM, question.ts, "secbot_ask_yes", forge=True)
+
+    async def refused() -> bool:
+        return any(e.action == "refused" and e.actor == TRIAGER
+                   for e in await audit(asked, "ask-3"))
+
+    await eventually(refused)
+    assert es_status(asked, "ask-3") == "open"
+    assert "secbot_ask_yes" in json.dumps(asked.slack.message(BOB_DM, question.ts).blocks)
+    # bob answers; a second click (a replayed payload) changes nothing more.
+    asked.slack.interactive.click(VIEWER, BOB_DM, question.ts, "secbot_ask_yes")
+    await eventually(lambda: _async(es_status(asked, "ask-3") == "closed"))
+    asked.slack.interactive.click(VIEWER, BOB_DM, question.ts, "secbot_ask_no", forge=True,
+                                  value="ask-3")
+
+    async def replay_refused() -> bool:
+        return any(e.action == "refused" and e.actor == VIEWER
+                   for e in await audit(asked, "ask-3"))
+
+    await eventually(replay_refused)
+    assert any(e.get("user") == VIEWER and "already answered" in str(e.get("text"))
+               for e in asked.slack.ephemeral)
+    assert sum(e.action == "answered" for e in await audit(asked, "ask-3")) == 1
+
+
+async def test_silence_times_out_across_a_restart(tmp_path: Path) -> None:
+    ruleset = rules(tmp_path, timeout="3s")
+    async with world() as (slack, es, prefix):
+        async with service(slack, es, ruleset, prefix) as first:
+            first.elastic.index_documents(INDEX, [alert("ask-4")])
+            [message] = await posted(first, CHANNEL)
+            await dm(first)
+        # The process that asked is gone; the question is in Redis, not in its memory.
+        await asyncio.sleep(3.2)
+        async with service(slack, es, ruleset, prefix) as second:
+            await eventually(lambda: _async("No answer from <@U0VIEWER> in time"
+                                            in thread_text(second, message.ts)))
+            await eventually(lambda: _async("escalated" in thread_text(second, message.ts)))
+            entries = await audit(second, "ask-4")
+            assert [e.extra.get("answer") for e in entries if e.action == "answered"] == [
+                "timeout"]
+            assert "No answer in time" in json.dumps(slack.messages(BOB_DM)[-1].blocks)
+            await asyncio.sleep(1.5)  # more ticks: the timeout fired once
+            assert thread_text(second, message.ts).count("No answer from") == 1
+
+
+async def test_a_person_slack_does_not_know_is_said_in_the_thread(asked: Stack) -> None:
+    asked.elastic.index_documents(INDEX, [alert("ask-5", email="nobody@example.com")])
+    [message] = await posted(asked, CHANNEL)
+    await eventually(lambda: _async("could not ask" in thread_text(asked, message.ts)))
+    assert "nobody@example.com" in thread_text(asked, message.ts)
+    # on_timeout escalates, and that is safe to do now; a close would not be.
+    await eventually(lambda: _async("escalated" in thread_text(asked, message.ts)))
+    assert es_status(asked, "ask-5") != "closed"
+
+
+async def test_the_dm_is_sent_once_even_when_the_alert_is_seen_again(asked: Stack) -> None:
+    asked.elastic.index_documents(INDEX, [alert("ask-6")])
+    await posted(asked, CHANNEL)
+    await dm(asked)
+    await asyncio.sleep(1.0)  # several polls re-read the open alert
+    assert len(asked.slack.messages(BOB_DM)) == 1
+
+
+async def test_a_justification_modal_carries_the_why_into_the_thread(tmp_path: Path) -> None:
+    async with world() as (slack, es, prefix), service(
+            slack, es, rules(tmp_path, justification=True), prefix) as stack:
+        stack.elastic.index_documents(INDEX, [alert("ask-7")])
+        [message] = await posted(stack, CHANNEL)
+        question = await dm(stack)
+        slack.interactive.click(VIEWER, BOB_DM, question.ts, "secbot_ask_yes")
+
+        async def modal() -> Any:
+            views = slack.interactive.open_views(VIEWER)
+            return views[0] if views else None
+
+        view = await eventually(modal)
+        slack.interactive.submit(VIEWER, view.id, {"justification": {"text": "On holiday <3"}})
+        await eventually(lambda: _async(es_status(stack, "ask-7") == "closed"))
+        await eventually(lambda: _async("On holiday &lt;3" in thread_text(stack, message.ts)))
+
+
+async def _async(value: bool) -> bool:
+    return value
