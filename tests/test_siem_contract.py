@@ -401,3 +401,6 @@ async def test_stats_count_per_rule_with_people_and_secbot_apart(
     assert {row.source for row in stats.rows} == {"elastic"}
     empty = await backend.siem.stats(at(7200), at(9000))
     assert empty.rows == ()
+    both = await backend.siem.stats(at(0), at(3600), previous_since=at(-7300))
+    assert {row.rule: row.alerts for row in both.rows} == {"R1": 8, "R2": 1}
+    assert [(row.rule, row.alerts, row.open) for row in both.previous] == [("R1", 1, 1)]

@@ -56,6 +56,9 @@ class AlertStats:
     since: datetime
     until: datetime
     rows: tuple[RuleCounts, ...] = field(default=())
+    #: The period before, ``[previous_since, since)``, when asked for (same counting).
+    previous: tuple[RuleCounts, ...] = field(default=())
+    previous_since: datetime | None = None
 
     def sources(self) -> Sequence[str]:
         """The sources present, sorted."""

@@ -146,10 +146,12 @@ class Siem(Protocol):
         ``index`` defaults to the alerts index; investigation commands pass log indices.
         """
 
-    async def stats(self, since: datetime, until: datetime) -> AlertStats:
+    async def stats(self, since: datetime, until: datetime, *,
+                    previous_since: datetime | None = None) -> AlertStats:
         """Counts per (rule, source) of non-building-block alerts stamped in ``[since,
-        until)``, computed by the store (aggregations, SQL), never by reading every alert.
-        What is counted how: :mod:`secbot.domain.stats`."""
+        until)`` — and in ``[previous_since, since)`` when given, for the change against the
+        period before — computed by the store in one request (an aggregation, SQL), never
+        by reading every alert. What is counted how: :mod:`secbot.domain.stats`."""
         ...
 
     async def ping(self) -> bool: ...

@@ -233,14 +233,16 @@ class ElasticSiem:
             track_total_hits=False, ignore_unavailable=True))
         return [dict(hit["_source"]) for hit in response["hits"]["hits"]]
 
-    async def stats(self, since: datetime, until: datetime, *, by_source: bool = False
+    async def stats(self, since: datetime, until: datetime, *,
+                    previous_since: datetime | None = None, by_source: bool = False
                     ) -> AlertStats:
-        """Counts per rule (and ``secbot.source`` when ``by_source``) in ONE aggregation
-        request; no hit comes back (:mod:`secbot.siem.elastic_stats`)."""
-        body = stats_body(since, until, by_source=by_source)
+        """Counts per rule (and ``secbot.source`` when ``by_source``), both periods in ONE
+        aggregation request; no hit comes back (:mod:`secbot.siem.elastic_stats`)."""
+        body = stats_body(since, until, previous_since=previous_since, by_source=by_source)
         response = await self._es_call("stats", self.index, lambda: self._es.search(
             index=self.index, ignore_unavailable=True, **body))
-        return parse_stats(response.body, since, until, by_source=by_source)
+        return parse_stats(response.body, since, until, previous_since=previous_since,
+                           by_source=by_source)
 
     # --- writes ------------------------------------------------------------------------------
     async def set_status(self, ids: Sequence[str], status: Status, *, reason: str | None,

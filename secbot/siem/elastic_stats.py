@@ -62,8 +62,15 @@ BY_PERSON: dict[str, Any] = {"bool": {"must_not": [{"term": {WORKFLOW_STATUS: "o
 _MEDIAN = {"percentiles": {"field": DELAY_FIELD, "percents": [50]}}
 
 
-def stats_body(since: datetime, until: datetime, *, by_source: bool) -> dict[str, Any]:
-    """The ``_search`` body: ``size: 0``, one window filter, the aggregations above."""
+def _window(since: datetime, until: datetime) -> dict[str, Any]:
+    return {"range": {"@timestamp": {"gte": iso_millis(since), "lt": iso_millis(until),
+                                     "format": "strict_date_optional_time"}}}
+
+
+def stats_body(since: datetime, until: datetime, *, previous_since: datetime | None = None,
+               by_source: bool) -> dict[str, Any]:
+    """The ``_search`` body: ``size: 0``, one window filter over both periods, and per
+    period a ``filter`` aggregation (``current``, ``previous``) with the aggregations above."""
     per_rule = {
         "status": {"terms": {"field": WORKFLOW_STATUS, "size": 10}},
         "auto_closed": {"filter": AUTO_CLOSED},
@@ -76,15 +83,16 @@ def stats_body(since: datetime, until: datetime, *, by_source: bool) -> dict[str
     }
     rules = {"terms": {"field": RULE_NAME, "size": MAX_RULES, "missing": NO_RULE},
              "aggs": per_rule}
-    aggs: dict[str, Any] = {"rules": rules}
+    inner: dict[str, Any] = {"rules": rules}
     if by_source:
-        aggs = {"sources": {"terms": {"field": SOURCE_FIELD, "size": MAX_SOURCES,
-                                      "missing": SIEM_SOURCE}, "aggs": aggs}}
-    window = {"gte": iso_millis(since), "lt": iso_millis(until),
-              "format": "strict_date_optional_time"}
+        inner = {"sources": {"terms": {"field": SOURCE_FIELD, "size": MAX_SOURCES,
+                                       "missing": SIEM_SOURCE}, "aggs": inner}}
+    aggs: dict[str, Any] = {"current": {"filter": _window(since, until), "aggs": inner}}
+    if previous_since is not None:
+        aggs["previous"] = {"filter": _window(previous_since, since), "aggs": inner}
     return {
         "size": 0, "track_total_hits": False,
-        "query": {"bool": {"filter": [{"range": {"@timestamp": window}}],
+        "query": {"bool": {"filter": [_window(previous_since or since, until)],
                            "must_not": [{"exists": {"field": BUILDING_BLOCK}}]}},
         "runtime_mappings": {DELAY_FIELD: {"type": "long", "script": {"source": DELAY_SCRIPT}}},
         "aggs": aggs,
@@ -92,16 +100,22 @@ def stats_body(since: datetime, until: datetime, *, by_source: bool) -> dict[str
 
 
 def parse_stats(response: Mapping[str, Any], since: datetime, until: datetime, *,
-                by_source: bool) -> AlertStats:
+                previous_since: datetime | None = None, by_source: bool) -> AlertStats:
     """The :class:`AlertStats` of a :func:`stats_body` response (no aggregations: none)."""
     aggs = response.get("aggregations") or {}
+    return AlertStats(since=since, until=until,
+                      rows=_period(aggs.get("current") or {}, by_source),
+                      previous=_period(aggs.get("previous") or {}, by_source),
+                      previous_since=previous_since)
+
+
+def _period(aggs: Mapping[str, Any], by_source: bool) -> tuple[RuleCounts, ...]:
     if by_source:
         groups = [(str(b["key"]), b["rules"]) for b in aggs.get("sources", {}).get("buckets", [])]
     else:
         groups = [(SIEM_SOURCE, aggs["rules"])] if "rules" in aggs else []
-    rows = tuple(_row(str(bucket["key"]), source, bucket)
+    return tuple(_row(str(bucket["key"]), source, bucket)
                  for source, rules in groups for bucket in rules.get("buckets", []))
-    return AlertStats(since=since, until=until, rows=rows)
 
 
 def _median_s(agg: Mapping[str, Any]) -> float | None:

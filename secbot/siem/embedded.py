@@ -369,11 +369,12 @@ class EmbeddedSiem:
                     break
         return found
 
-    async def stats(self, since: datetime, until: datetime) -> AlertStats:
-        """Counts per (rule, source) of alerts stamped in ``[since, until)``, by SQL
-        (:mod:`secbot.siem.embedded_stats`)."""
+    async def stats(self, since: datetime, until: datetime, *,
+                    previous_since: datetime | None = None) -> AlertStats:
+        """Counts per (rule, source) of alerts stamped in ``[since, until)`` (and the period
+        before), by SQL in one worker-thread hop (:mod:`secbot.siem.embedded_stats`)."""
         return await self._run(lambda: query_stats(
-            self._conn, self._table(self.index, create=False), since, until))
+            self._conn, self._table(self.index, create=False), since, until, previous_since))
 
     async def ping(self) -> bool:
         await self._run(lambda: self._conn.execute("SELECT 1").fetchone())

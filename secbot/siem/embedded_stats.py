@@ -102,10 +102,18 @@ _MEDIAN = ("SELECT rule, src, AVG(d) FROM (SELECT rule, src, upd - ts AS d,"
 
 
 def query_stats(conn: sqlite3.Connection, table: str | None, since: datetime,
-                until: datetime) -> AlertStats:
-    """Counts per (rule, source) of alerts stamped in ``[since, until)``: four GROUP BYs."""
+                until: datetime, previous_since: datetime | None = None) -> AlertStats:
+    """Counts per (rule, source) of alerts stamped in ``[since, until)`` (and in
+    ``[previous_since, since)`` when given): four GROUP BYs a period."""
     if table is None:
-        return AlertStats(since=since, until=until)
+        return AlertStats(since=since, until=until, previous_since=previous_since)
+    previous = () if previous_since is None else _rows(conn, table, previous_since, since)
+    return AlertStats(since=since, until=until, rows=_rows(conn, table, since, until),
+                      previous=previous, previous_since=previous_since)
+
+
+def _rows(conn: sqlite3.Connection, table: str, since: datetime, until: datetime
+          ) -> tuple[RuleCounts, ...]:
     window = (to_millis(since), to_millis(until))
     counts = conn.execute(
         "SELECT rule, src, COUNT(*), SUM(status = 'closed' AND auto = 1),"
@@ -121,13 +129,12 @@ def query_stats(conn: sqlite3.Connection, table: str | None, since: datetime,
     mtta = _medians(conn, _MEDIAN.format(t=table, extra=_HUMAN), window)
     mttr = _medians(conn, _MEDIAN.format(t=table, extra=_HUMAN + " AND status = 'closed'"),
                     window)
-    rows = tuple(RuleCounts(
+    return tuple(RuleCounts(
         rule=rule, source=src, alerts=total, auto_closed=auto or 0, closed=closed or 0,
         acknowledged=acked or 0, open=still_open or 0,
         closed_by_reason=tuple(reasons.get((rule, src), ())),
         mtta_s=mtta.get((rule, src)), mttr_s=mttr.get((rule, src)))
         for rule, src, total, auto, closed, acked, still_open in counts)
-    return AlertStats(since=since, until=until, rows=rows)
 
 
 def _medians(conn: sqlite3.Connection, sql: str, window: tuple[int, int]

@@ -190,9 +190,11 @@ class ElasticAlertStore:
                      since: datetime | None = None, size: int = 50) -> list[dict[str, Any]]:
         return await self._reads.search(filters, index=index, since=since, size=size)
 
-    async def stats(self, since: datetime, until: datetime) -> AlertStats:
+    async def stats(self, since: datetime, until: datetime, *,
+                    previous_since: datetime | None = None) -> AlertStats:
         """Per (rule, ``secbot.source``): one aggregation request on this index."""
-        return await self._reads.stats(since, until, by_source=True)
+        return await self._reads.stats(since, until, previous_since=previous_since,
+                                       by_source=True)
 
     async def ping(self) -> bool:
         return await self._reads.ping()

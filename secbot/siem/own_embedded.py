@@ -82,9 +82,10 @@ class EmbeddedAlertStore:
     ) -> list[dict[str, Any]]:
         return await self._db.search(filters, index=index, since=since, size=size)
 
-    async def stats(self, since: datetime, until: datetime) -> AlertStats:
+    async def stats(self, since: datetime, until: datetime, *,
+                    previous_since: datetime | None = None) -> AlertStats:
         """Per (rule, ``secbot.source``): the same SQL as the embedded SIEM's."""
-        return await self._db.stats(since, until)
+        return await self._db.stats(since, until, previous_since=previous_since)
 
     async def ping(self) -> bool:
         return await self._db.ping()

@@ -116,12 +116,16 @@ class RoutingSiem:
         merged.sort(key=_newest_first)
         return merged[:size]
 
-    async def stats(self, since: datetime, until: datetime) -> AlertStats:
+    async def stats(self, since: datetime, until: datetime, *,
+                    previous_since: datetime | None = None) -> AlertStats:
         """Both stores' counts side by side: their rows never share a (rule, source), since
         the SIEM's are ``elastic`` and the own store's are its mapped sources."""
-        siem, own = await asyncio.gather(self.siem.stats(since, until),
-                                         self.own.stats(since, until))
-        return AlertStats(since=since, until=until, rows=(*siem.rows, *own.rows))
+        siem, own = await asyncio.gather(
+            self.siem.stats(since, until, previous_since=previous_since),
+            self.own.stats(since, until, previous_since=previous_since))
+        return AlertStats(since=since, until=until, rows=(*siem.rows, *own.rows),
+                          previous=(*siem.previous, *own.previous),
+                          previous_since=previous_since)
 
     async def ping(self) -> bool:
         return all(await asyncio.gather(self.siem.ping(), self.own.ping()))
