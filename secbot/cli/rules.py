@@ -15,36 +15,76 @@ from rich.table import Table
 from secbot.cli.common import fail
 from secbot.offline.backtest import BacktestInputError, BacktestReport, backtest
 from secbot.offline.rule_tests import rules_without_tests, run_rule_tests
-from secbot.rules.loader import RuleLoadError, load_rules, validate_rules
+from secbot.rules.lists import NamedLists, validate_lists
+from secbot.rules.loader import RuleLoadError, RuleProblem, load_rules, validate_rules
 from secbot.rules.ruleset import RuleSet
 from secbot.rules.schema import rule_json_schema
+from secbot.runtime.settings import Settings, SettingsError, load_settings
 
 rules_app = typer.Typer(no_args_is_help=True, help="Validate, test and backtest rule files.")
 
 DirArg = Annotated[Path, typer.Argument(help="rules directory")]
+ListsOpt = Annotated[
+    Path | None,
+    typer.Option("--lists", help="named lists directory (default: SECBOT_LISTS_DIR, 'lists')"),
+]
+#: Destination names ``escalate`` may always use in ``rules validate``: the built-ins. A
+#: reviewer in CI has no PagerDuty or Jira credentials, yet a misspelt name must still fail.
+BUILTIN_DESTINATIONS = frozenset({"pagerduty", "jira"})
 
 
-def _load_or_exit(directory: Path) -> RuleSet:
+def _settings() -> Settings:
     try:
-        return load_rules(directory)
+        return load_settings()
+    except SettingsError as exc:
+        fail(str(exc))
+
+
+def known_destinations(settings: Settings) -> frozenset[str]:
+    """What ``escalate`` entries may name: the built-ins and the SECBOT_WEBHOOKS names."""
+    return BUILTIN_DESTINATIONS | frozenset(settings.webhooks)
+
+
+def _lists(option: Path | None) -> tuple[Path, NamedLists, list[RuleProblem]]:
+    directory = option if option is not None else _settings().lists_dir
+    lists, problems = validate_lists(directory)
+    return directory, lists, problems
+
+
+def _load_or_exit(directory: Path, lists_dir: Path | None) -> RuleSet:
+    _, lists, problems = _lists(lists_dir)
+    try:
+        if problems:
+            raise RuleLoadError(problems)
+        return load_rules(directory, lists=lists)
     except RuleLoadError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         raise typer.Exit(1) from exc
 
 
+def _warnings(ruleset: RuleSet) -> list[str]:
+    """``path:line: warning: message`` lines: printed, never counted as problems."""
+    return [f"{rule.path}:1: warning: rule {rule.id!r} lacks a positive or a negative test"
+            for rule in rules_without_tests(ruleset)]
+
+
 @rules_app.command("validate")
-def validate_command(directory: DirArg = Path("rules")) -> None:
-    """Schema, expressions, enricher names, templates. Errors as path:line: message; exit 1."""
-    ruleset, problems = validate_rules(directory)
+def validate_command(directory: DirArg = Path("rules"), lists_dir: ListsOpt = None) -> None:
+    """Schema, expressions, enricher names, templates, destinations, named lists. Errors as
+    path:line: message; exit 1."""
+    where, lists, problems = _lists(lists_dir)
+    ruleset, rule_problems = validate_rules(
+        directory, lists=lists, destinations=known_destinations(_settings()))
+    problems = [*problems, *rule_problems]
     for problem in problems:
         print(problem)
-    for rule in rules_without_tests(ruleset):
-        print(f"{rule.path}:1: warning: rule {rule.id!r} lacks a positive or a negative test")
+    for warning in _warnings(ruleset):
+        print(warning)
     if problems:
-        print(f"{len(problems)} problem(s) in {directory}", file=sys.stderr)
+        print(f"{len(problems)} problem(s) in {directory} and {where}", file=sys.stderr)
         raise typer.Exit(1)
-    print(f"{len(ruleset)} rules OK")
+    print(f"{len(ruleset)} rules OK, {len(lists)} lists OK")
 
 
 @rules_app.command("test")
@@ -53,9 +93,10 @@ def test_command(
     default_channel: Annotated[
         str | None, typer.Option(help="channel for rules without route")
     ] = None,
+    lists_dir: ListsOpt = None,
 ) -> None:
     """Run every rule's inline tests; ends with 'N passed, N failed'."""
-    ruleset = _load_or_exit(directory)
+    ruleset = _load_or_exit(directory, lists_dir)
     outcomes = asyncio.run(run_rule_tests(ruleset, default_channel=default_channel))
     for outcome in outcomes:
         mark = "PASS" if outcome.passed else "FAIL"
@@ -76,6 +117,7 @@ def _print_table(report: BacktestReport) -> None:
         "matched",
         "deduplicated",
         "would auto-close",
+        "would escalate",
         "would post",
         "humans closed too",
         "risky auto-closes",
@@ -87,12 +129,17 @@ def _print_table(report: BacktestReport) -> None:
             str(stats.matched),
             str(stats.deduplicated),
             str(stats.would_auto_close),
+            str(stats.would_escalate),
             str(stats.would_post),
             str(stats.humans_closed_too),
             str(len(stats.risky_auto_closes)),
         )
-    console = Console(width=max(120, Console().width))
+    console = Console(width=max(140, Console().width))
     console.print(table)
+    for stats in report.rules.values():
+        if stats.would_send:
+            sent = ", ".join(f"{name} {count}" for name, count in sorted(stats.would_send.items()))
+            console.print(f"would escalate: {stats.rule_id} → {sent}", markup=False)
     for stats in report.rules.values():
         for uuid in stats.risky_auto_closes:
             console.print(
@@ -107,9 +154,11 @@ def backtest_command(
     alerts: Annotated[Path, typer.Option("--alerts", help="NDJSON of alert _sources or ES hits")],
     directory: DirArg = Path("rules"),
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    lists_dir: ListsOpt = None,
 ) -> None:
-    """Per rule: matched, deduplicated, would auto-close, would post (+ human agreement)."""
-    ruleset = _load_or_exit(directory)
+    """Per rule: matched, deduplicated, would auto-close, would escalate, would post (+ human
+    agreement)."""
+    ruleset = _load_or_exit(directory, lists_dir)
     if not alerts.is_file():
         fail(f"{alerts}: no such alerts file")
     try:

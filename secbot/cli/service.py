@@ -22,6 +22,7 @@ from secbot.intake.handoff import TriageHandler
 from secbot.intake.poller import AlertPoller
 from secbot.pipeline.pipeline import Pipeline
 from secbot.publish.console import ConsolePublisher
+from secbot.rules.lists import load_lists
 from secbot.rules.loader import RuleLoadError, load_rules
 from secbot.rules.ruleset import RuleSet
 from secbot.runtime.logs import LogLineWriter, configure_logging, register_settings_secrets
@@ -58,7 +59,11 @@ def _settings(config: Path | None, **flags: Any) -> Settings:
 
 def _rules(settings: Settings) -> RuleSet:
     try:
-        return load_rules(settings.rules_dir, timeout=settings.expression_timeout)
+        lists = load_lists(settings.lists_dir)  # named lists first: rules' inList names them
+    except RuleLoadError as exc:
+        _fail(f"lists in {settings.lists_dir} are invalid:\n{exc}")
+    try:
+        return load_rules(settings.rules_dir, timeout=settings.expression_timeout, lists=lists)
     except RuleLoadError as exc:
         _fail(f"rules in {settings.rules_dir} are invalid:\n{exc}")
 

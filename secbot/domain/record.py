@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from secbot.domain.escalation import Escalated
 from secbot.domain.status import STATUSES, Status
 
 __all__ = ["RECORD_VERSION", "AlertRecord", "MessageRef", "RecordUpdate", "StatusIntent"]
@@ -70,6 +71,7 @@ class AlertRecord:
     message: Mapping[str, Any] | None = None
     group_id: str | None = None
     duplicates: tuple[str, ...] = ()
+    escalation: Escalated | None = None  # the escalate entry that applied (issue 13)
 
     @property
     def group(self) -> tuple[str, ...]:
@@ -186,6 +188,8 @@ def _encode(value: Any) -> str:
         return _encode_str(value)
     if isinstance(value, MessageRef):
         value = {"channel": value.channel, "ts": value.ts}
+    elif isinstance(value, Escalated):
+        value = value.to_json()
     return _ENCODER.encode(value)
 
 
@@ -208,6 +212,10 @@ def _typed(record: AlertRecord) -> AlertRecord | None:
         ref = MessageRef(channel=str(ref.get("channel", "")), ts=str(ref.get("ts", "")))
     elif ref is not None:
         return None
+    escalation = record.escalation
+    if escalation is not None and not isinstance(escalation, Escalated):
+        # A corrupt escalation value loses only itself: the record still serves the thread.
+        escalation = Escalated.from_json(escalation)
     ok = (
         isinstance(record.uuid, str)
         and isinstance(record.id, str)
@@ -215,4 +223,4 @@ def _typed(record: AlertRecord) -> AlertRecord | None:
         and record.status in STATUSES
         and (record.message is None or isinstance(record.message, Mapping))
     )
-    return replace(record, message_ref=ref) if ok else None
+    return replace(record, message_ref=ref, escalation=escalation) if ok else None

@@ -1,4 +1,4 @@
-"""Backtesting rules over past alerts: how many would match, dedup, auto-close, post.
+"""Backtesting rules over past alerts: how many would match, dedup, auto-close, escalate, post.
 
 Input is NDJSON: each line an alert ``_source`` or an Elasticsearch hit (``{"_id", "_source"}``).
 A hit may carry ``"enrichments": {name: data}`` beside ``_source`` to stand in for enrichers;
@@ -39,11 +39,15 @@ class RuleStats:
     deduplicated: int = 0
     would_auto_close: int = 0
     would_post: int = 0
+    would_escalate: int = 0
+    #: destination name -> alerts an escalate entry would send there
+    would_send: dict[str, int] = field(default_factory=dict)
     humans_closed_too: int = 0
     risky_auto_closes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return {**self.__dict__, "would_send": dict(self.would_send),
+                "risky_auto_closes": list(self.risky_auto_closes)}
 
 
 @dataclass
@@ -91,6 +95,10 @@ async def backtest(
         row.matched += 1
         row.deduplicated += decision.deduplicated
         row.would_post += decision.post
+        if decision.escalation is not None:
+            row.would_escalate += 1
+            for _kind, name in decision.escalation.destinations:
+                row.would_send[name] = row.would_send.get(name, 0) + 1
         if decision.auto_close:
             row.would_auto_close += 1
             human = human_disposition(alert)

@@ -55,7 +55,22 @@ def _check(test: RuleTest, decision: Decision) -> tuple[str, ...]:
             )
         if expect.channel is not None and decision.channel != expect.channel:
             failures.append(f"expected channel={expect.channel}, got {decision.channel}")
+        failures.extend(_check_escalation(test, decision))
     return tuple(failures)
+
+
+def _check_escalation(test: RuleTest, decision: Decision) -> list[str]:
+    """``expect.escalate`` (an entry applies) and ``expect.severity`` (the one shown)."""
+    failures = []
+    expect, found = test.expect, decision.escalation
+    if expect.escalate is not None and (found is not None) != expect.escalate:
+        got = found.why if found else "no entry applied"
+        notes = [n for n in decision.notes if n.startswith("escalate[")]
+        failures.append(f"expected escalate={expect.escalate}, got {found is not None} "
+                        f"({'; '.join([got, *notes])})")
+    if expect.severity is not None and decision.severity != expect.severity:
+        failures.append(f"expected severity={expect.severity}, got {decision.severity}")
+    return failures
 
 
 def _json_value(value: Any) -> Any:

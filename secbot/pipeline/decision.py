@@ -8,6 +8,7 @@ from typing import Any
 
 from secbot.domain.alert import Alert, thaw
 from secbot.domain.enrichment import Enrichment
+from secbot.domain.escalation import Escalated
 from secbot.domain.group import GroupKey
 from secbot.domain.record import AlertRecord
 
@@ -37,6 +38,9 @@ class Decision:
     enrichments: Mapping[str, Enrichment] = field(default_factory=dict)
     message: Mapping[str, Any] = field(default_factory=dict)
     group: GroupKey | None = None  # the rule's ``group.by`` key for this alert (issue 11)
+    #: the ``escalate`` entry that applied (issue 13): its severity and channel are already
+    #: in ``severity`` / ``channel``; the destinations read its ``destinations``
+    escalation: Escalated | None = None
 
     @property
     def matched(self) -> bool:
@@ -71,6 +75,7 @@ class Decision:
                 for name, e in self.enrichments.items()
             },
             "message": thaw(self.message),
+            "escalation": self.escalation.to_json() if self.escalation else None,
         }
 
 
@@ -91,4 +96,5 @@ def alert_record(alert: Alert, decision: Decision) -> AlertRecord:
         close_reason=decision.close_reason,
         duplicate_of=decision.duplicate_of,
         status="open",  # closing happens after the post (intake.handoff), if at all
+        escalation=decision.escalation,
     )

@@ -63,6 +63,8 @@ class AlertView:
     notes: tuple[str, ...] = ()
     extra_context: Mapping[str, Any] = field(default_factory=dict)
     related: Related | None = None
+    #: "Escalated · … · why" (issue 13): shown under the severity line, never cut
+    escalated: str | None = None
 
 
 def _nonempty(text: str) -> str:
@@ -182,6 +184,7 @@ def _head(view: AlertView) -> list[dict[str, Any]]:
             f"{emoji} *{md.escape((view.severity or 'unknown').upper())}* · "
             f"SIEM rule: {md.escape(view.alert.rule_name or 'unknown')}"
         ),
+        *([_context([f":rotating_light: {md.escape(view.escalated)}"])] if view.escalated else []),
     ]
 
 
