@@ -1,0 +1,147 @@
+"""Proposing a response action, and the Approve / Deny / Undo buttons.
+
+A proposal comes from a rule's ``respond:`` (after the alert is posted, when its ``when``
+holds) or from ``@SecBot isolate <host>`` / ``release <host>`` in an alert's thread. Its
+message goes to the alert's thread. Every step is audited: proposed, approved or denied (by
+whom, or by the night window), responded or response_failed, undone; refused clicks too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+import structlog
+
+from secbot.domain.status import AuditAction
+from secbot.respond.base import RespondContext
+from secbot.respond.calls import ACTIONS
+from secbot.respond.proposal import APPROVE, DENY, UNDO_ACTION, Proposal, message
+from secbot.triage.people import MembershipUnknownError
+
+log = structlog.stdlib.get_logger(__name__)
+
+
+class Approvals:
+    """Proposals and the buttons on their messages."""
+
+    def __init__(self, ctx: RespondContext) -> None:
+        self.ctx = ctx
+
+    async def propose(self, p: Proposal) -> None:
+        """Post the approval message once (or approve at once inside the night window)."""
+        ctx = self.ctx
+        existing = await ctx.load(p.id)
+        if existing is not None and existing.state != "posting":
+            return
+        await ctx.save(p)
+        await ctx.audit(p, AuditAction.PROPOSED, f"{p.words} {p.label}",
+                        p.requested_by if p.requested_by != "rule" else "secbot")
+        ref = await ctx.store.message_for_alert(p.alert_uuid)
+        auto = ctx.window is not None and ctx.window.contains(ctx.now())
+        status = (f"Approving automatically: inside SECBOT_AUTO_APPROVE_HOURS "
+                  f"({ctx.window.text})" if auto and ctx.window else
+                  "Waiting for an approver (SECBOT_APPROVERS, not the requester)")
+        buttons = () if auto else (APPROVE, DENY)
+        if ref is None:
+            log.warning("no message for alert %s: proposal %s not shown", p.alert_uuid, p.id)
+            return
+        posted = await ctx.client.chat_postMessage(
+            channel=ref.channel, thread_ts=ref.ts, unfurl_links=False,
+            **message(p, status, buttons=buttons))
+        p = replace(p, state="proposed", channel=ref.channel, ts=str(posted.get("ts") or ""))
+        await ctx.save(p)
+        if auto and await ctx.state.claim(f"{p.id}:decided", "auto", ctx.record_ttl):
+            window = ctx.window.text if ctx.window else ""
+            await ctx.audit(p, AuditAction.APPROVED, f"inside {window}", "secbot", auto="true")
+            await self._run(p, "SecBot (night window)", "secbot")
+
+    async def on_action(self, body: Mapping[str, Any]) -> None:
+        action = (body.get("actions") or [{}])[0]
+        pid, kind = str(action.get("value") or ""), str(action.get("action_id") or "")
+        user = str((body.get("user") or {}).get("id") or "")
+        channel = str((body.get("channel") or {}).get("id") or "")
+        thread = str(((body.get("message") or {}).get("thread_ts")) or "")
+        p = await self.ctx.load(pid)
+        if p is None:
+            await self._tell(channel, user, thread, "This response action is no longer known.")
+            return
+        refusal = await self._refusal(p, kind, user)
+        if refusal is not None:
+            await self.ctx.audit(p, AuditAction.REFUSED, refusal, user, slack_user=user,
+                                 click=kind)
+            await self._tell(channel or p.channel, user, thread, refusal)
+            return
+        if kind == UNDO_ACTION:
+            await self._undo(p, user)
+        elif kind == DENY:
+            await self._deny(p, user)
+        else:
+            await self._approve(p, user)
+
+    async def _refusal(self, p: Proposal, kind: str, user: str) -> str | None:
+        try:
+            approver = await self.ctx.approvers.allows(user)
+        except MembershipUnknownError as exc:
+            return (f"Slack could not tell SecBot who is in {', '.join(exc.groups)}; "
+                    "try again shortly.")
+        if not approver:
+            return "Only SECBOT_APPROVERS may approve, deny or undo response actions."
+        if kind == APPROVE and user == p.requested_by:
+            return "You asked for this action: a second person must approve it."
+        wanted = {APPROVE: ("proposed", "failed"), DENY: ("proposed", "failed"),
+                  UNDO_ACTION: ("done",)}.get(kind, ())
+        if p.state not in wanted:
+            return f"This response action is {p.state} already."
+        return None
+
+    async def _approve(self, p: Proposal, user: str) -> None:
+        if not await self.ctx.state.claim(f"{p.id}:decided", user, self.ctx.record_ttl):
+            await self.ctx.audit(p, AuditAction.REFUSED, "already being decided", user,
+                                 slack_user=user, click=APPROVE)
+            await self._tell(p.channel, user, "", "Someone else already decided this one.")
+            return
+        await self.ctx.audit(p, AuditAction.APPROVED, f"approved by {user}", user,
+                             slack_user=user)
+        await self._run(p, f"<@{user}>", user)
+
+    async def _run(self, p: Proposal, who: str, actor: str) -> None:
+        p = replace(p, state="running", approver=actor)
+        await self.ctx.save(p)
+        await self.ctx.show(p, f"Running… approved by {who}")
+        p = await self.ctx.run(p, p.action, actor)
+        await self.ctx.save(p)
+        if p.state == "failed":  # an approver may try again: the claim is given back
+            await self.ctx.state.release(f"{p.id}:decided")
+            await self.ctx.show(p, f"{p.note} · approved by {who}; not done", APPROVE, DENY)
+            return
+        await self.ctx.finished(p, who)
+
+    async def _deny(self, p: Proposal, user: str) -> None:
+        if not await self.ctx.state.claim(f"{p.id}:decided", user, self.ctx.record_ttl):
+            await self._tell(p.channel, user, "", "Someone else already decided this one.")
+            return
+        p = replace(p, state="denied", approver=user)
+        await self.ctx.save(p)
+        await self.ctx.audit(p, AuditAction.DENIED, f"denied by {user}", user, slack_user=user)
+        await self.ctx.show(p, f"Denied by <@{user}>")
+        await self.ctx.reply(p, f":no_entry: <@{user}> denied {p.words} {p.target}.")
+
+    async def _undo(self, p: Proposal, user: str) -> None:
+        if not await self.ctx.state.claim(f"{p.id}:undo", user, self.ctx.record_ttl):
+            await self._tell(p.channel, user, "", "This is being undone already.")
+            return
+        p = await self.ctx.run(p, ACTIONS[p.action][0], user)
+        await self.ctx.save(p)
+        if p.state == "undone":
+            await self.ctx.finished(p, f"<@{user}>")
+        else:
+            await self.ctx.state.release(f"{p.id}:undo")
+
+    async def _tell(self, channel: str, user: str, thread: str, text: str) -> None:
+        try:
+            await self.ctx.client.chat_postEphemeral(channel=channel, user=user, text=text,
+                                                     thread_ts=thread or None)
+        except Exception:
+            log.warning("could not tell %s in %s: %s", user, channel, text)
