@@ -80,6 +80,9 @@ class PagerDutyEvents(StandIn):
         app.router.add_post("/v2/enqueue", self._enqueue)
 
     def fault_body(self, status: int) -> Any:
+        if status == 400:
+            return {"status": "invalid event", "message": "Event object is invalid",
+                    "errors": ["injected"]}
         if status == 429:
             return {"status": "throttle event",
                     "message": "Requests for this service are arriving too quickly."}

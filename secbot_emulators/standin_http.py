@@ -4,12 +4,14 @@ and switchable faults every stand-in shares.
 
 ``fail_next(status, count, retry_after)`` makes the next ``count`` requests answer ``status``
 (429 and 5xx carry ``Retry-After`` when given); ``down()`` / ``up()`` switch between refusing
-every request with 503 and answering normally. Faults are the services' documented error
-answers, not closed sockets: a closed socket is :meth:`stop`.
+every request with 503 and answering normally; ``delay`` answers late, *after* doing what
+was asked (a caller killed meanwhile never learns it succeeded). Faults are the services'
+documented error answers, not closed sockets: a closed socket is :meth:`stop`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -35,6 +37,10 @@ class StandIn:
         self._runner: web.AppRunner | None = None
         self._faults: list[tuple[int, float | None]] = []
         self._down: tuple[int, float | None] | None = None
+        self.delay = 0.0  # seconds between doing what was asked and answering (a slow link)
+        # called with each handled request's path after it was done, before the answer goes
+        # out (a test kills the caller there: the work is done, the caller never hears of it)
+        self.after: Callable[[str], None] | None = None
 
     def routes(self, app: web.Application) -> None:
         raise NotImplementedError
@@ -62,7 +68,12 @@ class StandIn:
             status, retry_after = fault
             headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else None
             return json_response(self.fault_body(status), status, headers)
-        return await handler(request)
+        response = await handler(request)
+        if self.after is not None:
+            self.after(request.path)
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        return response
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> Self:
         app = web.Application(middlewares=[self._faulty])

@@ -268,3 +268,21 @@ async def test_webhook_is_signed_over_the_exact_body_with_a_stable_key() -> None
     assert status.json()["type"] == "SecBot status"
     assert {"type": "status", "value": "closed"} in status.json()["labels"]
     assert receipt.text == "sent to xsoar"
+
+
+def test_destination_secrets_are_redacted_once_registered() -> None:
+    from secbot.domain.secrets import forget_secrets, redact
+    from secbot.runtime.logs import register_settings_secrets
+
+    settings = load_settings(webhooks={"xsoar": {"url": "https://soar.example/x",
+                                                 "secret": "whsec-very-secret"}},
+                             jira_webhook_secret="jira-hook-secret",
+                             pagerduty_routing_key=DEFAULT_ROUTING_KEY,
+                             jira_api_token="jira-api-token-1")
+    try:
+        register_settings_secrets(settings)
+        text = redact(f"whsec-very-secret jira-hook-secret {DEFAULT_ROUTING_KEY} "
+                      "jira-api-token-1")
+    finally:
+        forget_secrets()
+    assert text == " ".join(["[REDACTED]"] * 4)
