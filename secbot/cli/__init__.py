@@ -8,6 +8,7 @@ from secbot.cli.audit import audit_command
 from secbot.cli.rules import rules_app
 from secbot.cli.send import send_command
 from secbot.cli.service import demo_command, run_command
+from secbot.cli.stats import stats_command
 
 app = typer.Typer(
     name="secbot",
@@ -20,6 +21,7 @@ app.command("run")(run_command)
 app.command("demo")(demo_command)
 app.command("audit")(audit_command)
 app.command("send")(send_command)
+app.command("stats")(stats_command)
 
 
 def main() -> None:
