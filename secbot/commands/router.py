@@ -13,6 +13,7 @@ import shlex
 from collections.abc import Awaitable, Callable
 
 from secbot.commands.context import CommandContext, Reply
+from secbot.commands.escalate import ESCALATE_VERBS, EscalationCommands, Escalator
 from secbot.commands.investigate import Investigator
 from secbot.commands.members import MemberCommands, pick_member
 from secbot.domain.status import CLOSING_REASONS, DEFAULT_CLOSE_REASON, KIBANA_REASONS, Status
@@ -21,6 +22,8 @@ from secbot.triage.people import MembershipUnknownError, Triagers
 
 #: ``close`` / ``ack`` / ``reopen``: change the thread's alert to a status (with a reason).
 StatusCommand = Callable[[CommandContext, Status, str | None], Awaitable[Reply]]
+#: ``isolate [host]`` / ``release [host]``: propose a response action (secbot/respond/).
+RespondCommand = Callable[[CommandContext, str, str | None], Awaitable[Reply]]
 
 MENTION = re.compile(r"<@[UWB][A-Z0-9]+(?:\|[^>]*)?>")
 MAILTO = re.compile(r"<mailto:([^|>]+)(?:\|[^>]*)?>")
@@ -33,6 +36,10 @@ HELP = """*SecBot commands* (in an alert's thread, arguments default to the aler
 • `ti <ip|domain|hash>` — threat-intel verdict
 • `gcp project <id>` — project labels, parent, state
 • `oncall [email]` — is this person on call?
+• `isolate [host]`, `release [host]` — propose isolating (releasing) the alert's host;
+  an approver (SECBOT_APPROVERS) other than you approves it
+• `page [destination]`, `ticket [destination]` — escalate the thread's alert by hand
+  (default pagerduty / jira; a webhook by its name, e.g. `ticket xsoar`)
 • `close [reason]`, `ack`, `reopen` — change the alert's status (in a group's thread: all
   of the group's alerts); add the start of an alert id (6+ characters) for just that one
 • `help` — this text
@@ -81,11 +88,15 @@ class CommandRouter:
         change_status: StatusCommand,
         triagers: Triagers,
         change_member: MemberCommands | None = None,
+        respond: RespondCommand | None = None,
+        escalator: Escalator | None = None,
     ) -> None:
+        self.respond = respond
         self.investigator = investigator
         self.change_status = change_status
         self.triagers = triagers
         self.change_member = change_member
+        self.escalations = EscalationCommands(escalator)
 
     async def refusal(self, user: str) -> Reply | None:
         """None if ``user`` may investigate, else the ephemeral refusal to send."""
@@ -130,12 +141,21 @@ class CommandRouter:
             "ack": lambda: self._status(args, ctx, "acknowledged"),
             "acknowledge": lambda: self._status(args, ctx, "acknowledged"),
             "reopen": lambda: self._status(args, ctx, "open"),
+            "page": lambda: self.escalations.run("page", args, ctx),
+            "ticket": lambda: self.escalations.run("ticket", args, ctx),
+            "isolate": lambda: self._respond(args, ctx, "isolate"),
+            "release": lambda: self._respond(args, ctx, "release"),
         }
         handler = simple.get(verb)
         if handler is None:
             prefix = "" if verb == "help" else f"I don't know `{md.escape(verb[:40])}`.\n"
             return Reply(prefix + HELP)
         return await handler()
+
+    async def _respond(self, args: list[str], ctx: CommandContext, verb: str) -> Reply:
+        if self.respond is None:
+            return Reply("Response actions are not set up in this SecBot.", ephemeral=True)
+        return await self.respond(ctx, verb, args[0] if args else None)
 
     @staticmethod
     def _arg(args: list[str], ctx: CommandContext, *fields: str) -> str | None:
@@ -179,4 +199,5 @@ class CommandRouter:
 
 
 #: Every verb :meth:`CommandRouter.run` answers; any other word gets the (open) help text.
-KNOWN_VERBS = frozenset({"alert", "locate", "whois", "ti", "gcp", "oncall"}) | STATUS_VERBS
+KNOWN_VERBS = frozenset({"alert", "locate", "whois", "ti", "gcp", "oncall", "isolate",
+                         "release"}) | STATUS_VERBS | ESCALATE_VERBS

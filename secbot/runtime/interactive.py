@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -22,7 +23,14 @@ from secbot.ask.base import AskContext, Escalator, ThreadEscalation
 from secbot.ask.blocks import JUSTIFY_VIEW
 from secbot.ask.state import Interactions, RedisInteractions
 from secbot.chat.app import ActionHandler, ViewHandler
+from secbot.commands.context import CommandContext, Reply
+from secbot.commands.router import RespondCommand
 from secbot.intake.handoff import AfterPost
+from secbot.respond.approvals import Approvals
+from secbot.respond.base import RespondContext
+from secbot.respond.calls import ResponseApis
+from secbot.respond.proposer import Proposer
+from secbot.respond.window import AutoApproveWindow
 from secbot.rules.ruleset import RuleSet
 from secbot.runtime.settings import Settings
 from secbot.siem.base import Siem
@@ -39,6 +47,7 @@ class InteractiveParts:
     actions: list[tuple[str | re.Pattern[str], ActionHandler]] = field(default_factory=list)
     views: list[tuple[str, ViewHandler]] = field(default_factory=list)
     loops: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
+    respond: RespondCommand | None = None  # the isolate / release commands
 
 
 def interactions_for(settings: Settings, redis_client: aioredis.Redis) -> Interactions:
@@ -79,4 +88,40 @@ def build_interactive(
     parts.actions.append((re.compile(r"^secbot_ask_(yes|no)$"), answers))
     parts.views.append((JUSTIFY_VIEW, answers))
     parts.loops.append(answers.run)
+    approvals = Approvals(respond_context(settings, web, store, siem, rules, interactions))
+    proposer = Proposer(approvals)
+    parts.after_post.append(proposer)
+    parts.actions.append((re.compile(r"^secbot_(approve|deny|undo)$"), approvals))
+    parts.respond = respond_command(proposer)
     return parts
+
+
+def respond_context(settings: Settings, web: AsyncWebClient, store: Store, siem: Siem,
+                    rules: RuleSet, interactions: Interactions, *,
+                    now: Callable[[], datetime] | None = None) -> RespondContext:
+    """Response actions: approvers, the night window, dry run, the response APIs."""
+    kibana_key = settings.kibana_api_key or settings.elasticsearch_api_key
+    apis = ResponseApis(
+        kibana_url=settings.kibana_url, kibana_space=settings.kibana_space,
+        kibana_api_key=kibana_key.get_secret_value() if kibana_key else None,
+        okta_url=settings.okta_url,
+        okta_token=settings.okta_token.get_secret_value() if settings.okta_token else None,
+        gcp_iam_url=settings.gcp_iam_url)
+    window = (AutoApproveWindow.parse(settings.auto_approve_hours)
+              if settings.auto_approve_hours else None)
+    return RespondContext(
+        client=web, store=store, state=interactions, siem=siem, rules=rules,
+        approvers=Triagers(web, settings.approvers), apis=apis, window=window,
+        dry_run=settings.respond_dry_run, record_ttl=settings.alert_ttl,
+        **({"now": now} if now is not None else {}))
+
+
+def respond_command(proposer: Proposer) -> RespondCommand:
+    """``@SecBot isolate|release [host]`` in a thread → a proposal awaiting approval."""
+
+    async def run(ctx: CommandContext, verb: str, host: str | None) -> Reply:
+        answer = await proposer.command(ctx.user, ctx.alert_uuid,
+                                        ctx.alert.id if ctx.alert else "", verb, host)
+        return Reply(answer.text, ephemeral=answer.ephemeral)
+
+    return run

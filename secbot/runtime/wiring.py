@@ -39,6 +39,7 @@ from secbot.pipeline.pipeline import Pipeline
 from secbot.pipeline.related import RelatedAlerts
 from secbot.publish.pacing import ChannelPacer
 from secbot.publish.slack import SlackPublisher
+from secbot.respond.window import AutoApproveWindow, WindowError
 from secbot.rules.ruleset import RuleSet
 from secbot.runtime.enrichers import build_enrichers
 from secbot.runtime.health import HealthState
@@ -81,6 +82,11 @@ def check_run_settings(settings: Settings) -> None:
         parse_reaction_map(settings.reactions)
     except ValueError as exc:
         raise ConfigError(f"SECBOT_REACTIONS: {exc}") from exc
+    if settings.auto_approve_hours:
+        try:
+            AutoApproveWindow.parse(settings.auto_approve_hours)
+        except WindowError as exc:
+            raise ConfigError(f"SECBOT_AUTO_APPROVE_HOURS: {exc}") from exc
 
 
 @dataclass
@@ -142,13 +148,14 @@ async def build_slack_side(
         auth_indices=settings.auth_log_indices,
         lookback=timedelta(days=settings.locate_lookback_days),
     )
-    router = CommandRouter(investigator, status_command(changer), triagers, MemberStatus(changer))
-    handlers = SlackHandlers(web, store, reactions, router, link_ttl=settings.alert_ttl)
-    assert settings.slack_bot_token is not None and settings.slack_app_token is not None
     interactive = InteractiveParts()
     if rules is not None and interactions is not None:
         interactive = build_interactive(settings, web, store, siem, rules,
                                         str(bot.get("user_id") or ""), interactions)
+    router = CommandRouter(investigator, status_command(changer), triagers, MemberStatus(changer),
+                           respond=interactive.respond)
+    handlers = SlackHandlers(web, store, reactions, router, link_ttl=settings.alert_ttl)
+    assert settings.slack_bot_token is not None and settings.slack_app_token is not None
     app = build_app(web, handlers, actions=interactive.actions, views=interactive.views)
     socket = AsyncSocketModeHandler(app, settings.slack_app_token.get_secret_value(),
                                     web_client=web)
