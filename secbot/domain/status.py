@@ -76,3 +76,7 @@ class AuditAction(StrEnum):
     RESPONDED = "responded"  # the response API accepted the action (or the dry run said so)
     RESPONSE_FAILED = "response_failed"
     UNDONE = "undone"  # released / unsuspended / (a key stays disabled: see README)
+    # Destinations (issue 13): where an alert went beyond Slack, ``extra.destination`` names it.
+    ESCALATED = "escalated"  # a destination took it (page, issue, webhook): ``extra.reference``
+    DESTINATION_UPDATED = "destination_updated"  # a status mirrored there (``extra.status``)
+    ESCALATION_FAILED = "escalation_failed"  # refused for good: ``reason`` says why
