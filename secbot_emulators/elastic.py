@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 from aiohttp import web
 
+from secbot_emulators.elastic_endpoint import EndpointActions
 from secbot_emulators.elastic_http import EsApi, es_error, json_response
 from secbot_emulators.elastic_kibana import PROFILE_UID, KibanaApi, KibanaError
 from secbot_emulators.elastic_query import QueryError
@@ -94,6 +95,7 @@ class ElasticEmulator:
         self.store = DocumentStore(spaces)
         self.es = EsApi(self.store, version=version)
         self.kibana = KibanaApi(self.store, spaces, profile_uid)
+        self.endpoint = EndpointActions()  # Elastic Defend response actions (isolate/release)
         self.faults = FaultInjector()
         self.api_key = api_key
         self.requests: list[tuple[str, str, str]] = []  # (app, method, path?query)
@@ -233,6 +235,7 @@ class ElasticEmulator:
     def kibana_app(self) -> web.Application:
         app = web.Application(middlewares=[self._kibana_middleware])
         app.add_routes(self.kibana.routes())
+        app.add_routes(self.endpoint.routes())
         return app
 
     async def start(self, host: str = "127.0.0.1", port: int = 0, kibana_port: int = 0) -> None:
