@@ -45,6 +45,7 @@ from secbot_emulators.slack_events import (
     reaction_added,
     reaction_removed,
 )
+from secbot_emulators.slack_files import SlackFiles
 from secbot_emulators.slack_interactive import Interactive
 from secbot_emulators.slack_methods import WebMethods
 from secbot_emulators.slack_page import page_routes
@@ -117,6 +118,8 @@ class SlackEmulator:
                                   bot_self_events=bot_self_events)
         self.interactive = Interactive(self)  # DMs, buttons, modals (slack_interactive.py)
         self.methods.table.update(self.interactive.methods())
+        self.files = SlackFiles(self)  # files_upload_v2's three steps (slack_files.py)
+        self.methods.table.update(self.files.methods())
         self.web = WebApi(self.methods, bot_token=bot_token, app_token=app_token)
         self.demo = DemoApi(self)
         self.base_url = ""  # http://host:port once started
@@ -295,7 +298,7 @@ class SlackEmulator:
         app.add_routes([web.get("/api/{method}", handler), web.post("/api/{method}", handler),
                         web.get("/link/", self.socket.handle),
                         web.get("/link", self.socket.handle), *self.demo.routes(),
-                        *self.interactive.routes(),
+                        *self.interactive.routes(), *self.files.routes(),
                         *self.extra_routes])
         if "/" not in {getattr(r, "path", None) for r in self.extra_routes}:
             app.add_routes(page_routes())  # the demo page (secbot_emulators/slack_page.py)

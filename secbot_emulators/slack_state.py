@@ -96,6 +96,8 @@ class Message:
     reply_users: list[str] = field(default_factory=list)
     edited: JsonDict | None = None
     team: str = ""
+    files: list[JsonDict] | None = None  # shared files (files.completeUploadExternal)
+    upload: bool = False
 
     @property
     def is_reply(self) -> bool:
@@ -116,10 +118,12 @@ class Message:
                          "ts": self.ts, "team": self.team}
         if self.subtype is not None:
             out["subtype"] = self.subtype
-        for key in ("bot_id", "app_id", "blocks", "attachments", "edited"):
+        for key in ("bot_id", "app_id", "blocks", "attachments", "edited", "files"):
             value = getattr(self, key)
             if value is not None:
                 out[key] = value
+        if self.upload:
+            out["upload"] = True
         if self.thread_ts is not None:
             out["thread_ts"] = self.thread_ts
         if self.is_reply:

@@ -198,10 +198,25 @@ function block(b) {
   }
 }
 
+/** Shared images (files.completeUploadExternal), served by the emulator on this origin. */
+function fileViews(msg) {
+  const out = [];
+  for (const f of Array.isArray(msg.files) ? msg.files : []) {
+    let url = null;
+    try { url = new URL(String(f.url_private || ""), location.href); } catch (_) { continue; }
+    if (url.origin !== location.origin || !url.pathname.startsWith("/_files/")) continue;
+    out.push(/^image\//.test(String(f.mimetype || ""))
+      ? el("img", { class: "file", src: url.pathname, alt: String(f.title || f.name || "file"), "data-testid": "file" })
+      : el("div", { class: "context", text: "[file: " + String(f.title || f.name || "") + "]" }));
+  }
+  return out;
+}
+
 function content(msg) {
   const blocks = Array.isArray(msg.blocks) ? msg.blocks : [];
-  if (!blocks.length) return mrkdwn(msg.text);
-  return el("div", { class: "blocks" }, ...blocks.map(block));
+  const body = blocks.length ? el("div", { class: "blocks" }, ...blocks.map(block)) : mrkdwn(msg.text);
+  const files = fileViews(msg);
+  return files.length ? el("div", {}, body, ...files) : body;
 }
 
 // --- messages ------------------------------------------------------------------------------------
