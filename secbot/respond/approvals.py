@@ -55,7 +55,8 @@ class Approvals:
         if auto and await ctx.state.claim(f"{p.id}:decided", "auto", ctx.record_ttl):
             window = ctx.window.text if ctx.window else ""
             await ctx.audit(p, AuditAction.APPROVED, f"inside {window}", "secbot", auto="true")
-            await self._run(p, "SecBot (night window)", "secbot")
+            await self._run(p, f"SecBot automatically (inside SECBOT_AUTO_APPROVE_HOURS, "
+                               f"{window})", "secbot")
 
     async def on_action(self, body: Mapping[str, Any]) -> None:
         action = (body.get("actions") or [{}])[0]

@@ -1,0 +1,254 @@
+"""Response actions with two-person approval (DESIGN.md §8, §13) through the real app: a
+rule's ``respond:`` or ``@SecBot isolate`` proposes, an approver who is not the requester
+approves with a button over Socket Mode, the Kibana (Elastic Defend) and Okta stand-ins
+receive exactly one call, Undo releases; the night window approves by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from stack_support import INDEX, TRIAGER, VIEWER, Stack, eventually, posted, running_stack
+
+from secbot.respond.window import AutoApproveWindow, WindowError
+from secbot.rules.loader import load_rules
+from secbot.rules.ruleset import RuleSet
+from secbot.store.redis import RedisStore
+from secbot_emulators.elastic import ElasticEmulator
+from secbot_emulators.okta import OktaStandIn
+from secbot_emulators.slack import SlackEmulator
+
+CHANNEL = "C0ENDPOINT"
+CAROL = "U0CAROL"  # a second approver
+AGENT = "a1b2c3d4-0000-4000-8000-00000000beef"
+
+RULES = {
+    "edr_isolate": """
+id: edr_isolate
+name: Malware on an endpoint
+match: {rule_name: Malware Detection Alert}
+fields: [host.name, agent.id]
+route: {channel: C0ENDPOINT}
+respond:
+  - {action: isolate_host, host: host.name}
+""",
+    "okta_suspend": """
+id: okta_suspend
+name: Okta session hijack
+match: {rule_name: Okta Session Hijack}
+fields: [user.email]
+route: {channel: C0ENDPOINT}
+respond:
+  - action: suspend_user
+    user: user.email
+    when: 'IncludedFields["user.email"] != "ceo@example.com"'
+
+""",
+}
+
+
+def ruleset(tmp_path: Path) -> RuleSet:
+    for name, text in RULES.items():
+        (tmp_path / f"{name}.yaml").write_text(text)
+    return load_rules(tmp_path)
+
+
+def malware(uid: str, host: str = "web-01", agent: str | None = AGENT) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "@timestamp": "2026-11-01T10:00:00.000Z", "kibana.alert.uuid": uid,
+        "kibana.alert.workflow_status": "open", "kibana.alert.severity": "high",
+        "kibana.alert.rule.name": "Malware Detection Alert", "host": {"name": host},
+    }
+    if agent:
+        doc["agent"] = {"id": agent, "type": "endpoint"}
+    return doc
+
+
+def seed(slack: SlackEmulator, es: ElasticEmulator) -> None:
+    slack.add_user(CAROL, "carol", "Carol Approver", email="carol@example.com")
+    es.endpoint.add_endpoint(AGENT, "web-01")
+
+
+@pytest.fixture
+async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
+    async with running_stack(ruleset(tmp_path), before_start=seed,
+                             approvers=[TRIAGER, CAROL]) as running:
+        yield running
+
+
+async def approval(stack: Stack, top_ts: str, *, buttons: bool = True) -> Any:
+    async def shown() -> Any:
+        for reply in stack.slack.replies(CHANNEL, top_ts):
+            text = json.dumps(reply.blocks or [])
+            if "Response action" in text and (not buttons or "secbot_approve" in text):
+                return reply
+        return None
+
+    return await eventually(shown)
+
+
+def thread(stack: Stack, ts: str) -> str:
+    return "\n".join(m.text for m in stack.slack.replies(CHANNEL, ts))
+
+
+async def audit(stack: Stack, uid: str) -> list[Any]:
+    store = RedisStore.from_url(stack.settings.redis_url, stack.settings.redis_prefix)
+    try:
+        return await store.read_audit(uid)
+    finally:
+        await store.close()
+
+
+async def test_isolation_needs_an_approver_runs_once_and_is_undone(stack: Stack) -> None:
+    stack.elastic.index_documents(INDEX, [malware("r-1")])
+    [top] = await posted(stack, CHANNEL)
+    msg = await approval(stack, top.ts)
+    # bob is no approver: refused, nothing runs.
+    stack.slack.interactive.click(VIEWER, CHANNEL, msg.ts, "secbot_approve")
+    await eventually(lambda: _a(any(e.get("user") == VIEWER and "SECBOT_APPROVERS" in
+                                    str(e.get("text")) for e in stack.slack.ephemeral)))
+    assert stack.elastic.endpoint.actions == []
+    # two approvers click at the same moment: one isolation.
+    stack.slack.interactive.click(TRIAGER, CHANNEL, msg.ts, "secbot_approve")
+    stack.slack.interactive.click(CAROL, CHANNEL, msg.ts, "secbot_approve")
+    await eventually(lambda: _a("done" in thread(stack, top.ts)))
+    await asyncio.sleep(0.5)
+    [action] = stack.elastic.endpoint.actions
+    assert action.command == "isolate" and action.endpoint_ids == [AGENT]
+    assert "r-1" in action.comment and "approved by" in action.comment
+    assert AGENT in stack.elastic.endpoint.isolated
+    tags = stack.es_doc("r-1").get("kibana.alert.workflow_tags", [])
+    assert "contained" in tags
+    # Undo releases the host.
+    done = stack.slack.message(CHANNEL, msg.ts)
+    assert "secbot_undo" in json.dumps(done.blocks)
+    stack.slack.interactive.click(CAROL, CHANNEL, msg.ts, "secbot_undo")
+    await eventually(lambda: _a("Undone by <@U0CAROL>" in thread(stack, top.ts)))
+    assert [a.command for a in stack.elastic.endpoint.actions] == ["isolate", "unisolate"]
+    assert AGENT not in stack.elastic.endpoint.isolated
+    actions = [e.action for e in await audit(stack, "r-1")]
+    for step in ("proposed", "refused", "approved", "responded", "undone"):
+        assert step in actions, step
+    assert actions.count("responded") == 1
+
+
+async def test_a_command_needs_a_second_person(stack: Stack) -> None:
+    stack.elastic.index_documents(INDEX, [malware("r-2", agent=None)])  # the rule can't propose
+    [top] = await posted(stack, CHANNEL)
+    await eventually(lambda: _a("cannot propose isolate host" in thread(stack, top.ts)))
+    stack.elastic.index_documents(INDEX, [malware("r-3")])
+    tops = await posted(stack, CHANNEL, 2)
+    top = tops[-1]
+    first = await approval(stack, top.ts)  # the rule's own proposal: deny it
+    stack.slack.interactive.click(CAROL, CHANNEL, first.ts, "secbot_deny")
+    await eventually(lambda: _a("denied" in thread(stack, top.ts)))
+    stack.slack.user_mentions_bot(TRIAGER, "isolate web-99", CHANNEL, thread_ts=top.ts)
+    await eventually(lambda: _a(any("not `web-99`" in str(e.get("text"))
+                                    for e in stack.slack.ephemeral)))
+    stack.slack.user_mentions_bot(TRIAGER, "isolate web-01", CHANNEL, thread_ts=top.ts)
+
+    async def second() -> Any:
+        found = [r for r in stack.slack.replies(CHANNEL, top.ts)
+                 if "requested by <@U0TRIAGER>" in json.dumps(r.blocks or [])]
+        return found[0] if found else None
+
+    msg = await eventually(second)
+    stack.slack.interactive.click(TRIAGER, CHANNEL, msg.ts, "secbot_approve")
+    await eventually(lambda: _a(any("second person" in str(e.get("text"))
+                                    for e in stack.slack.ephemeral)))
+    assert stack.elastic.endpoint.actions == []
+    stack.slack.interactive.click(CAROL, CHANNEL, msg.ts, "secbot_approve")
+    await eventually(lambda: _a(len(stack.elastic.endpoint.actions) == 1))
+
+
+async def test_a_failing_response_api_is_said_and_not_marked_contained(stack: Stack) -> None:
+    stack.elastic.endpoint.fail_next(500, count=10)
+    stack.elastic.index_documents(INDEX, [malware("r-4")])
+    [top] = await posted(stack, CHANNEL)
+    msg = await approval(stack, top.ts)
+    stack.slack.interactive.click(CAROL, CHANNEL, msg.ts, "secbot_approve")
+    await eventually(lambda: _a("not marked contained" in thread(stack, top.ts)))
+    assert "contained" not in stack.es_doc("r-4").get("kibana.alert.workflow_tags", [])
+    assert "secbot_approve" in json.dumps(stack.slack.message(CHANNEL, msg.ts).blocks)
+    assert "response_failed" in [e.action for e in await audit(stack, "r-4")]
+
+
+def _hours(offset: int) -> str:
+    hour = datetime.now(UTC).hour
+    return f"{(hour + offset) % 24:02d}-{(hour + offset + 1) % 24:02d} UTC"
+
+
+async def test_the_night_window_approves_by_itself_only_inside_it(tmp_path: Path) -> None:
+    async with running_stack(ruleset(tmp_path), before_start=seed, approvers=[CAROL],
+                             auto_approve_hours=_hours(0)) as stack:
+        stack.elastic.index_documents(INDEX, [malware("r-5")])
+        [top] = await posted(stack, CHANNEL)
+        await eventually(lambda: _a(len(stack.elastic.endpoint.actions) == 1))
+        msg = await approval(stack, top.ts, buttons=False)
+        assert "SECBOT_AUTO_APPROVE_HOURS" in json.dumps(
+            [r.blocks for r in stack.slack.replies(CHANNEL, top.ts)])
+        assert msg is not None
+        assert any(e.action == "approved" and e.extra.get("auto") == "true"
+                   for e in await audit(stack, "r-5"))
+    async with running_stack(ruleset(tmp_path), before_start=seed, approvers=[CAROL],
+                             auto_approve_hours=_hours(3)) as stack:
+        stack.elastic.index_documents(INDEX, [malware("r-6")])
+        [top] = await posted(stack, CHANNEL)
+        await approval(stack, top.ts)  # buttons: waiting for a person
+        await asyncio.sleep(0.5)
+        assert stack.elastic.endpoint.actions == []
+
+
+def test_the_window_reads_its_zone_and_wraps_midnight() -> None:
+    oslo = AutoApproveWindow.parse("22-07 Europe/Oslo")
+    assert oslo.contains(datetime(2026, 7, 1, 21, 30, tzinfo=UTC))  # 23:30 in Oslo (CEST)
+    assert oslo.contains(datetime(2026, 1, 1, 5, 0, tzinfo=UTC))  # 06:00 in Oslo (CET)
+    assert not oslo.contains(datetime(2026, 1, 1, 6, 0, tzinfo=UTC))  # 07:00: over
+    assert not oslo.contains(datetime(2026, 7, 1, 12, 0, tzinfo=UTC))
+    assert AutoApproveWindow.parse("09-17 UTC").contains(datetime(2026, 1, 1, 9, tzinfo=UTC))
+    with pytest.raises(WindowError):
+        AutoApproveWindow.parse("late at night")
+
+
+async def test_dry_run_says_what_it_would_do(tmp_path: Path) -> None:
+    async with running_stack(ruleset(tmp_path), before_start=seed, approvers=[CAROL],
+                             respond_dry_run=True) as stack:
+        stack.elastic.index_documents(INDEX, [malware("r-7")])
+        [top] = await posted(stack, CHANNEL)
+        msg = await approval(stack, top.ts)
+        stack.slack.interactive.click(CAROL, CHANNEL, msg.ts, "secbot_approve")
+        await eventually(lambda: _a("dry run" in thread(stack, top.ts)))
+        shown = json.dumps(stack.slack.message(CHANNEL, msg.ts).blocks)
+        assert "would POST" in shown and "/api/endpoint/action/isolate" in shown
+        assert stack.elastic.endpoint.actions == []
+
+
+async def test_suspending_a_user_through_okta_and_undoing_it(tmp_path: Path) -> None:
+    async with OktaStandIn.running() as okta:
+        person = okta.add_user("mallory@example.com", "Mallory", "Example")
+        async with running_stack(ruleset(tmp_path), before_start=seed, approvers=[CAROL],
+                                 okta_url=okta.url, okta_token=okta.token) as stack:
+            stack.elastic.index_documents(INDEX, [{
+                "@timestamp": "2026-11-01T10:00:00.000Z", "kibana.alert.uuid": "r-8",
+                "kibana.alert.workflow_status": "open",
+                "kibana.alert.rule.name": "Okta Session Hijack",
+                "user": {"email": "mallory@example.com"}}])
+            [top] = await posted(stack, CHANNEL)
+            msg = await approval(stack, top.ts)
+            stack.slack.interactive.click(CAROL, CHANNEL, msg.ts, "secbot_approve")
+            await eventually(lambda: _a(person.status == "SUSPENDED"))
+            assert ("GET", "/api/v1/users/mallory@example.com") in okta.requests
+            await eventually(lambda: _a("secbot_undo" in json.dumps(
+                stack.slack.message(CHANNEL, msg.ts).blocks)))
+            stack.slack.interactive.click(CAROL, CHANNEL, msg.ts, "secbot_undo")
+            await eventually(lambda: _a(person.status == "ACTIVE"))
+
+
+async def _a(value: bool) -> bool:
+    return value
