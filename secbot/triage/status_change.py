@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import Any, Protocol
 
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -34,7 +34,7 @@ from secbot.triage.people import USER_ID, Directory, MembershipUnknownError, Tri
 from secbot.triage.saga import TAG_VERB, Request, SagaResult, SideEffects, StatusSaga, Target
 from secbot.triage.saga import attempt as best_effort
 
-__all__ = ["TAG_VERB", "Outcome", "OutcomeKind", "StatusChanger", "status_line"]
+__all__ = ["TAG_VERB", "AfterChange", "Outcome", "OutcomeKind", "StatusChanger", "status_line"]
 
 
 class OutcomeKind(Enum):
@@ -64,6 +64,14 @@ class Outcome:
         )
 
 
+class AfterChange(Protocol):
+    """Told once a change is done and audited (the destinations mirror it: the outbox). It
+    only queues work, so a failure is one more problem to tell, never an undone change."""
+
+    async def status_changed(self, uuids: Sequence[str], status: str, reason: str | None,
+                             actor: str) -> None: ...
+
+
 class StatusChanger:
     """One place that changes an alert group's status on behalf of a Slack user."""
 
@@ -77,7 +85,9 @@ class StatusChanger:
         *,
         ttl: int = 30 * 86400,
         side_effects: SideEffects | None = None,
+        after_change: AfterChange | None = None,
     ) -> None:
+        self.after_change = after_change
         self.client = client
         self.siem = siem
         self.store = store
@@ -200,9 +210,24 @@ class StatusChanger:
             await recount(self.store, group, self.ttl)
         count = len(result.done)
         text = f"{request.status.capitalize()}" + (f" ({count} alerts)." if count > 1 else ".")
+        problem = await self._tell_destinations(result, request)
+        if problem is not None:
+            problems.append(problem)
         if problems:
             text = (f"{text} The SIEM and the audit show it, but " + "; ".join(problems) + ".")
         return Outcome(OutcomeKind.CHANGED, text, tuple(problems))
+
+    async def _tell_destinations(self, result: SagaResult, request: Request) -> str | None:
+        if self.after_change is None or not result.done:
+            return None
+        try:
+            await self.after_change.status_changed([i.uuid for i in result.done],
+                                                   request.status, request.reason,
+                                                   request.credit)
+        except Exception as exc:
+            return ("PagerDuty/Jira/webhooks were not told "
+                    f"({redact(f'{type(exc).__name__}: {exc}')})")
+        return None
 
     async def _edit_message(
         self, uuid: str, record: AlertRecord | None, line: str
