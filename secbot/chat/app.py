@@ -23,6 +23,7 @@ from secbot.domain.secrets import redact
 from secbot.domain.status import Status
 from secbot.publish.group_view import EVENT_TYPE as GROUP_EVENT_TYPE
 from secbot.publish.slack import EVENT_TYPE
+from secbot.stats.message import ChartFile
 from secbot.store.base import MessageRef, Store, StoreUnavailable
 from secbot.store.records import AlertRecords
 from secbot.triage.reactions import ReactionTriage, normalize
@@ -203,6 +204,19 @@ class SlackHandlers:
             await self.client.chat_postMessage(
                 channel=ctx.channel, thread_ts=thread, text=reply.text, unfurl_links=False
             )
+        if reply.upload is not None:
+            await self._upload(ctx, thread, reply.upload)
+
+    async def _upload(self, ctx: CommandContext, thread: str, upload: ChartFile) -> None:
+        """Share the reply's file in the thread (``files_upload_v2``: upload URL, the
+        bytes, complete); a failed upload is told to the person, never dropped."""
+        try:
+            await self.client.files_upload_v2(
+                channel=ctx.channel, thread_ts=thread, content=upload.content,
+                filename=upload.filename, title=upload.title, alt_txt=upload.alt_txt)
+        except Exception as exc:  # slack_sdk raises SlackApiError and SlackRequestError
+            await self._tell(ctx.channel, ctx.user, "SecBot could not upload the chart ("
+                             f"{redact(f'{type(exc).__name__}: {exc}')}).")
 
 
 def status_command(changer: StatusChanger) -> StatusCommand:

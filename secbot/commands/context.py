@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from secbot.domain.record import AlertRecord
+from secbot.stats.message import ChartFile
 
 
 @dataclass(frozen=True)
@@ -29,3 +30,5 @@ class CommandContext:
 class Reply:
     text: str
     ephemeral: bool = False
+    #: A file shared in the thread after the text (``@SecBot stats``: its chart).
+    upload: ChartFile | None = None

@@ -40,6 +40,8 @@ HELP = """*SecBot commands* (in an alert's thread, arguments default to the aler
   an approver (SECBOT_APPROVERS) other than you approves it
 • `page [destination]`, `ticket [destination]` — escalate the thread's alert by hand
   (default pagerduty / jira; a webhook by its name, e.g. `ticket xsoar`)
+• `stats [7d]` — alerts per rule and source (auto-closed, closed by people, acknowledged,
+  open, median times), top five, change vs the period before, and a chart
 • `close [reason]`, `ack`, `reopen` — change the alert's status (in a group's thread: all
   of the group's alerts); add the start of an alert id (6+ characters) for just that one
 • `help` — this text
@@ -90,8 +92,10 @@ class CommandRouter:
         change_member: MemberCommands | None = None,
         respond: RespondCommand | None = None,
         escalator: Escalator | None = None,
+        stats: Handler | None = None,
     ) -> None:
         self.respond = respond
+        self.stats = stats  # ``stats [period]`` (secbot/commands/stats.py)
         self.investigator = investigator
         self.change_status = change_status
         self.triagers = triagers
@@ -145,6 +149,7 @@ class CommandRouter:
             "ticket": lambda: self.escalations.run("ticket", args, ctx),
             "isolate": lambda: self._respond(args, ctx, "isolate"),
             "release": lambda: self._respond(args, ctx, "release"),
+            "stats": lambda: self._stats(args, ctx),
         }
         handler = simple.get(verb)
         if handler is None:
@@ -156,6 +161,11 @@ class CommandRouter:
         if self.respond is None:
             return Reply("Response actions are not set up in this SecBot.", ephemeral=True)
         return await self.respond(ctx, verb, args[0] if args else None)
+
+    async def _stats(self, args: list[str], ctx: CommandContext) -> Reply:
+        if self.stats is None:
+            return Reply("Statistics are not set up in this SecBot.", ephemeral=True)
+        return await self.stats(args, ctx)
 
     @staticmethod
     def _arg(args: list[str], ctx: CommandContext, *fields: str) -> str | None:
@@ -200,4 +210,4 @@ class CommandRouter:
 
 #: Every verb :meth:`CommandRouter.run` answers; any other word gets the (open) help text.
 KNOWN_VERBS = frozenset({"alert", "locate", "whois", "ti", "gcp", "oncall", "isolate",
-                         "release"}) | STATUS_VERBS | ESCALATE_VERBS
+                         "release", "stats"}) | STATUS_VERBS | ESCALATE_VERBS

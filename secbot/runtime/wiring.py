@@ -25,6 +25,7 @@ from secbot.chat.app import SlackHandlers, build_app, status_command
 from secbot.commands.investigate import Investigator
 from secbot.commands.members import MemberStatus
 from secbot.commands.router import CommandRouter
+from secbot.commands.stats import StatsCommand
 from secbot.domain.alert import Alert
 from secbot.domain.errors import SecBotError
 from secbot.enrich.base import Enricher
@@ -153,7 +154,7 @@ async def build_slack_side(
         interactive = build_interactive(settings, web, store, siem, rules,
                                         str(bot.get("user_id") or ""), interactions)
     router = CommandRouter(investigator, status_command(changer), triagers, MemberStatus(changer),
-                           respond=interactive.respond)
+                           respond=interactive.respond, stats=StatsCommand(siem))
     handlers = SlackHandlers(web, store, reactions, router, link_ttl=settings.alert_ttl)
     assert settings.slack_bot_token is not None and settings.slack_app_token is not None
     app = build_app(web, handlers, actions=interactive.actions, views=interactive.views)
