@@ -21,6 +21,7 @@ from secbot.ask.answers import AskAnswers
 from secbot.ask.asker import Asker
 from secbot.ask.base import AskContext, Escalator, ThreadEscalation
 from secbot.ask.blocks import JUSTIFY_VIEW
+from secbot.ask.escalation import ByHand, RuleEscalation
 from secbot.ask.state import Interactions, RedisInteractions
 from secbot.chat.app import ActionHandler, ViewHandler
 from secbot.commands.context import CommandContext, Reply
@@ -72,14 +73,17 @@ def build_interactive(
     bot_user_id: str,
     interactions: Interactions,
     *,
-    escalator: Escalator | None = None,
+    outbox: ByHand | None = None,
 ) -> InteractiveParts:
-    """Asking (and, when configured, response actions). ``escalator``: the escalation room's
-    implementation when there is one; else escalating acknowledges and says so in the thread."""
+    """Asking and response actions. ``outbox``: the destinations' escalate-by-hand (issue
+    13) when wired; without it, ``{escalate: true}`` acknowledges and says so in the thread."""
     changer = bot_status_changer(settings, web, store, siem, bot_user_id)
+    fallback = ThreadEscalation(changer, bot_user_id)
+    escalator: Escalator = (fallback if outbox is None
+                            else RuleEscalation(outbox, siem, rules, fallback))
     ctx = AskContext(
         client=web, store=store, state=interactions, siem=siem, rules=rules, status=changer,
-        escalator=escalator or ThreadEscalation(changer, bot_user_id),
+        escalator=escalator,
         bot_user_id=bot_user_id, record_ttl=settings.alert_ttl,
     )
     answers = AskAnswers(ctx)
