@@ -29,7 +29,9 @@ import structlog
 from aiohttp import web
 
 from secbot.domain.errors import SecBotError
+from secbot.intake import jira_webhook
 from secbot.intake.bodies import BodyError, parse_alerts
+from secbot.intake.jira_webhook import JiraHook
 from secbot.intake.queue import IntakeQueue, QueueUnavailable
 from secbot.intake.sources import AlertRejected, IntakeSource
 
@@ -82,6 +84,8 @@ class IntakeConfig:
     #: Called with (source, HTTP status, alerts accepted) after every answer (metrics). The
     #: source of a 404 is ``"(unknown)"``: a label must not take whatever a client sends.
     observe: Callable[[str, int, int], None] | None = None
+    #: ``POST /v1/jira/webhook`` (issue resolved → alert closed), when a secret is configured.
+    jira: JiraHook | None = None
 
     def bucket(self, source: str) -> TokenBucket:
         found = self.buckets.get(source)
@@ -169,7 +173,17 @@ def intake_app(config: IntakeConfig) -> web.Application:
     async def wrong_method(_: web.Request) -> web.Response:
         return web.json_response({"error": "use POST"}, status=405, headers={"Allow": "POST"})
 
+    async def jira(request: web.Request) -> web.Response:
+        assert config.jira is not None
+        try:
+            body = await _read_limited(request, config.max_bytes)
+        except TooLarge:
+            return _too_large(config.max_bytes)
+        return await jira_webhook.handle(request, config.jira, body)
+
     app = web.Application(client_max_size=config.max_bytes + 1)
+    if config.jira is not None:
+        app.router.add_post(jira_webhook.PATH, jira)
     app.router.add_post("/v1/alerts/{source}", receive)
     app.router.add_route("*", "/v1/alerts/{source}", wrong_method)
     return app
