@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Awaitable, Callable, Mapping
+import socket as socketlib
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -55,6 +57,7 @@ from secbot.siem.embedded import EmbeddedSiem
 from secbot.siem.own_elastic import ElasticAlertStore
 from secbot.siem.own_embedded import EmbeddedAlertStore
 from secbot.siem.routing import RoutingSiem
+from secbot.stats.weekly import WeeklyReport
 from secbot.store.base import Store
 from secbot.store.redis import RedisStore
 from secbot.triage.people import Directory, Triagers
@@ -238,12 +241,13 @@ async def build_service(
     enrichers: Mapping[str, Enricher] | None = None,
     own_store: AlertArchive | None = None,
     interactions: Interactions | None = None,
+    report_clock: Callable[[], datetime] | None = None,
 ) -> tuple[SecBotService, Resources]:
     """Build every client from ``settings`` and wire the service.
 
     ``store``, ``siem``, ``enrichers`` and ``own_store`` (mapped sources' alerts) may be given
     instead (the demo passes its embedded stores and stand-in enrichers); what is given is
-    not closed by ``Resources``.
+    not closed by ``Resources``. ``report_clock`` is the weekly report's clock (tests).
     """
     check_run_settings(settings)
     resources = Resources()
@@ -316,6 +320,19 @@ async def build_service(
         lease=LeaseKeeper(store, "poller", ttl=settings.lease_ttl),
         http_port=settings.http_port,
         intake=build_intake(settings, redis_client, sources, own_store, metrics),
-        background=interactive.loops,
+        background=[*interactive.loops,
+                    *report_loops(settings, siem, store, web, report_clock)],
     )
     return SecBotService(parts), resources
+
+
+def report_loops(settings: Settings, siem: Siem, store: Store, web: AsyncWebClient,
+                 clock: Callable[[], datetime] | None) -> list[Callable[[], Coroutine[Any, Any,
+                                                                                   None]]]:
+    """The weekly statistics report when ``SECBOT_REPORT_CHANNEL`` is set (every replica
+    checks; one posts, :mod:`secbot.stats.weekly`)."""
+    if not settings.report_channel:
+        return []
+    weekly = WeeklyReport(siem, store, web, settings.report_channel,
+                          owner=f"{socketlib.gethostname()}:{uuid.uuid4().hex[:8]}", clock=clock)
+    return [weekly.run]
