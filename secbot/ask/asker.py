@@ -6,9 +6,10 @@ Exactly once per alert, across redelivery and ``kill -9``: the record is written
 the DM channel's history is searched for the question's metadata before it is sent again.
 
 A person Slack does not know (``users_not_found``), or an alert without the field: the thread
-says so and the audit has it. Then silence is assumed only where that is safe: an
-``on_timeout`` that escalates runs at once; one that would close or acknowledge does not (an
-alert is never closed because nobody could be asked), and the alert waits for a triager.
+says so, the audit has it, and nothing else happens. It is not taken as silence: no answer
+was asked for, so neither ``on_timeout``'s close (an alert is never closed because nobody
+could be asked) nor its escalation (a missing directory entry is a data problem, and paging
+for it would teach people to ignore pages) runs; the alert stays open for a triager.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from slack_sdk.errors import SlackApiError
 
 from secbot.ask.base import ASK_QUEUE, AskContext
 from secbot.ask.blocks import ASK_EVENT, question_message
-from secbot.ask.outcome import finish, outcome_for
+from secbot.ask.outcome import finish
 from secbot.ask.state import AskRecord
 from secbot.domain.alert import Alert
 from secbot.domain.status import AuditAction
@@ -140,8 +141,7 @@ class Asker:
         await self.ctx.audit(record.alert_uuid, AuditAction.ASKED, f"could not ask: {why}",
                              record.rule_id, once_key=f"ask:asked:{record.alert_uuid}",
                              email=record.email)
-        escalates = outcome_for(self.ctx, record) is not None
-        tail = "" if escalates else " The alert stays open for a triager."
-        await self.ctx.say_in_thread(record.alert_uuid,
-                                     f":warning: SecBot could not ask: {why}.{tail}")
+        await self.ctx.say_in_thread(
+            record.alert_uuid,
+            f":warning: SecBot could not ask: {why}. The alert stays open for a triager.")
         await finish(self.ctx, record)

@@ -38,8 +38,8 @@ def outcome_for(ctx: AskContext, record: AskRecord) -> AskOutcome | None:
         return ask.on_yes
     if record.answer == "no":
         return ask.on_no
-    if record.answer == "not_found" and not ask.on_timeout.escalate:
-        return None  # never close or acknowledge because nobody could be asked
+    if record.answer == "not_found":
+        return None  # nobody was asked: a triager decides (never closed, never paged for it)
     return ask.on_timeout
 
 
