@@ -101,7 +101,13 @@ async def test_crash_between_post_and_record_does_not_post_twice(slack: SlackEmu
     assert ref is not None and ref.ts == top(slack)[0].ts
 
 
-async def test_duplicates_share_one_context_reply_edited_in_place(slack: SlackEmulator) -> None:
+async def test_duplicates_form_a_group_under_the_first_alerts_own_message(
+    slack: SlackEmulator,
+) -> None:
+    """Duplicates behave like any group: each one line in the first message's thread, a header
+    part on the first message (count, first/last seen, status counts) edited by the flusher,
+    one "new context" reply naming the latest; the first message keeps leading to the first
+    alert, which knows its duplicates."""
     store = MemoryStore()
     publisher = SlackPublisher(client(slack), store)
     await publisher.publish(alert("d1"), await decided(store, "d1"))
@@ -115,12 +121,19 @@ async def test_duplicates_share_one_context_reply_edited_in_place(slack: SlackEm
             fields={"user.email": f"{uid}@example.com"},
         )
         await publisher.publish(alert(uid), dup)
+    await publisher.aclose()  # the test drives the flusher itself, deterministically
+    await publisher.flusher.flush_pending()
     [first] = top(slack)
-    replies = [r for r in slack.replies(CHANNEL, first.ts) if r.ts != first.ts]
-    assert len(replies) == 1
-    assert "3 more alerts" in replies[0].text and "d4@example.com" in replies[0].text
-    assert len(slack.calls_to("chat.update")) == 2
-    # The first message still leads to the first alert, which knows its duplicates.
+    assert group_lines(slack, first.ts) == ["d2", "d3", "d4"]  # each duplicate once
+    assert first.metadata == {"event_type": "secbot_alert", "event_payload": {"alert_uuid": "d1"}}
+    part = json.dumps(first.blocks)
+    assert "alert d1" in part and "*4* alerts" in part and "Open 4" in part
+    assert "duplicates: same dedup key" in part and "a@example.com (1)" in part
+    [context] = [r for r in slack.replies(CHANNEL, first.ts)
+                 if r.ts != first.ts and "New context" in r.text and not r.metadata]
+    assert "3 more alerts" in context.text and "d4" in context.text
+    # the first message, the context reply, the batches (one or two: the flusher runs meanwhile)
+    assert len(slack.calls_to("chat.postMessage")) <= 4
     assert await store.alert_for_message(CHANNEL, first.ts) == "d1"
     record = await AlertRecords(store).load("d1")
     assert record is not None and record.group == ("d1", "d2", "d3", "d4")

@@ -18,6 +18,7 @@ from secbot.commands.context import CommandContext, Reply
 from secbot.domain.record import StatusIntent
 from secbot.domain.secrets import redact
 from secbot.domain.status import Status
+from secbot.publish.groups import recount
 from secbot.render import mrkdwn as md
 from secbot.triage.saga import Request, Target
 from secbot.triage.status_change import StatusChanger
@@ -116,6 +117,8 @@ class MemberStatus:
                          f"{md.escape(result.failure or 'unknown error')}. Try again.",
                          ephemeral=True)
         await changer.records.set_status(uuid, status)
+        if record is not None and record.group_id:  # its line and the header counts follow
+            await recount(changer.store, record.group_id, changer.ttl)
         text = (f"{status.capitalize()} {short(uuid)} (only this alert of the group) by "
                 f"<@{ctx.user}>" + (f" · {reason}" if reason else ""))
         if result.problems:  # the change stands; say what did not follow it

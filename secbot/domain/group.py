@@ -2,8 +2,10 @@
 for many alerts, every one of them listed once in the header's thread, in *batches*.
 
 Kinds: ``storm`` (a rule sending more than ``SECBOT_GROUP_THRESHOLD`` alerts a minute into a
-channel) and ``by`` (a rule's ``group.by`` values inside its window). Duplicates of a
-``dedup.key`` stay threaded under their first alert's own message (:mod:`secbot.publish.slack`).
+channel), ``by`` (a rule's ``group.by`` values inside its window) and ``dup`` (the duplicates of
+a ``dedup.key`` inside its window). A ``dup`` group's id is its first alert's uuid and its
+header is that alert's own message (a header part is added to it); the duplicates are its
+members, listed in that message's thread like any group's.
 
 The group's state lives in the store (Redis in production), never in one process's memory, so a
 restarted or standby replica continues the same group: :class:`GroupState` is that state, read
@@ -32,7 +34,7 @@ __all__ = [
     "line_status",
 ]
 
-GroupKind = Literal["storm", "by"]
+GroupKind = Literal["storm", "by", "dup"]
 
 #: What a group's header message maps to in the store (``group:<hex>``): not an alert uuid.
 GROUP_PREFIX = "group:"
@@ -82,7 +84,7 @@ class GroupMeta:
         try:
             raw = json.loads(text)
             kind = raw["kind"]
-            if kind not in ("storm", "by"):
+            if kind not in ("storm", "by", "dup"):
                 return None
             return cls(
                 group_id=str(raw["group_id"]), kind=kind, rule_id=str(raw["rule_id"]),

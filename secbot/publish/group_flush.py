@@ -28,6 +28,7 @@ import structlog
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from secbot.domain.errors import SecBotError
 from secbot.domain.group import BATCH_PREFIX, LINE_PREFIX, Batch, GroupState, GroupUpdate
 from secbot.domain.record import AlertRecord, MessageRef
 from secbot.publish import group_view as view
@@ -38,8 +39,14 @@ log = structlog.stdlib.get_logger(__name__)
 
 SIZE_ERRORS = frozenset({"msg_too_long", "invalid_blocks", "invalid_metadata_format",
                          "metadata_too_large", "invalid_blocks_format"})
-LEASE_TTL = 30.0
+#: A flusher's lease on one group; renewed while it flushes (see ``GroupFlusher._leased``),
+#: so this is how long a killed flusher's group waits for another replica, not a time limit.
+LEASE_TTL = 10.0
 HISTORY_PAGES = 5
+
+
+class LeaseLostError(SecBotError):
+    """Another flusher holds the group now: this pass stops before posting anything."""
 
 
 class GroupFlusher:
@@ -91,14 +98,46 @@ class GroupFlusher:
             wait = last + self.interval - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
-            lease = f"group-flush:{group_id}"
-            if not await self.store.acquire_lease(lease, self.owner, LEASE_TTL):
-                continue
-            try:
-                await self.flush(group_id)
-            finally:
-                self._last_pass[group_id] = time.monotonic()
+            await self._leased(group_id)
+
+    async def _leased(self, group_id: str) -> None:
+        """Flush ``group_id`` while holding its lease, renewed every third of its TTL by a
+        heartbeat: a slow Slack call (429 retries, pacing) never lets the lease lapse while
+        this flusher lives, and a dead one's lapses within ``LEASE_TTL``. A renewal that fails
+        (taken over, or Redis unreachable) stops the flush as a crash would: whatever was
+        being posted is found again from the thread (the ``inflight`` range)."""
+        lease = f"group-flush:{group_id}"
+        if not await self.store.acquire_lease(lease, self.owner, LEASE_TTL):
+            return
+        flush = asyncio.ensure_future(self.flush(group_id))
+        try:
+            while not flush.done():
+                await asyncio.wait({flush}, timeout=LEASE_TTL / 3)
+                if not flush.done() and not await self._renew(lease):
+                    log.warning("group %s: flush lease lost; stopping this pass", group_id)
+                    break
+            if flush.done():
+                flush.result()
+        finally:
+            if not flush.done():
+                flush.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await flush
+            self._last_pass[group_id] = time.monotonic()
+            with contextlib.suppress(Exception):  # lapses on its own if Redis is away
                 await self.store.release_lease(lease, self.owner)
+
+    async def _still_mine(self, group_id: str) -> None:
+        """Fence a post: this flusher still holds the group (a process stalled past its
+        lease must not post what the replica that took over posts)."""
+        if not await self._renew(f"group-flush:{group_id}"):
+            raise LeaseLostError(f"group {group_id}: flush lease lost before posting")
+
+    async def _renew(self, lease: str) -> bool:
+        try:
+            return await self.store.acquire_lease(lease, self.owner, LEASE_TTL)
+        except Exception:  # Redis unreachable: another replica may take over; stop
+            return False
 
     async def flush(self, group_id: str) -> None:
         """Header, then every unlisted member in batches, then a redraw if one was asked."""
@@ -116,7 +155,6 @@ class GroupFlusher:
             if not uuids:
                 break
             await self._post_batch(state, header, state.shown, uuids)
-            await self.store.acquire_lease(f"group-flush:{group_id}", self.owner, LEASE_TTL)
             state = await self._load(group_id)
         redraw = state.redraw
         if redraw:
@@ -138,6 +176,11 @@ class GroupFlusher:
         channel = state.meta.channel
         if state.header_ts:
             return MessageRef(channel, state.header_ts)
+        if state.meta.kind == "dup":  # the header is the first alert's own message
+            own = await self.store.message_for_alert(state.meta.group_id)
+            if own is None:
+                raise RuntimeError(f"duplicates group {state.meta.group_id} has no message")
+            return own
         token = secrets.token_hex(8)
         claim = await self.store.claim_dedup(f"group-header:{state.meta.group_id}", token,
                                              self.ttl)
@@ -146,6 +189,7 @@ class GroupFlusher:
             uuids = await self.store.group_members(state.meta.group_id, 0, view.HEADER_UUIDS - 1)
             message = view.header_message(state, self.threshold, uuids)
             await self.pacer.wait(channel)
+            await self._still_mine(state.meta.group_id)
             response = await self.client.chat_postMessage(
                 channel=channel, unfurl_links=False, unfurl_media=False, **message)
             found = MessageRef(str(response["channel"]), str(response["ts"]))
@@ -170,9 +214,31 @@ class GroupFlusher:
         return None
 
     async def _edit_header(self, state: GroupState, header: MessageRef) -> None:
+        if state.meta.kind == "dup":
+            await self._edit_duplicates(state, header)
+            return
         uuids = await self.store.group_members(state.meta.group_id, 0, view.HEADER_UUIDS - 1)
         message = view.header_message(state, self.threshold, uuids)
         await self.client.chat_update(channel=header.channel, ts=header.ts, **message)
+
+    async def _edit_duplicates(self, state: GroupState, header: MessageRef) -> None:
+        """A duplicates group: the header part on the first alert's message (drawn on the
+        message as its record last saw it, status line included) and the "new context" reply
+        naming the latest duplicate, each edited in place once per pass."""
+        head = await self.store.load_record(state.meta.group_id)
+        if head is None or head.message is None:
+            return  # the first alert's record expired: its message is left as it is
+        message = view.duplicates_message(head, head.message, state, self.threshold)
+        await self.client.chat_update(channel=header.channel, ts=header.ts, **message)
+        context = await self.store.message_for_alert(f"context:{state.meta.group_id}")
+        last = await self.store.group_members(state.meta.group_id, state.count - 1,
+                                              state.count - 1) if state.count else []
+        latest = await self.store.load_record(last[0]) if last else None
+        if context is None or latest is None:
+            return
+        text = view.context_text(state.count, latest.uuid, latest.timestamp, latest.fields,
+                                 head.fields, "SecBot closed it" if latest.auto_close else None)
+        await self.client.chat_update(channel=context.channel, ts=context.ts, text=text)
 
     # -- member batches ----------------------------------------------------------------------
 
@@ -205,8 +271,10 @@ class GroupFlusher:
         records = await self._records(uuids)
         await self.store.update_group(
             group_id, GroupUpdate(inflight=(start, start + len(uuids))), self.ttl)
-        message = view.batch_message(group_id, start, uuids, records, state.meta.fields)
+        message = view.batch_message(group_id, start, uuids, records, state.meta.fields,
+                                     state.meta.kind)
         await self.pacer.wait(header.channel)
+        await self._still_mine(group_id)
         try:
             response = await self.client.chat_postMessage(
                 channel=header.channel, thread_ts=header.ts, unfurl_links=False,
@@ -243,7 +311,7 @@ class GroupFlusher:
                                                    batch.end - 1)
             records = await self._records(uuids)
             message = view.batch_message(state.meta.group_id, batch.start, uuids, records,
-                                         state.meta.fields)
+                                         state.meta.fields, state.meta.kind)
             await self.client.chat_update(channel=header.channel, ts=batch.ts, **message)
 
 

@@ -16,6 +16,7 @@ import secrets
 
 from secbot.domain.alert import Alert, thaw
 from secbot.domain.group import GROUP_PREFIX, GroupJoin, GroupMeta, GroupUpdate, line_status
+from secbot.domain.record import MessageRef
 from secbot.pipeline.decision import Decision
 from secbot.store.base import Store
 
@@ -59,6 +60,17 @@ class GroupAssigner:
         ), self.ttl)
         return group_id
 
+    async def open_duplicates(self, head: str, first: MessageRef, alert: Alert,
+                              decision: Decision) -> None:
+        """The duplicates group of ``head`` (its id is ``head``'s uuid), whose header is
+        ``head``'s own message ``first``: opened once, idempotent."""
+        await self.store.open_group(GroupMeta(
+            group_id=head, kind="dup", rule_id=decision.rule_id or "",
+            rule_name=_rule_name(alert, decision), channel=first.channel,
+            fields=tuple(decision.fields),
+        ), self.ttl)
+        await self.store.update_group(head, GroupUpdate(header_ts=first.ts), self.ttl)
+
     async def _claim(self, key: str, window: int) -> str:
         return await self.store.claim_group(key, GROUP_PREFIX + secrets.token_hex(12), window)
 
@@ -80,7 +92,10 @@ def _rule_name(alert: Alert, decision: Decision) -> str:
 
 async def recount(store: Store, group_id: str, ttl: int) -> None:
     """Count the group's members by line status from their records and ask for a redraw of
-    its header and lines (after status changes; joins count themselves)."""
+    its header and lines (after status changes; joins count themselves). Nothing when the
+    group is gone or never existed (a first alert without duplicates)."""
+    if await store.load_group(group_id) is None:
+        return
     members = await store.group_members(group_id)
     counts: dict[str, int] = {}
     for start in range(0, len(members), 500):

@@ -6,15 +6,18 @@ attempt exists (a crash between ``chat.postMessage`` and recording it), the chan
 searched for the metadata first, so a retry adopts the earlier message instead of posting twice.
 The process also remembers what it posted itself: if Redis restarts empty between the post and
 the record of it, the retry in this process adopts the post without any store.
-Duplicates inside a dedup window become one threaded "new context" reply, edited in place;
-they join their first alert's group (the first message keeps leading to the first alert).
+Duplicates inside a dedup window form a ``dup`` group (:mod:`secbot.domain.group`) whose
+header is the first alert's own message: each duplicate joins durably and the group flusher
+lists it once in that message's thread and keeps the header part (count, first/last seen,
+status counts) current at Slack's pace, like a storm or ``group.by`` group. The first
+duplicate also posts the "new context" reply at once (the flusher edits it in place later).
+The first message keeps leading to the first alert.
 """
 
 from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Mapping
 from typing import Any
 
 from cachetools import LRUCache
@@ -25,6 +28,7 @@ from secbot.domain.alert import Alert, thaw
 from secbot.domain.errors import SecBotError
 from secbot.domain.record import RecordUpdate
 from secbot.pipeline.decision import Decision
+from secbot.publish import group_view as view
 from secbot.publish.group_flush import GroupFlusher
 from secbot.publish.groups import GroupAssigner, recount
 from secbot.publish.pacing import ChannelPacer
@@ -91,7 +95,7 @@ class SlackPublisher:
             head, note = await self._live_head(decision.duplicate_of, alert)
             first = await self.store.message_for_alert(head) if head else None
             if head is not None and first is not None:
-                await self._thread_context(alert, decision, head, first)
+                await self._join_duplicates(head, first, alert, decision)
                 return
         group_id = await self.store.group_of(alert.uuid)  # joined by an earlier attempt
         ref = None if group_id else await self._existing_post(alert.uuid, decision.channel)
@@ -153,14 +157,14 @@ class SlackPublisher:
     async def correct(self, alert: Alert, decision: Decision, note: str) -> None:
         """The auto-close was not applied: fix the status line and take the bot's ✅ back."""
         line = f"Open · {note}"
+        group_id = await self.store.group_of(alert.uuid)  # a duplicate's group too
+        if group_id is not None:
+            await self._correct_member(alert, group_id, note)
+            return
         if decision.duplicate_of:
             first = await self.store.message_for_alert(decision.duplicate_of)
             if first is not None:
                 await self._say_in_thread(first.channel, first.ts, alert.uuid, note)
-            return
-        group_id = await self.store.group_of(alert.uuid)
-        if group_id is not None:
-            await self._correct_member(alert, group_id, note)
             return
         ref = await self.store.message_for_alert(alert.uuid)
         if ref is None:
@@ -290,42 +294,22 @@ class SlackPublisher:
             if exc.response.get("error") != "already_reacted":
                 raise
 
-    async def _thread_context(self, alert: Alert, decision: Decision, head: str,
-                              first: MessageRef) -> None:
-        first_record = await self.records.load(head)
-        text = context_text(alert, decision, first_record.fields if first_record else {})
+    async def _join_duplicates(self, head: str, first: MessageRef, alert: Alert,
+                               decision: Decision) -> None:
+        """``alert`` joins the duplicates group of ``head`` (durably, once); the flusher lists
+        it and redraws the header part. The first duplicate posts the "new context" reply."""
+        await self.groups.open_duplicates(head, first, alert, decision)
+        await self._join(head, alert, decision)
         key = f"context:{head}"
-        existing = await self.store.message_for_alert(key)
-        if existing is None:
-            await self.pacer.wait(first.channel)
-            response = await self.client.chat_postMessage(
-                channel=first.channel, thread_ts=first.ts, text=text, unfurl_links=False
-            )
-            existing = MessageRef(channel=first.channel, ts=str(response["ts"]))
-            await self.store.link_message(key, existing, self.ttl)
-        else:
-            await self.client.chat_update(channel=existing.channel, ts=existing.ts, text=text)
-        # The duplicate joins the first alert's group: the first message keeps leading to the
-        # first alert (a reaction there changes the whole group), never to this duplicate.
-        await self.records.join_group(head, alert.uuid, first)
-        if decision.auto_close:
-            await self._react(existing, "white_check_mark")
-
-
-def context_text(alert: Alert, decision: Decision, first_fields: Mapping[str, Any]) -> str:
-    """The in-place "new context" reply: count, latest alert, fields that differ from the first."""
-    more = decision.duplicate_count - 1
-    lines = [
-        f":repeat: *New context:* {more} more alert{'s' if more != 1 else ''} with the same "
-        f"dedup key since this one. Latest: `{md.escape(alert.uuid)}` at "
-        f"{md.escape(alert.get_field('@timestamp') or 'unknown time')}"
-    ]
-    changed = [
-        f"• *{md.escape(name)}*: {md.escape(first_fields.get(name))} → {md.escape(value)}"
-        for name, value in thaw(decision.fields).items()
-        if name in first_fields and first_fields.get(name) != value
-    ]
-    lines.extend(changed[:10] or ["No included field differs from the first alert."])
-    if decision.auto_close:
-        lines.append(f"Latest was auto-closed: {md.escape(decision.explanation)}")
-    return md.truncate("\n".join(lines), md.MESSAGE_TEXT_MAX)
+        if await self.store.message_for_alert(key) is not None:
+            return  # the flusher edits it at its pace, not one edit per duplicate
+        first_record = await self.records.load(head)
+        text = view.context_text(
+            max(1, decision.duplicate_count - 1), alert.uuid, alert.get_field("@timestamp"),
+            thaw(decision.fields), first_record.fields if first_record else {},
+            decision.explanation if decision.auto_close else None)
+        await self.pacer.wait(first.channel)
+        response = await self.client.chat_postMessage(
+            channel=first.channel, thread_ts=first.ts, text=text, unfurl_links=False)
+        await self.store.link_message(key, MessageRef(first.channel, str(response["ts"])),
+                                      self.ttl)

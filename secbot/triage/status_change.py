@@ -208,6 +208,8 @@ class StatusChanger:
             )
         if group:  # the header's counts and the member lines are redrawn from the records
             await recount(self.store, group, self.ttl)
+        elif record is not None and record.duplicates:  # the first alert of a duplicates group
+            await recount(self.store, uuid, self.ttl)
         count = len(result.done)
         text = f"{request.status.capitalize()}" + (f" ({count} alerts)." if count > 1 else ".")
         problem = await self._tell_destinations(result, request)
