@@ -9,18 +9,19 @@ message and does NOT auto-close the alert (see :func:`overrides_auto_close`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from secbot.domain.escalation import DestinationKind, Escalated
 from secbot.expressions import EvalContext
+from secbot.pipeline import decide, route
 from secbot.rules.ruleset import CompiledRule
 from secbot.rules.schema import Escalation
 
 #: The expression shown in ``why`` is cut here: the line goes on a phone screen.
 WHY_MAX = 200
 
-__all__ = ["Escalated", "EscalationOutcome", "by_entry", "destinations_of", "escalate",
-           "overrides_auto_close"]
+__all__ = ["Escalated", "EscalationOutcome", "by_entry", "decide_route_escalate",
+           "destinations_of", "escalate", "escalation_line", "overrides_auto_close"]
 
 
 @dataclass(frozen=True)
@@ -84,3 +85,34 @@ def overrides_auto_close(escalation: Escalated | None, would_close: bool) -> str
     if escalation is None or not would_close:
         return None
     return f"not auto-closed: {escalation.why} escalated it (escalation wins over auto_close)"
+
+
+def decide_route_escalate(
+    rule: CompiledRule, ctx: EvalContext, default: str | None,
+) -> tuple[decide.AutoClose, route.Route, EscalationOutcome]:
+    """auto_close, route and escalate in one context (the alert's one budget). An applying
+    entry's channel replaces the routed one, and an escalated alert is never auto-closed:
+    the status line says so."""
+    verdict = decide.decide(rule, ctx)
+    where = route.route(rule, ctx, default)
+    raised = escalate(rule, ctx)
+    found = raised.escalation
+    if found is None:
+        return verdict, where, raised
+    if found.channel:
+        where = replace(where, channel=found.channel, missing=None)
+    kept_open = overrides_auto_close(found, verdict.close)
+    if kept_open is not None:
+        verdict = replace(verdict, close=False, reason=None, explanation=kept_open)
+    return verdict, where, raised
+
+
+def escalation_line(escalation: Escalated | None) -> str | None:
+    """The message's line for an escalated alert: severity, destinations, and why."""
+    if escalation is None:
+        return None
+    parts = ["Escalated"]
+    if escalation.severity:
+        parts.append(f"severity {escalation.severity}")
+    parts.extend(f"{kind} {name}" for kind, name in escalation.destinations)
+    return " · ".join([*parts, escalation.why])

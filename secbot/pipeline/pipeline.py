@@ -10,16 +10,13 @@ errored) the alert is posted and NOT auto-closed; the message says why.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from types import MappingProxyType
 
 import structlog
 
 from secbot.domain.alert import Alert
 from secbot.domain.enrichment import Enrichment
-from secbot.domain.escalation import Escalated
 from secbot.enrich.engine import EnrichmentEngine
-from secbot.expressions import EvalContext
 from secbot.pipeline import decide, dedup, enrich, escalate, match, route
 from secbot.pipeline.decision import Decision, alert_record
 from secbot.pipeline.related import RelatedAlerts, related_line
@@ -73,8 +70,8 @@ class Pipeline:
         repeat = await dedup.claim(self.store, rule, alert)
         grouping = dedup.group_key(rule, alert)
         enriched = await enrich.enrich(self.engine, rule, alert, found)
-        verdict, where, raised = _decide_route_escalate(rule, enriched.context,
-                                                        self.default_channel)
+        verdict, where, raised = escalate.decide_route_escalate(rule, enriched.context,
+                                                                self.default_channel)
         notes = (*where.notes, *verdict.notes, *raised.notes,
                  *((where.missing,) if where.missing else ()),
                  *((grouping.note,) if grouping.note else ()))
@@ -93,7 +90,7 @@ class Pipeline:
             notes=notes,
             status_line=decide.status_line(verdict, repeat.duplicate_of),
             related=await related_line(self.related, rule, alert, found, repeat.duplicate_of),
-            escalated=escalation_line(raised.escalation),
+            escalated=escalate.escalation_line(raised.escalation),
         )
         return Decision(
             alert_uuid=alert.uuid,
@@ -142,36 +139,6 @@ class Pipeline:
             enrichments=MappingProxyType({}),
             message=safe_render(view),
         )
-
-
-def _decide_route_escalate(
-    rule: CompiledRule, ctx: EvalContext, default: str | None,
-) -> tuple[decide.AutoClose, route.Route, escalate.EscalationOutcome]:
-    """auto_close, route and escalate in one context. An escalation's channel replaces the
-    routed one, and an escalated alert is never auto-closed (the note says so)."""
-    verdict = decide.decide(rule, ctx)
-    where = route.route(rule, ctx, default)
-    raised = escalate.escalate(rule, ctx)
-    found = raised.escalation
-    if found is None:
-        return verdict, where, raised
-    if found.channel:
-        where = replace(where, channel=found.channel, missing=None)
-    kept_open = escalate.overrides_auto_close(found, verdict.close)
-    if kept_open is not None:
-        verdict = replace(verdict, close=False, reason=None, explanation=kept_open)
-    return verdict, where, raised
-
-
-def escalation_line(escalation: Escalated | None) -> str | None:
-    """The message's line for an escalated alert: where it goes and why."""
-    if escalation is None:
-        return None
-    parts = ["Escalated"]
-    if escalation.severity:
-        parts.append(f"severity {escalation.severity}")
-    parts.extend(f"{kind} {name}" for kind, name in escalation.destinations)
-    return " · ".join([*parts, escalation.why])
 
 
 __all__ = ["Decision", "Enrichment", "Pipeline", "choose_channel", "dedup_key", "safe_render"]
