@@ -229,7 +229,9 @@ async def test_a_person_slack_does_not_know_is_said_in_the_thread(asked: Stack) 
     asked.elastic.index_documents(INDEX, [alert("ask-5", email="nobody@example.com")])
     [message] = await posted(asked, CHANNEL)
     await eventually(lambda: _async("could not ask" in thread_text(asked, message.ts)))
-    assert "nobody@example.com" in thread_text(asked, message.ts)
+    assert "no user with the alert's `user.email` (users_not_found)" in thread_text(asked,
+                                                                                  message.ts)
+    assert any(e.extra.get("email") == "nobody@example.com" for e in await audit(asked, "ask-5"))
     assert "stays open for a triager" in thread_text(asked, message.ts)
     # Not taken as silence: neither closed nor escalated, however often it is seen again.
     await asyncio.sleep(1.0)

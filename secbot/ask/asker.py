@@ -69,8 +69,10 @@ class Asker:
             error = str(exc.response.get("error") or "")
             if error not in NOT_ASKABLE:
                 raise
-            await self._cannot_ask(record, f"Slack knows no one to DM as {md.escape(record.email)}"
-                                           f" ({error})")
+            # The address stays out of the thread (the message shows the field; the audit
+            # has the address): only what SecBot itself found out is said.
+            await self._cannot_ask(record, f"Slack has no user with the alert's "
+                                           f"`{md.escape(rule.rule.ask.user)}` ({error})")
             return
         ts = await self._sent_before(channel, alert.uuid) if existing is not None else None
         if ts is None:
