@@ -25,6 +25,7 @@ from secbot.publish.console import ConsolePublisher
 from secbot.rules.lists import load_lists
 from secbot.rules.loader import RuleLoadError, load_rules
 from secbot.rules.ruleset import RuleSet
+from secbot.runtime.destinations import configured_destinations
 from secbot.runtime.logs import LogLineWriter, configure_logging, register_settings_secrets
 from secbot.runtime.settings import Settings, SettingsError, load_settings
 from secbot.runtime.wiring import ConfigError, build_service, check_run_settings
@@ -57,13 +58,16 @@ def _settings(config: Path | None, **flags: Any) -> Settings:
     return settings
 
 
-def _rules(settings: Settings) -> RuleSet:
+def _rules(settings: Settings, destinations: frozenset[str] | None = None) -> RuleSet:
+    """The rules; with ``destinations``, an ``escalate`` naming another is an error
+    (``path:line``): ``secbot run`` refuses to start rather than never page."""
     try:
         lists = load_lists(settings.lists_dir)  # named lists first: rules' inList names them
     except RuleLoadError as exc:
         _fail(f"lists in {settings.lists_dir} are invalid:\n{exc}")
     try:
-        return load_rules(settings.rules_dir, timeout=settings.expression_timeout, lists=lists)
+        return load_rules(settings.rules_dir, timeout=settings.expression_timeout, lists=lists,
+                          destinations=destinations)
     except RuleLoadError as exc:
         _fail(f"rules in {settings.rules_dir} are invalid:\n{exc}")
 
@@ -75,7 +79,7 @@ def run_command(config: ConfigOpt = None) -> None:
         check_run_settings(settings)
     except ConfigError as exc:
         _fail(str(exc), EXIT_INVALID_SETTINGS)
-    rules = _rules(settings)
+    rules = _rules(settings, configured_destinations(settings))
     asyncio.run(_serve(settings, rules))
 
 

@@ -13,6 +13,8 @@ Layout:
   close after a reopen is sent again);
 - ``{p}outbox:alert:<uuid>`` — set of destinations an open was queued for;
 - ``{p}outbox:receipts:<uuid>`` — hash: destination → receipt (JSON);
+- ``{p}outbox:ref:<destination>:<reference>`` — the alert uuid a receipt's reference (a Jira
+  issue key) belongs to, for the way back (the Jira webhook);
 - ``{p}outbox:state:<destination>`` — hash: ``failing``, ``error``, ``sent``, ``failed``.
 
 Enqueue and claim are Lua scripts, so two replicas never both take a job and a job is never
@@ -142,7 +144,14 @@ class RedisOutboxStore:
         async with self.client.pipeline(transaction=True) as pipe:
             pipe.hset(key, receipt.destination, encode_receipt(receipt))
             pipe.expire(key, self.keep)
+            pipe.set(f"{self.p}ref:{receipt.destination}:{receipt.reference}", alert_uuid,
+                     ex=self.keep)
             await pipe.execute()
+
+    async def alert_for_reference(self, destination: str, reference: str) -> str | None:
+        """The alert a destination's reference (a Jira issue key) was opened for."""
+        found: Any = await self.client.get(f"{self.p}ref:{destination}:{reference}")
+        return str(found) if found else None
 
     async def receipts(self, alert_uuid: str) -> dict[str, Receipt]:
         raw: Any = await self.client.hgetall(f"{self.p}receipts:{alert_uuid}")

@@ -6,6 +6,7 @@ poll succeeded, and 503 ``{"status": "degraded", "checks": {...}}`` otherwise.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
+from secbot.destinations.jobs import DestinationState
 from secbot.runtime.metrics import Metrics
 
 
@@ -29,6 +31,8 @@ class HealthState:
     role: str = "starting"  # leader (polls) | standby (another replica polls)
     #: Entries of the intake stream not yet handed off (set when the intake runs).
     intake_backlog: Callable[[], Awaitable[int]] | None = None
+    #: Per destination: queued, failing, last error, oldest job age (when any is configured).
+    destinations: Callable[[], Awaitable[list[DestinationState]]] | None = None
 
     def poll_succeeded(self) -> None:
         self.last_poll_ok = time.monotonic()
@@ -56,7 +60,22 @@ class HealthState:
         }
         if self.intake_backlog is not None:
             checks["intake"] = await self._intake()
+        if self.destinations is not None:
+            checks["destinations"] = await self._destinations()
         return checks
+
+    async def _destinations(self) -> dict[str, Any]:
+        """Informational like the intake: a destination that is down delays only its own
+        jobs (the outbox keeps them), and restarting SecBot would not bring it back."""
+        assert self.destinations is not None
+        try:
+            states = await self.destinations()
+        except Exception as exc:
+            return {"ok": True, "error": type(exc).__name__}
+        return {"ok": True, **{s.name: {"queued": s.queued, "failing": s.failing,
+                                       "last_error": s.last_error,
+                                       "oldest_age_seconds": round(s.oldest_age, 1)}
+                               for s in states}}
 
     async def _intake(self) -> dict[str, Any]:
         """The consumer's pending count. Informational: a backlog drains by itself (and an
@@ -76,6 +95,9 @@ def health_app(state: HealthState, metrics: Metrics) -> web.Application:
         return web.json_response(body, status=200 if ok else 503)
 
     async def metrics_view(_: web.Request) -> web.Response:
+        if state.destinations is not None:
+            with contextlib.suppress(Exception):  # a scrape shows the rest without them
+                metrics.observe_destinations(await state.destinations())
         return web.Response(
             body=metrics.render(),
             content_type="text/plain",

@@ -37,7 +37,7 @@ from secbot.runtime.settings import Settings
 from secbot.siem.base import Siem
 from secbot.store.base import Store
 from secbot.triage.people import Directory, Triagers
-from secbot.triage.status_change import StatusChanger
+from secbot.triage.status_change import AfterChange, StatusChanger
 
 
 @dataclass
@@ -57,11 +57,12 @@ def interactions_for(settings: Settings, redis_client: aioredis.Redis) -> Intera
 
 
 def bot_status_changer(settings: Settings, web: AsyncWebClient, store: Store, siem: Siem,
-                       bot_user_id: str) -> StatusChanger:
+                       bot_user_id: str, after_change: AfterChange | None = None
+                       ) -> StatusChanger:
     """Status changes SecBot makes itself, on an answer's behalf: the same saga as a
     triager's emoji (SIEM, audit, tag, message), authorised for the bot user only."""
     return StatusChanger(web, siem, store, Triagers(web, [bot_user_id]), Directory(web),
-                         ttl=settings.alert_ttl)
+                         ttl=settings.alert_ttl, after_change=after_change)
 
 
 def build_interactive(
@@ -74,10 +75,12 @@ def build_interactive(
     interactions: Interactions,
     *,
     outbox: ByHand | None = None,
+    after_change: AfterChange | None = None,
 ) -> InteractiveParts:
     """Asking and response actions. ``outbox``: the destinations' escalate-by-hand (issue
     13) when wired; without it, ``{escalate: true}`` acknowledges and says so in the thread."""
-    changer = bot_status_changer(settings, web, store, siem, bot_user_id)
+    # after_change: SecBot's own status changes reach the destinations too (issue 13)
+    changer = bot_status_changer(settings, web, store, siem, bot_user_id, after_change)
     fallback = ThreadEscalation(changer, bot_user_id)
     escalator: Escalator = (fallback if outbox is None
                             else RuleEscalation(outbox, siem, rules, fallback))

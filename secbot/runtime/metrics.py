@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from collections.abc import Sequence
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from secbot.destinations.jobs import DestinationState
 
 
 class Metrics:
@@ -49,6 +53,28 @@ class Metrics:
             "secbot_intake_alerts_accepted", "Alerts stored by the intake (202)", ["source"],
             registry=r,
         )
+
+        # Destinations (issue 13): the outbox's state, read from Redis at each scrape (shared
+        # by the replicas, so every replica shows the same numbers).
+        self.destination_queued = Gauge(
+            "secbot_destination_queued", "Outbox jobs waiting", ["destination"], registry=r)
+        self.destination_failing = Gauge(
+            "secbot_destination_failing", "1 while the last call failed and is retried",
+            ["destination"], registry=r)
+        self.destination_oldest = Gauge(
+            "secbot_destination_oldest_job_seconds", "Age of the oldest waiting job",
+            ["destination"], registry=r)
+        self.destination_jobs = Gauge(
+            "secbot_destination_jobs", "Jobs finished, by outcome (since the outbox began)",
+            ["destination", "outcome"], registry=r)
+
+    def observe_destinations(self, states: Sequence[DestinationState]) -> None:
+        for s in states:
+            self.destination_queued.labels(s.name).set(s.queued)
+            self.destination_failing.labels(s.name).set(1 if s.failing else 0)
+            self.destination_oldest.labels(s.name).set(s.oldest_age)
+            self.destination_jobs.labels(s.name, "sent").set(s.sent)
+            self.destination_jobs.labels(s.name, "failed").set(s.failed)
 
     def observe_enrichment(self, name: str, seconds: float, ok: bool) -> None:
         self.enrichment_seconds.labels(name, "ok" if ok else "unavailable").observe(seconds)

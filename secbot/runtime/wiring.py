@@ -33,6 +33,7 @@ from secbot.domain.errors import SecBotError
 from secbot.enrich.base import Enricher
 from secbot.enrich.engine import EnrichmentEngine
 from secbot.intake.handoff import TriageHandler
+from secbot.intake.jira_webhook import JiraHook
 from secbot.intake.listener import IntakeConfig
 from secbot.intake.poller import AlertPoller
 from secbot.intake.queue import IntakeQueue
@@ -45,6 +46,7 @@ from secbot.publish.slack import SlackPublisher
 from secbot.respond.window import AutoApproveWindow, WindowError
 from secbot.rules.ruleset import RuleSet
 from secbot.runtime.enrichers import build_enrichers
+from secbot.runtime.escalation import EscalationParts, build_escalation
 from secbot.runtime.health import HealthState
 from secbot.runtime.interactive import InteractiveParts, build_interactive, interactions_for
 from secbot.runtime.lease import LeaseKeeper
@@ -132,13 +134,17 @@ def build_siem(settings: Settings) -> Siem:
 async def build_slack_side(
     settings: Settings, web: AsyncWebClient, store: Store, siem: Siem, engine: EnrichmentEngine,
     rules: RuleSet | None = None, interactions: Interactions | None = None,
+    escalation: EscalationParts | None = None,
 ) -> tuple[AsyncSocketModeHandler, InteractiveParts]:
     """The bolt app and its Socket Mode handler (connected later by the service), and the
     interactive rooms' parts (asking, approvals) when ``rules`` and ``interactions`` are given."""
     bot = await web.auth_test()
+    escalation = escalation or EscalationParts()
+    after_change = escalation.mirror  # the destinations mirror every change (issue 13)
     triagers = Triagers(web, settings.triagers)  # one membership cache for emoji and commands
     changer = StatusChanger(
-        web, siem, store, triagers, Directory(web), ttl=settings.alert_ttl
+        web, siem, store, triagers, Directory(web), ttl=settings.alert_ttl,
+        after_change=after_change,
     )
     reactions = ReactionTriage(
         changer,
@@ -155,9 +161,12 @@ async def build_slack_side(
     interactive = InteractiveParts()
     if rules is not None and interactions is not None:
         interactive = build_interactive(settings, web, store, siem, rules,
-                                        str(bot.get("user_id") or ""), interactions)
+                                        str(bot.get("user_id") or ""), interactions,
+                                        outbox=escalation.after_post[0] if escalation.after_post
+                                        else None, after_change=after_change)
     router = CommandRouter(investigator, status_command(changer), triagers, MemberStatus(changer),
-                           respond=interactive.respond, stats=StatsCommand(siem))
+                           respond=interactive.respond, stats=StatsCommand(siem),
+                           escalator=escalation.hand)
     handlers = SlackHandlers(web, store, reactions, router, link_ttl=settings.alert_ttl)
     assert settings.slack_bot_token is not None and settings.slack_app_token is not None
     app = build_app(web, handlers, actions=interactive.actions, views=interactive.views)
@@ -206,17 +215,19 @@ def with_own_store(settings: Settings, siem: Siem, sources: Mapping[str, IntakeS
 
 def build_intake(settings: Settings, redis_client: aioredis.Redis,
                  sources: Mapping[str, IntakeSource], archive: AlertArchive | None = None,
-                 metrics: Metrics | None = None) -> IntakeParts | None:
+                 metrics: Metrics | None = None, jira: JiraHook | None = None
+                 ) -> IntakeParts | None:
     """The push intake, or None when ``SECBOT_INTAKE_PORT=0`` or no token is configured
     (with no token every request would be refused: the port is not opened at all)."""
-    if not settings.intake_port or not settings.intake_tokens:
+    if not settings.intake_port or not (settings.intake_tokens or jira):
         return None
     queue = IntakeQueue(redis_client, settings.redis_prefix,
                         reclaim_after=max(2.0, settings.lease_ttl))
     tokens = {name: secret.get_secret_value() for name, secret in settings.intake_tokens.items()}
     config = IntakeConfig(sources=sources, tokens=tokens, queue=queue,
                           max_bytes=settings.intake_max_bytes, rate=settings.intake_rate,
-                          observe=metrics.observe_intake if metrics is not None else None)
+                          observe=metrics.observe_intake if metrics is not None else None,
+                          jira=jira)
     return IntakeParts(config=config, port=settings.intake_port, archive=archive)
 
 
@@ -286,13 +297,16 @@ async def build_service(
     )
     publisher.start()  # shows groups, resuming those a stopped process left half shown
     resources.closers.append(publisher.aclose)
+    escalation = build_escalation(settings, redis_client, web, store, siem)
+    resources.closers.extend(escalation.closers)
     socket, interactive = await build_slack_side(
         settings, web, store, siem, engine, rules,
-        interactions or interactions_for(settings, redis_client))
+        interactions or interactions_for(settings, redis_client), escalation=escalation)
     health = HealthState(
         socket_connected=socket_connected(socket),
         store_ping=store.ping,
         poll_stale_after=max(60.0, 10 * settings.poll_interval),
+        destinations=escalation.states if escalation.enabled else None,
     )
     parts = ServiceParts(
         poller=AlertPoller(
@@ -311,7 +325,7 @@ async def build_service(
             publisher,
             claim_ttl=max(1, math.ceil(settings.lease_ttl)),
             posted_ttl=settings.alert_ttl,
-            after_post=interactive.after_post,
+            after_post=[*escalation.after_post, *interactive.after_post],
         ),
         socket=socket,
         health=health,
@@ -319,8 +333,9 @@ async def build_service(
         poll_interval=settings.poll_interval,
         lease=LeaseKeeper(store, "poller", ttl=settings.lease_ttl),
         http_port=settings.http_port,
-        intake=build_intake(settings, redis_client, sources, own_store, metrics),
-        background=[*interactive.loops,
+        intake=build_intake(settings, redis_client, sources, own_store, metrics,
+                            escalation.jira_hook),
+        background=[*interactive.loops, *escalation.loops(),
                     *report_loops(settings, siem, store, web, report_clock)],
     )
     return SecBotService(parts), resources
