@@ -72,6 +72,7 @@ class AlertRecord:
     group_id: str | None = None
     duplicates: tuple[str, ...] = ()
     escalation: Escalated | None = None  # the escalate entry that applied (issue 13)
+    shadow: bool = False  # the rule would have auto-closed it but was held (issue 15)
 
     @property
     def group(self) -> tuple[str, ...]:

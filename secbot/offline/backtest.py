@@ -99,7 +99,7 @@ async def backtest(
             row.would_escalate += 1
             for _kind, name in decision.escalation.destinations:
                 row.would_send[name] = row.would_send.get(name, 0) + 1
-        if decision.auto_close:
+        if decision.auto_close or decision.shadow:  # shadow: what promoting it would close
             row.would_auto_close += 1
             human = human_disposition(alert)
             if human == "closed":

@@ -41,6 +41,10 @@ class Decision:
     #: the ``escalate`` entry that applied (issue 13): its severity and channel are already
     #: in ``severity`` / ``channel``; the destinations read its ``destinations``
     escalation: Escalated | None = None
+    #: the rule would auto-close but was held (shadow mode, expired, demoted: ``held`` says
+    #: which; issue 15): the alert stays open and people's later actions are compared to it
+    shadow: bool = False
+    held: str | None = None
 
     @property
     def matched(self) -> bool:
@@ -76,6 +80,8 @@ class Decision:
             },
             "message": thaw(self.message),
             "escalation": self.escalation.to_json() if self.escalation else None,
+            "shadow": self.shadow,
+            "held": self.held,
         }
 
 
@@ -97,4 +103,5 @@ def alert_record(alert: Alert, decision: Decision) -> AlertRecord:
         duplicate_of=decision.duplicate_of,
         status="open",  # closing happens after the post (intake.handoff), if at all
         escalation=decision.escalation,
+        shadow=decision.shadow,
     )

@@ -46,8 +46,11 @@ class Pipeline:
         alert_ttl: int = 30 * 86400,
         expression_seconds: float | None = None,
         related: RelatedAlerts | None = None,
+        gatekeeper: decide.Gatekeeper | None = None,
     ) -> None:
         self.related = related
+        # shadow mode, expiry (its clock) and review demotions (issue 15)
+        self.gatekeeper = gatekeeper or decide.Gatekeeper()
         self.rules = rules
         self.matcher = match.Matcher(rules, expression_seconds=expression_seconds)
         self.engine = engine
@@ -72,6 +75,7 @@ class Pipeline:
         enriched = await enrich.enrich(self.engine, rule, alert, found)
         verdict, where, raised = escalate.decide_route_escalate(rule, enriched.context,
                                                                 self.default_channel)
+        verdict = decide.hold(verdict, rule, await self.gatekeeper.gate(rule))
         notes = (*where.notes, *verdict.notes, *raised.notes,
                  *((where.missing,) if where.missing else ()),
                  *((grouping.note,) if grouping.note else ()))
@@ -109,6 +113,8 @@ class Pipeline:
             message=safe_render(view),
             group=grouping.key,
             escalation=raised.escalation,
+            shadow=verdict.shadow,
+            held=verdict.held,
         )
 
     def _unmatched(self, alert: Alert, found: match.Match) -> Decision:
