@@ -353,6 +353,7 @@ def bot_env(
             "SECBOT_FLOOD_THRESHOLD": "0",
             "SECBOT_HTTP_PORT": str(http_port),
             "SECBOT_RULES_DIR": str(REPO / "rules"),
+            "SECBOT_LISTS_DIR": str(REPO / "lists"),  # the shipped rules' inList names
             # The shipped rules escalate to pagerduty and jira: `secbot run` refuses rules
             # naming a destination that is not configured, so both are, at a port nothing
             # listens on (an escalated alert's page waits in the outbox; nothing else changes).

@@ -47,6 +47,7 @@ def run_env(slack: SlackEmulator, port: int, **extra: str) -> dict[str, str]:
             "SECBOT_POLL_INTERVAL": "0.3",
             "SECBOT_HTTP_PORT": str(port),
             "SECBOT_RULES_DIR": str(REPO / "rules"),
+            "SECBOT_LISTS_DIR": str(REPO / "lists"),  # the shipped rules' inList names
             # The shipped rules escalate to pagerduty and jira: `secbot run` refuses rules
             # naming a destination that is not configured, so both are, at a port nothing
             # listens on (an escalated alert's page waits in the outbox; nothing else changes).
