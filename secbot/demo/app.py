@@ -17,6 +17,7 @@ from itertools import count as counter
 from pydantic import SecretStr
 from rich.console import Console
 
+from secbot.ask.state import MemoryInteractions
 from secbot.demo.enrichers import demo_enrichers
 from secbot.demo.push import demo_intake, intake_settings, push_alerts
 from secbot.demo.synthetic import auth_events, generate, storm
@@ -86,6 +87,10 @@ def demo_settings(settings: Settings, slack: SlackEmulator, prefix: str) -> Sett
             "group_threshold": 10,  # the demo's bursts of 40 fold into a storm group
             "http_port": 0,
             "alert_ttl": 86400,
+            # Response actions: triagers approve them, and the demo calls no response API
+            # (it has no Kibana or Okta): it says what it would do.
+            "approvers": settings.approvers or ["S0TRIAGE"],
+            "respond_dry_run": True,
         }
     )
 
@@ -132,6 +137,8 @@ async def run_web_demo(
             siem=siem,
             enrichers=demo_enrichers(),
             own_store=own,
+            # DMs and approvals live beside the store: in memory too when Redis is not there.
+            interactions=None if isinstance(store, RedisStore) else MemoryInteractions(),
         )
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):

@@ -136,6 +136,8 @@ def endpoint_malware(rng: random.Random, uuid: str, ts: datetime) -> Source:
     src.update(
         {
             "host": {"name": host, "ip": ["10.249.37.72", "10.150.39.243"]},
+            # Elastic Defend's endpoint id: what an isolation names (issue 14)
+            "agent": {"id": f"00000000-0000-4000-8000-000000000{host[-3:]}", "type": "endpoint"},
             "user": {"name": "user1"},
             "file": {
                 "name": "fake_malware.exe",

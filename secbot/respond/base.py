@@ -96,8 +96,8 @@ class RespondContext:
         undo = action != p.action
         try:
             if self.dry_run:
-                planned = self.apis.plan(action, target, self.comment(p, approver))
-                ref, what = "dry-run", (f"dry run: would {planned.method} {planned.url}")
+                planned = self.apis.plan(action, target, self.comment(p, approver), dry=True)
+                ref, what = "dry-run", f"dry run: would {planned.method} {md.escape(planned.url)}"
             else:
                 done = await self.apis.run(action, target, self.comment(p, approver))
                 ref, what = done.ref, f"done (ref `{md.escape(done.ref or '-')}`)"

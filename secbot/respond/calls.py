@@ -79,22 +79,24 @@ class ResponseApis:
     gcp_iam_url: str = "https://iam.googleapis.com"
     timeout: float = 15.0
 
-    def plan(self, action: str, target: Target, comment: str) -> Planned:
-        """The request ``action`` makes (CallFailed when its service is not configured)."""
+    def plan(self, action: str, target: Target, comment: str, *, dry: bool = False) -> Planned:
+        """The request ``action`` makes (CallFailed when its service is not configured; a
+        dry run names the missing setting in the URL instead)."""
         if action in ("isolate_host", "release_host"):
-            if not self.kibana_url:
+            if not self.kibana_url and not dry:
                 raise CallFailed("SECBOT_KIBANA_URL is not set: SecBot cannot isolate hosts")
+            base = (self.kibana_url or "<SECBOT_KIBANA_URL>").rstrip("/")
             space = "" if self.kibana_space == "default" else f"/s/{self.kibana_space}"
             verb = "isolate" if action == "isolate_host" else "unisolate"
-            return Planned("POST", f"{self.kibana_url.rstrip('/')}{space}/api/endpoint/action/"
-                           f"{verb}", {"endpoint_ids": [target.ident], "comment": comment})
+            return Planned("POST", f"{base}{space}/api/endpoint/action/{verb}",
+                           {"endpoint_ids": [target.ident], "comment": comment})
         if action in ("suspend_user", "unsuspend_user"):
-            if not self.okta_url or not self.okta_token:
+            if (not self.okta_url or not self.okta_token) and not dry:
                 raise CallFailed("SECBOT_OKTA_URL / SECBOT_OKTA_TOKEN are not set")
             verb = "suspend" if action == "suspend_user" else "unsuspend"
             login = urllib.parse.quote(target.ident, safe="@")
-            return Planned("POST", f"{self.okta_url.rstrip('/')}/api/v1/users/{{id of {login}}}"
-                           f"/lifecycle/{verb}")
+            base = (self.okta_url or "<SECBOT_OKTA_URL>").rstrip("/")
+            return Planned("POST", f"{base}/api/v1/users/{{id of {login}}}/lifecycle/{verb}")
         verb = "disable" if action == "disable_sa_key" else "enable"
         return Planned("POST", f"{self.gcp_iam_url.rstrip('/')}/v1/{target.ident}:{verb}", {})
 

@@ -180,7 +180,18 @@ function section(block) {
   return node;
 }
 
-function block(b) {
+/** A Block Kit button: clickable on a real message (a ``block_actions`` goes to the bot). */
+function buttonView(e, msg) {
+  const label = plain((e.text && e.text.text) || e.type || "");
+  if (!msg || !msg.ts || e.type !== "button") return el("span", { class: "button", text: label });
+  return el("button", {
+    type: "button", class: "button" + (e.style ? " " + e.style : ""),
+    "data-testid": "button-" + (e.action_id || ""), "data-action": e.action_id || "",
+    onclick: () => clickButton(msg, e.action_id),
+  }, label);
+}
+
+function block(b, msg) {
   if (!b || typeof b !== "object") return null;
   switch (b.type) {
     case "header": return el("div", { class: "header", "data-testid": "block-header", text: plain(b.text ? b.text.text || "" : "") });
@@ -192,8 +203,7 @@ function block(b) {
     case "divider": return el("hr");
     case "rich_text": return el("div", { class: "mrkdwn", text: richText(b) });
     case "image": return el("div", { class: "context", text: "[image: " + (b.alt_text || "") + "]" });
-    case "actions": return el("div", { class: "actions" }, ...(b.elements || []).map((e) =>
-      el("span", { class: "button", text: plain((e.text && e.text.text) || e.type || "") })));
+    case "actions": return el("div", { class: "actions" }, ...(b.elements || []).map((e) => buttonView(e, msg)));
     default: return null;
   }
 }
@@ -214,7 +224,7 @@ function fileViews(msg) {
 
 function content(msg) {
   const blocks = Array.isArray(msg.blocks) ? msg.blocks : [];
-  const body = blocks.length ? el("div", { class: "blocks" }, ...blocks.map(block)) : mrkdwn(msg.text);
+  const body = blocks.length ? el("div", { class: "blocks" }, ...blocks.map((b) => block(b, msg))) : mrkdwn(msg.text);
   const files = fileViews(msg);
   return files.length ? el("div", {}, body, ...files) : body;
 }
@@ -426,6 +436,48 @@ async function react(ts, name, remove) {
     toast("Reaction failed: " + error.message);
   }
   refresh(true);
+}
+
+async function clickButton(msg, actionId) {
+  try {
+    await api("/click", { user: state.user, channel: msg.channel || state.channel, ts: msg.ts, action_id: actionId });
+  } catch (error) {
+    toast("Click failed: " + error.message);
+    return;
+  }
+  setTimeout(openModals, 800); // a button may open a modal (views.open) for this person
+  refresh(true);
+}
+
+/** The first modal SecBot opened for the person acting, as a small form. */
+async function openModals() {
+  let views = [];
+  try { views = (await api("/views?user=" + encodeURIComponent(state.user))).views; } catch (_) { return; }
+  if (!views.length || document.getElementById("modal")) return;
+  const { id, view } = views[0];
+  const inputs = [];
+  const fields = (view.blocks || []).map((b) => {
+    if (b.type !== "input" || !b.element) return block(b, null);
+    const area = el("textarea", { "data-testid": "modal-input", rows: "3" });
+    inputs.push([b.block_id, b.element.action_id, area]);
+    return el("label", { class: "modal-field" }, plain((b.label && b.label.text) || ""), area);
+  });
+  const close = () => overlay.remove();
+  const submit = async () => {
+    const values = {};
+    for (const [blockId, actionId, area] of inputs) values[blockId] = { [actionId]: area.value };
+    try { await api("/submit", { user: state.user, view_id: id, values }); } catch (error) { toast("Submit failed: " + error.message); }
+    close();
+    refresh(true);
+  };
+  const overlay = el("div", { id: "modal", class: "modal-overlay", "data-testid": "modal" },
+    el("div", { class: "modal" },
+      el("div", { class: "modal-title", text: plain((view.title && view.title.text) || "") }),
+      ...fields,
+      el("div", { class: "modal-buttons" },
+        el("button", { type: "button", onclick: close, text: plain((view.close && view.close.text) || "Cancel") }),
+        el("button", { type: "button", class: "primary", "data-testid": "modal-submit", onclick: submit, text: plain((view.submit && view.submit.text) || "Submit") }))));
+  document.body.append(overlay);
 }
 
 async function mention(input, threadTs) {
