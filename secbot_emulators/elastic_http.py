@@ -149,6 +149,7 @@ class EsApi:
     def __init__(self, store: DocumentStore, *, version: str = "9.1.0") -> None:
         self.store = store
         self.version = version
+        self.aggregation_searches = 0  # searches with aggregations, for the stats bench/tests
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -224,6 +225,7 @@ class EsApi:
         result["hits"]["max_score"] = None if specs or not hits else 1.0
         result["hits"]["hits"] = hits
         if aggs is not None:
+            self.aggregation_searches += 1
             result["aggregations"] = run_aggregations(
                 aggs, [record for record, _ in rows], now_ms=now_ms,
                 runtime_mappings=body.get("runtime_mappings"))

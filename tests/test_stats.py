@@ -1,0 +1,255 @@
+"""``secbot stats``, ``@SecBot stats`` and the weekly report (issue 15), as a user sees them.
+
+- the CLI's ``--json`` counts match the alerts the test created, on the embedded store and
+  on the Elastic stand-in (statuses changed through the real app: reactions, a thread
+  command, SecBot's own auto-close);
+- ``@SecBot stats`` answers a triager in the thread with the table and a PNG chart uploaded
+  through ``files_upload_v2`` to the Slack stand-in; anyone else is refused;
+- the weekly report is posted once although two service instances run, with a clock set to
+  just after the week's slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from stack_support import INDEX, REPO, TRIAGER, VIEWER, Stack, eventually, posted, running_stack
+
+from secbot.rules.loader import load_rules
+from secbot.rules.ruleset import RuleSet
+from secbot.runtime.settings import load_settings
+from secbot.runtime.wiring import build_service
+from secbot.siem.embedded import EmbeddedSiem
+from secbot.stats.weekly import week_key, week_slot
+from secbot.store.redis import RedisStore
+from secbot_emulators.elastic import ElasticEmulator
+from secbot_emulators.slack import SlackEmulator
+
+NOISE_RULE = """\
+id: noise_always_benign
+name: Benign noise
+description: A rule whose alerts SecBot always closes (the test's auto-close).
+match:
+  rule_name: Benign Noise
+route:
+  channel: C0SECALERTS
+auto_close:
+  when: 'true'
+  reason: false_positive
+"""
+
+
+@pytest.fixture(autouse=True)
+def _no_secbot_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [n for n in os.environ if n.startswith("SECBOT_")]:
+        monkeypatch.delenv(name)
+
+
+def stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def alert(uid: str, rule: str, when: datetime, **extra: Any) -> dict[str, Any]:
+    return {"@timestamp": stamp(when), "kibana.alert.uuid": uid,
+            "kibana.alert.workflow_status": "open", "kibana.alert.severity": "high",
+            "kibana.alert.rule.name": rule, "cloud": {"project": {"id": "prod-payments"}},
+            "user": {"email": "dev@example.com"}, **extra}
+
+
+async def cli_stats(env: dict[str, str], *args: str) -> dict[str, Any]:
+    """``secbot stats --json`` as a person runs it: its own process, settings from env."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SECBOT_")}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "secbot", "stats", "--json", *args, cwd=REPO,
+        env={**clean, **env}, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, err.decode()
+    lines = out.decode().strip().splitlines()
+    assert len(lines) == 1  # ONE object
+    return dict(json.loads(lines[0]))
+
+
+def by_rule(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {row["rule"]: row for row in doc["rules"]}
+
+
+def rules_with_noise(tmp_path: Path) -> RuleSet:
+    directory = tmp_path / "rules"
+    directory.mkdir()
+    for path in (REPO / "rules").glob("*.yaml"):
+        (directory / path.name).write_text(path.read_text("utf-8"), "utf-8")
+    (directory / "noise_always_benign.yaml").write_text(NOISE_RULE, "utf-8")
+    return load_rules(directory)
+
+
+# --- embedded ----------------------------------------------------------------------------------
+
+async def test_stats_json_counts_match_on_the_embedded_store(tmp_path: Path) -> None:
+    db = tmp_path / "demo.sqlite3"
+    siem = EmbeddedSiem(db)
+    now = datetime.now(UTC)
+    await siem.insert([alert(f"g{i}", "GCP Service Account Key Creation", now - timedelta(
+        hours=i + 1)) for i in range(5)] + [
+        alert("n1", "Benign Noise", now - timedelta(hours=2)),
+        alert("old", "GCP Service Account Key Creation", now - timedelta(days=10))])
+    await siem.set_status(["g1"], "acknowledged", reason=None, user="U0TRIAGER")
+    await siem.set_status(["g2"], "closed", reason="false_positive", user="U0TRIAGER")
+    await siem.set_status(["g3"], "closed", reason="benign_positive", user="U0TRIAGER")
+    await siem.set_status(["n1"], "closed", reason="false_positive", user="secbot")
+    await siem.close()
+
+    doc = await cli_stats({"SECBOT_SIEM": "embedded", "SECBOT_EMBEDDED_DB": str(db)})
+    assert set(doc) >= {"since", "until", "rules"}
+    gcp = by_rule(doc)["GCP Service Account Key Creation"]
+    assert {k: gcp[k] for k in ("alerts", "auto_closed", "closed", "acknowledged", "open")} == {
+        "alerts": 5, "auto_closed": 0, "closed": 2, "acknowledged": 1, "open": 2}
+    assert gcp["closed_by_reason"] == {"false_positive": 1, "benign_positive": 1}
+    assert gcp["mtta_s"] is not None and gcp["mttr_s"] is not None
+    noise = by_rule(doc)["Benign Noise"]
+    assert (noise["alerts"], noise["auto_closed"], noise["closed"]) == (1, 1, 0)
+    assert noise["mttr_s"] is None  # SecBot's closes stay out of the people's medians
+    assert doc["top"][0] == "GCP Service Account Key Creation"
+    assert doc["previous"]["alerts"] == 1  # the ten-day-old alert, in the week before
+    wider = await cli_stats({"SECBOT_SIEM": "embedded", "SECBOT_EMBEDDED_DB": str(db)}, "--since",
+                      "30d")
+    assert by_rule(wider)["GCP Service Account Key Creation"]["alerts"] == 6
+
+
+# --- through the real app on the Elastic stand-in ---------------------------------------------
+
+@pytest.fixture
+async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
+    async with running_stack(rules_with_noise(tmp_path)) as running:
+        yield running
+
+
+def es_env(stack: Stack) -> dict[str, str]:
+    return {"SECBOT_SIEM": "elastic", "SECBOT_ELASTICSEARCH_URL": stack.elastic.url,
+            "SECBOT_KIBANA_URL": stack.elastic.kibana_url,
+            "SECBOT_ALERTS_INDEX": INDEX, "SECBOT_SOURCES_DIR": str(REPO / "no-sources")}
+
+
+def status(stack: Stack, uid: str) -> str:
+    return str(stack.es_doc(uid).get("kibana.alert.workflow_status"))
+
+
+async def test_stats_json_counts_match_what_people_and_secbot_did(stack: Stack) -> None:
+    now = datetime.now(UTC)
+    gcp = [alert(f"st-{i}", "GCP Service Account Key Creation", now - timedelta(minutes=30 - i),
+                 user={"email": f"dev{i}@example.com"}) for i in range(4)]
+    stack.elastic.index_documents(INDEX, [*gcp, alert("st-noise", "Benign Noise",
+                                                       now - timedelta(minutes=5))])
+    messages = await posted(stack, "C0PRODSEC", 4)
+    ts = {m.metadata["event_payload"]["alert_uuid"]: m.ts for m in messages}
+    stack.slack.user_reacts(TRIAGER, "eyes", "C0PRODSEC", ts["st-1"])
+    stack.slack.user_reacts(TRIAGER, "white_check_mark", "C0PRODSEC", ts["st-2"])
+    stack.slack.user_mentions_bot(TRIAGER, "close false_positive", "C0PRODSEC",
+                                  thread_ts=ts["st-3"])
+
+    async def all_done() -> bool:
+        tags = stack.es_doc("st-noise").get("kibana.alert.workflow_tags") or []
+        return ([status(stack, f"st-{i}") for i in range(4)]
+                == ["open", "acknowledged", "closed", "closed"]
+                and status(stack, "st-noise") == "closed" and "closed_by:secbot" in tags
+                and all(any(t.startswith("closed_by:") for t in
+                            stack.es_doc(f"st-{i}").get("kibana.alert.workflow_tags") or [])
+                        for i in (2, 3)))
+
+    await eventually(all_done)
+    before = stack.elastic.es.aggregation_searches
+    doc = await cli_stats(es_env(stack), "--since", "1d")
+    row = by_rule(doc)["GCP Service Account Key Creation"]
+    assert {k: row[k] for k in ("alerts", "auto_closed", "closed", "acknowledged", "open")} == {
+        "alerts": 4, "auto_closed": 0, "closed": 2, "acknowledged": 1, "open": 1}
+    reason = stack.settings.reactions["white_check_mark"].partition(":")[2]
+    assert row["closed_by_reason"] == {reason: 1, "false_positive": 1}
+    assert row["mttr_s"] > 0 and row["mtta_s"] > 0
+    noise = by_rule(doc)["Benign Noise"]
+    assert (noise["alerts"], noise["auto_closed"], noise["closed"]) == (1, 1, 0)
+    assert [s["source"] for s in doc["sources"]] == ["elastic"]
+    # One aggregation request answered the whole call (both periods).
+    assert stack.elastic.es.aggregation_searches - before == 1
+
+
+async def test_at_secbot_stats_answers_with_a_table_and_a_chart_in_the_thread(
+    stack: Stack,
+) -> None:
+    stack.elastic.index_documents(INDEX, [alert("sc-1", "GCP Service Account Key Creation",
+                                                datetime.now(UTC) - timedelta(minutes=3))])
+    [message] = await posted(stack, "C0PRODSEC")
+    stack.slack.user_mentions_bot(TRIAGER, "stats 7d", "C0PRODSEC", thread_ts=message.ts)
+
+    async def chart() -> Any:
+        return stack.slack.files.shared("C0PRODSEC", message.ts)
+
+    [shared] = await eventually(chart)
+    assert shared.data is not None and shared.data.startswith(b"\x89PNG\r\n\x1a\n")
+    assert shared.name.endswith(".png") and shared.completed
+    replies = stack.slack.replies("C0PRODSEC", message.ts)
+    table = [r for r in replies if "Alert statistics" in r.text]
+    assert table and "GCP Service Account Key Creation" in table[0].text
+    assert [r for r in replies if r.files]  # the chart is a message in the thread
+    steps = [c.method for c in stack.slack.calls if c.method.startswith("files.")]
+    assert steps == ["files.getUploadURLExternal", "files.completeUploadExternal"]
+
+    stack.slack.user_mentions_bot(VIEWER, "stats", "C0PRODSEC", thread_ts=message.ts)
+
+    async def refused() -> bool:
+        return any(e.get("user") == VIEWER and "triager" in str(e.get("text"))
+                   for e in stack.slack.ephemeral)
+
+    await eventually(refused)
+    assert len(stack.slack.files.shared("C0PRODSEC", message.ts)) == 1
+
+
+# --- the weekly report --------------------------------------------------------------------------
+
+async def test_weekly_report_posts_once_across_two_instances() -> None:
+    monday = week_slot(datetime(2026, 11, 30, 12, tzinfo=UTC), 0, 9)
+    now = monday + timedelta(minutes=5)
+    prefix = f"secbot-stats-weekly:{uuid.uuid4().hex}:"
+    async with SlackEmulator.running(ack_timeout=1.0) as slack, ElasticEmulator.running() as es:
+        slack.add_channel("C0REPORTS", "secbot-reports")
+        es.index_documents(INDEX, [alert("wk-1", "GCP Service Account Key Creation",
+                                         now - timedelta(days=2), **{
+                                             "kibana.alert.workflow_status": "closed"})])
+        settings = load_settings(
+            slack_bot_token=slack.bot_token, slack_app_token=slack.app_token,
+            slack_api_url=slack.api_url, siem="elastic", elasticsearch_url=es.url,
+            kibana_url=es.kibana_url, default_channel="C0DEFAULT", triagers=["S0TRIAGE"],
+            poll_interval=0.2, http_port=0, intake_port=0, redis_prefix=prefix, slack_pace=0,
+            rules_dir=REPO / "rules", report_channel="C0REPORTS")
+        rules = load_rules(REPO / "rules")
+        built = [await build_service(settings, rules, report_clock=lambda: now)
+                 for _ in range(2)]
+        tasks = [asyncio.create_task(service.run()) for service, _ in built]
+        try:
+            async def reported() -> Any:
+                return [m for m in slack.messages("C0REPORTS") if m.files]
+
+            [report] = await eventually(reported)
+            await asyncio.sleep(1.0)  # both instances have checked by now
+            assert len([m for m in slack.messages("C0REPORTS") if m.files]) == 1
+            assert f"Weekly report {week_key(monday)}" in report.text
+            assert "GCP Service Account Key Creation" in report.text
+            assert report.files[0]["mimetype"] == "image/png"
+        finally:
+            for service, _ in built:
+                service.stop()
+            await asyncio.wait_for(asyncio.gather(*tasks), 10)
+            for _, resources in built:
+                await resources.aclose()
+            store = RedisStore.from_url(settings.redis_url, prefix)
+            keys = [k async for k in store._client.scan_iter(match=prefix + "*")]
+            if keys:
+                await store._client.delete(*keys)
+            await store.close()
