@@ -75,7 +75,7 @@ class AuditAction(StrEnum):
     DENIED = "denied"
     RESPONDED = "responded"  # the response API accepted the action (or the dry run said so)
     RESPONSE_FAILED = "response_failed"
-    UNDONE = "undone"  # released / unsuspended / (a key stays disabled: see README)
+    UNDONE = "undone"  # released / unsuspended / the key enabled again
     # Destinations (issue 13): where an alert went beyond Slack, ``extra.destination`` names it.
     ESCALATED = "escalated"  # a destination took it (page, issue, webhook): ``extra.reference``
     DESTINATION_UPDATED = "destination_updated"  # a status mirrored there (``extra.status``)
