@@ -9,21 +9,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
 from stack_support import INDEX, TRIAGER, VIEWER, Stack, eventually, posted
 
+from secbot.ask.state import AskRecord, RedisInteractions
 from secbot.rules.loader import load_rules
 from secbot.rules.ruleset import RuleSet
 from secbot.runtime.settings import load_settings
 from secbot.runtime.wiring import build_service
 from secbot.store.redis import RedisStore
 from secbot_emulators.elastic import ElasticEmulator
-from secbot_emulators.slack import SlackEmulator
+from secbot_emulators.slack import SlackEmulator, SlackError
 
 CHANNEL = "C0IDENTITY"
 BOB_DM = "D0VIEWER"  # the stand-in's DM channel with bob (U0VIEWER, bob@example.com)
@@ -264,6 +268,89 @@ async def test_a_justification_modal_carries_the_why_into_the_thread(tmp_path: P
         slack.interactive.submit(VIEWER, view.id, {"justification": {"text": "On holiday <3"}})
         await eventually(lambda: _async(es_status(stack, "ask-7") == "closed"))
         await eventually(lambda: _async("On holiday &lt;3" in thread_text(stack, message.ts)))
+
+
+
+
+async def test_a_crash_between_the_dm_and_its_record_sends_no_second_dm(tmp_path: Path) -> None:
+    """The record says ``asking`` and the DM is already in Slack (the process died between
+    the two): the redelivered alert finds the DM by its metadata instead of asking again."""
+    ruleset = rules(tmp_path)
+    async with world() as (slack, es, prefix):
+        slack.interactive.conversations_open(_params(users=VIEWER))
+        bot = slack.workspace.bot
+        sent = slack.workspace.post(
+            BOB_DM, bot.user_id, "SecBot asks: …", bot_id=bot.bot_id, app_id=bot.app_id,
+            blocks=[{"type": "actions", "block_id": "secbot_ask", "elements": [
+                {"type": "button", "action_id": "secbot_ask_yes", "value": "ask-8",
+                 "text": {"type": "plain_text", "text": "Yes, this was me"}}]}],
+            metadata={"event_type": "secbot_ask", "event_payload": {"alert_uuid": "ask-8"}})
+        client = RedisStore.from_url("redis://127.0.0.1:6379/0", prefix)._client
+        state = RedisInteractions(client, prefix)
+        await state.put("ask", "ask-8", AskRecord(
+            alert_uuid="ask-8", rule_id="travel_check", email="bob@example.com",
+            due=time.time() + 3600, question="Did you just sign in from Brazil?").to_json(), 600)
+        await client.aclose()
+        async with service(slack, es, ruleset, prefix) as stack:
+            stack.elastic.index_documents(INDEX, [alert("ask-8")])
+            [message] = await posted(stack, CHANNEL)
+            await eventually(lambda: _async("Asked <@U0VIEWER>" in thread_text(stack,
+                                                                            message.ts)))
+            assert [m.ts for m in slack.messages(BOB_DM)] == [sent.ts]
+            # ... and that DM's button answers the question.
+            slack.interactive.click(VIEWER, BOB_DM, sent.ts, "secbot_ask_yes")
+            await eventually(lambda: _async(es_status(stack, "ask-8") == "closed"))
+
+
+async def test_a_due_question_is_taken_by_exactly_one_replica() -> None:
+    prefix = f"secbot-test-ask:{uuid.uuid4().hex}:"
+    store = RedisStore.from_url("redis://127.0.0.1:6379/0", prefix)
+    replicas = [RedisInteractions(store._client, prefix) for _ in range(8)]
+    try:
+        await replicas[0].schedule("ask", "q-1", 100.0)
+        taken = await asyncio.gather(*(r.take("ask", "q-1", 150.0, 60.0) for r in replicas))
+        assert sorted(taken) == [False] * 7 + [True]
+        assert await replicas[1].due("ask", 150.0) == []  # leased 60 s ahead
+        assert await replicas[1].due("ask", 211.0) == ["q-1"]  # the taker died: due again
+    finally:
+        keys = [k async for k in store._client.scan_iter(match=prefix + "*")]
+        if keys:
+            await store._client.delete(*keys)
+        await store.close()
+
+
+async def test_the_slack_stand_in_opens_dms_and_refuses_stale_triggers() -> None:
+    async with SlackEmulator.running() as slack:
+        client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
+        first = await client.conversations_open(users=VIEWER)
+        again = await client.conversations_open(users=VIEWER)
+        assert first["channel"]["id"] == again["channel"]["id"] == BOB_DM
+        assert again["already_open"] is True
+        with pytest.raises(SlackApiError) as bot_dm:
+            await client.conversations_open(users=slack.workspace.bot.user_id)
+        assert bot_dm.value.response["error"] == "cannot_dm_bot"
+        with pytest.raises(SlackApiError) as stale:
+            await client.views_open(trigger_id="123.456.nope", view={
+                "type": "modal", "title": {"type": "plain_text", "text": "x"}, "blocks": []})
+        assert stale.value.response["error"] == "invalid_trigger_id"
+        posted_dm = await client.chat_postMessage(channel=BOB_DM, text="hi", blocks=[
+            {"type": "actions", "elements": [{"type": "button", "action_id": "b", "value": "v",
+                                              "text": {"type": "plain_text", "text": "B"}}]}])
+        with pytest.raises(SlackError):
+            slack.interactive.click(VIEWER, BOB_DM, str(posted_dm["ts"]), "not-shown")
+        envelope = slack.interactive.click(VIEWER, BOB_DM, str(posted_dm["ts"]), "b")
+        payload = slack.delivery(envelope).payload
+        assert payload["type"] == "block_actions" and payload["user"]["id"] == VIEWER
+        assert payload["actions"][0]["value"] == "v"
+        assert payload["container"] == {"type": "message", "message_ts": posted_dm["ts"],
+                                         "channel_id": BOB_DM, "is_ephemeral": False}
+        assert slack.delivery(envelope).next_envelope()["type"] == "interactive"
+
+
+def _params(**values: str) -> Any:
+    from secbot_emulators.slack_methods import Params
+
+    return Params(dict(values))
 
 
 async def _async(value: bool) -> bool:
