@@ -19,6 +19,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any, Protocol
 
+import structlog
 from slack_sdk.web.async_client import AsyncWebClient
 
 from secbot.domain.group import GROUP_PREFIX
@@ -35,6 +36,8 @@ from secbot.triage.saga import TAG_VERB, Request, SagaResult, SideEffects, Statu
 from secbot.triage.saga import attempt as best_effort
 
 __all__ = ["TAG_VERB", "AfterChange", "Outcome", "OutcomeKind", "StatusChanger", "status_line"]
+
+log = structlog.stdlib.get_logger(__name__)
 
 
 class OutcomeKind(Enum):
@@ -86,8 +89,12 @@ class StatusChanger:
         ttl: int = 30 * 86400,
         side_effects: SideEffects | None = None,
         after_change: AfterChange | None = None,
+        judge: AfterChange | None = None,
     ) -> None:
         self.after_change = after_change
+        # told too, beside the destinations: compares the change with an auto-close decision
+        # (issue 15, secbot/review/judge.py); a failure loses a statistic, never the change
+        self.judge = judge
         self.client = client
         self.siem = siem
         self.store = store
@@ -219,7 +226,17 @@ class StatusChanger:
             text = (f"{text} The SIEM and the audit show it, but " + "; ".join(problems) + ".")
         return Outcome(OutcomeKind.CHANGED, text, tuple(problems))
 
+    async def _tell_judge(self, result: SagaResult, request: Request) -> None:
+        if self.judge is None or not result.done:
+            return
+        try:
+            await self.judge.status_changed([i.uuid for i in result.done], request.status,
+                                            request.reason, request.credit)
+        except Exception as exc:
+            log.warning("agreement not recorded: %s", redact(f"{type(exc).__name__}: {exc}"))
+
     async def _tell_destinations(self, result: SagaResult, request: Request) -> str | None:
+        await self._tell_judge(result, request)
         if self.after_change is None or not result.done:
             return None
         try:
