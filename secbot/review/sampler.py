@@ -1,0 +1,166 @@
+"""The daily QA sample of auto-closes (issue 15).
+
+Once a day, at ``SECBOT_REVIEW_HOUR`` (UTC) or at the first tick after it, one replica — the
+one that takes the day's Redis claim — posts a random sample of the last 24 hours'
+auto-closed alerts to ``SECBOT_REVIEW_CHANNEL``: ``SECBOT_REVIEW_SAMPLE_SIZE`` alerts, but at
+least one per rule that auto-closed anything (a rule that closed once is reviewed too, even
+if that makes the sample larger). Only alerts the SIEM still shows closed are sampled: one a
+person already reopened has been judged.
+
+Each sample is one message with SecBot's own ✅ and ❌ under it, so a reviewer clicks one;
+the message is remembered by ``ts`` (:class:`secbot.review.state.Sample`) so a reaction on it
+goes to :mod:`secbot.review.reactions`, not to triage. A replica that dies mid-way leaves
+the day claimed: the rest of that day's sample is not posted (it never blocks or repeats).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+import structlog
+from slack_sdk.web.async_client import AsyncWebClient
+
+from secbot.domain.record import AlertRecord
+from secbot.domain.secrets import redact
+from secbot.render.mrkdwn import code, escape, plain
+from secbot.review.state import Sample, TrustState
+from secbot.rules.ruleset import RuleSet
+from secbot.siem.base import Siem
+from secbot.store.base import Store
+from secbot.store.records import AlertRecords
+
+log = structlog.stdlib.get_logger(__name__)
+
+EVENT_TYPE = "secbot_review"
+RIGHT, WRONG = "white_check_mark", "x"
+DAY = 86400
+
+
+def choose(closed: Sequence[tuple[str, str]], size: int, rng: random.Random
+           ) -> list[tuple[str, str]]:
+    """A random sample of (rule, uuid): one per rule first, then random others up to
+    ``size``; in rule order, so a reviewer reads each rule's samples together."""
+    by_rule: dict[str, list[str]] = {}
+    for rule_id, uuid in closed:
+        by_rule.setdefault(rule_id, []).append(uuid)
+    picked = [(rule_id, rng.choice(uuids)) for rule_id, uuids in sorted(by_rule.items())]
+    rest = [item for item in closed if item not in picked]
+    picked += rng.sample(rest, max(0, min(len(rest), size - len(picked))))
+    return sorted(set(picked))
+
+
+class DailyReview:
+    """Posts the day's sample once across replicas; :meth:`run` is the service's loop."""
+
+    def __init__(self, state: TrustState, store: Store, siem: Siem, client: AsyncWebClient,
+                 rules: RuleSet, *, channel: str, size: int = 5, hour: int = 9,
+                 clock: Callable[[], datetime], rng: random.Random | None = None,
+                 every: float = 60.0, ttl: int = 30 * DAY) -> None:
+        self.state = state
+        self.records = AlertRecords(store, ttl)
+        self.siem = siem
+        self.client = client
+        self.rules = rules
+        self.channel = channel
+        self.size = size
+        self.hour = hour
+        self.clock = clock
+        self.rng = rng or random.SystemRandom()
+        self.every = every
+        self.ttl = ttl
+
+    async def run(self) -> None:
+        """Tick every ``every`` seconds until cancelled; a failed tick is logged and retried."""
+        while True:
+            try:
+                await self.tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("daily review failed: %s", redact(f"{type(exc).__name__}: {exc}"))
+            await asyncio.sleep(self.every)
+
+    async def tick(self) -> int | None:
+        """Post today's sample if it is time and no replica has: how many, else None."""
+        now = self.clock()
+        if now.hour < self.hour:
+            return None
+        claim = f"review:{now.date().isoformat()}"
+        if not await self.state.claim(claim, 3 * DAY):
+            return None
+        try:
+            return await self.post(now)
+        except Exception:
+            await self.state.release(claim)  # nothing posted yet: the next tick tries again
+            raise
+
+    async def post(self, now: datetime) -> int:
+        """Post the sample of the 24 hours before ``now``; raises only before the first post."""
+        end = now.timestamp()
+        closed = await self.state.closed_between(end - DAY, end)
+        records = await self._still_closed(closed)
+        picked = choose([(r.rule_id or "", r.uuid) for r in records.values()], self.size,
+                        self.rng)
+        if not picked:
+            return 0
+        rules = sorted({rule_id for rule_id, _ in picked})
+        await self.client.chat_postMessage(channel=self.channel, unfurl_links=False, text=(
+            f"*Daily auto-close review* · {len(picked)} of {len(records)} alerts SecBot closed "
+            f"in the last day ({escape(', '.join(rules))}). React :white_check_mark: under a "
+            "sample if SecBot was right, :x: if it was wrong: :x: reopens the alert and puts "
+            "its rule back into shadow mode."))
+        links = {rule_id: {d.uuid: d.link for d in await self.state.decisions(rule_id)}
+                 for rule_id in rules}
+        posted = 0
+        for rule_id, uuid in picked:
+            try:
+                await self._post_one(records[uuid], links[rule_id].get(uuid, ""),
+                                     now.date().isoformat())
+                posted += 1
+            except Exception as exc:  # one refused sample must not cost the others
+                log.warning("review sample %s not posted: %s", uuid,
+                            redact(f"{type(exc).__name__}: {exc}"))
+        return posted
+
+    async def _still_closed(self, closed: Sequence[tuple[str, str]]) -> dict[str, AlertRecord]:
+        """The records of ``closed`` whose alert the SIEM still shows closed."""
+        loaded = await asyncio.gather(*(self.records.load(uuid) for _, uuid in closed))
+        records = [r for r in loaded if r is not None and r.rule_id and r.auto_close]
+        found = await self.siem.get_many([r.id or r.uuid for r in records]) if records else {}
+        return {r.uuid: r for r in records
+                if (a := found.get(r.id or r.uuid)) is not None and a.workflow_status == "closed"}
+
+    async def _post_one(self, record: AlertRecord, link: str, day: str) -> None:
+        text = sample_text(record, self._rule_name(record.rule_id or ""), link)
+        response = await self.client.chat_postMessage(
+            channel=self.channel, text=text, unfurl_links=False,
+            metadata={"event_type": EVENT_TYPE,
+                      "event_payload": {"alert_uuid": record.uuid,
+                                        "rule_id": record.rule_id or ""}})
+        ts = str(response["ts"])
+        sample = Sample(uuid=record.uuid, rule_id=record.rule_id or "", day=day,
+                        alert_id=record.id, link=link, channel=record.channel or "")
+        await self.state.put_sample(self.channel, ts, sample, self.ttl)
+        for name in (RIGHT, WRONG):  # the reviewer's two buttons
+            await self.client.reactions_add(channel=self.channel, timestamp=ts, name=name)
+
+    def _rule_name(self, rule_id: str) -> str:
+        rule = self.rules.by_id(rule_id)
+        return rule.rule.name if rule else rule_id
+
+
+def sample_text(record: AlertRecord, rule_name: str, link: str) -> str:
+    """One sample's message: rule, alert (linked), reason, the rule's fields. Alert data is
+    escaped; the link is SecBot's own (Slack permalink or Kibana page)."""
+    alert = f"alert {record.uuid}"
+    shown = f"<{escape(link)}|{escape(alert)}>" if link else escape(alert)
+    lines = [f"*Review* · rule *{escape(rule_name)}* ({code(record.rule_id or '')}) "
+             f"auto-closed {shown} as {code(record.close_reason or 'automated_closure')}"]
+    lines += [f"• {escape(name)}: {plain(value, 200)}" for name, value in
+              list(record.fields.items())[:8]]
+    lines.append("Right? :white_check_mark: · Wrong? :x:")
+    return "\n".join(lines)
+
