@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from stack_support import INDEX, TRIAGER, VIEWER, Stack, eventually, posted, running_stack
 
+from secbot.respond.calls import CallFailed, ResponseApis, Target
 from secbot.respond.window import AutoApproveWindow, WindowError
 from secbot.rules.loader import load_rules
 from secbot.rules.ruleset import RuleSet
@@ -248,6 +249,29 @@ async def test_suspending_a_user_through_okta_and_undoing_it(tmp_path: Path) -> 
                 stack.slack.message(CHANNEL, msg.ts).blocks)))
             stack.slack.interactive.click(CAROL, CHANNEL, msg.ts, "secbot_undo")
             await eventually(lambda: _a(person.status == "ACTIVE"))
+
+
+
+
+async def test_response_api_errors_come_back_in_the_services_words() -> None:
+    async with OktaStandIn.running() as okta, ElasticEmulator.running() as es:
+        person = okta.add_user("eve@example.com", status="SUSPENDED")
+        apis = ResponseApis(kibana_url=es.kibana_url, okta_url=okta.url, okta_token=okta.token)
+        with pytest.raises(CallFailed, match="HTTP 400: Api validation failed: suspend"):
+            await apis.run("suspend_user", Target(person.login, person.login), "c")
+        wrong = ResponseApis(okta_url=okta.url, okta_token="not-it")
+        with pytest.raises(CallFailed, match="HTTP 401: Invalid token provided"):
+            await wrong.run("unsuspend_user", Target(person.login, person.login), "c")
+        with pytest.raises(CallFailed, match="HTTP 404"):
+            await apis.run("suspend_user", Target("x", "nobody@example.com"), "c")
+        await apis.run("unsuspend_user", Target(person.login, person.login), "c")
+        assert person.status == "ACTIVE"
+        with pytest.raises(CallFailed, match="endpoint_ids"):
+            await apis.run("isolate_host", Target("h", ""), "c")
+        done = await apis.run("isolate_host", Target("h", AGENT), "c")
+        assert done.ref == es.endpoint.actions[-1].id
+        with pytest.raises(CallFailed, match="SECBOT_KIBANA_URL"):
+            await ResponseApis().run("isolate_host", Target("h", AGENT), "c")
 
 
 async def _a(value: bool) -> bool:
