@@ -23,6 +23,7 @@ from secbot.domain.secrets import redact
 from secbot.domain.status import Status
 from secbot.publish.group_view import EVENT_TYPE as GROUP_EVENT_TYPE
 from secbot.publish.slack import EVENT_TYPE
+from secbot.review.reactions import ReviewReactions
 from secbot.stats.message import ChartFile
 from secbot.store.base import MessageRef, Store, StoreUnavailable
 from secbot.store.records import AlertRecords
@@ -45,7 +46,9 @@ class SlackHandlers:
         router: CommandRouter,
         *,
         link_ttl: int = 30 * 86400,
+        review: ReviewReactions | None = None,
     ) -> None:
+        self.review = review  # ✅/❌ on a daily review sample (issue 15), never triage
         self.client = client
         self.store = store
         self.reactions = reactions
@@ -89,11 +92,13 @@ class SlackHandlers:
         if not await self.first_delivery(body):
             return
         item = event.get("item") or {}
-        if item.get("type") == "message" and normalize(str(event.get("reaction") or "")) in (
-            self.reactions.reactions
-        ):
-            await self.relink(str(item.get("channel")), str(item.get("ts")))
-        outcome = await self.reactions.handle(event)
+        outcome = await self.review.handle(event) if self.review is not None else None
+        if outcome is None:
+            if item.get("type") == "message" and normalize(str(event.get("reaction") or "")) in (
+                self.reactions.reactions
+            ):
+                await self.relink(str(item.get("channel")), str(item.get("ts")))
+            outcome = await self.reactions.handle(event)
         if outcome is None:
             return
         if outcome.kind is OutcomeKind.FAILED:
