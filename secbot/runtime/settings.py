@@ -187,6 +187,7 @@ class Settings(BaseSettings):
     review_sample_size: int = Field(5, ge=1, le=100)
     review_demote: bool = Field(True)
     trust_promote_after: int = Field(50, ge=1)
+    review_hour: int = Field(9, ge=0, le=23)  # UTC hour of the daily QA sample
 
     @field_validator("auth_log_indices", mode="before")
     @classmethod
