@@ -22,6 +22,7 @@ from secbot.rules.loader import load_rules
 from secbot.rules.ruleset import RuleSet
 from secbot.store.redis import RedisStore
 from secbot_emulators.elastic import ElasticEmulator
+from secbot_emulators.gcp_iam import IamStandIn
 from secbot_emulators.okta import OktaStandIn
 from secbot_emulators.slack import SlackEmulator
 
@@ -272,6 +273,22 @@ async def test_response_api_errors_come_back_in_the_services_words() -> None:
         assert done.ref == es.endpoint.actions[-1].id
         with pytest.raises(CallFailed, match="SECBOT_KIBANA_URL"):
             await ResponseApis().run("isolate_host", Target("h", AGENT), "c")
+
+
+
+
+async def test_disabling_a_service_account_key_and_enabling_it_again() -> None:
+    key = "projects/prod-payments/serviceAccounts/ci@prod-payments.iam.gserviceaccount.com/keys/k1"
+    async with IamStandIn.running() as iam:
+        iam.add_key(key)
+        apis = ResponseApis(gcp_iam_url=iam.url)
+        await apis.run("disable_sa_key", Target(key, key), "c")
+        assert iam.keys[key] is True
+        await apis.run("enable_sa_key", Target(key, key), "c")
+        assert iam.keys[key] is False
+        assert iam.requests == [("POST", f"/v1/{key}:disable"), ("POST", f"/v1/{key}:enable")]
+        with pytest.raises(CallFailed, match="HTTP 404: Service account key"):
+            await apis.run("disable_sa_key", Target("k", key + "x"), "c")
 
 
 async def _a(value: bool) -> bool:
