@@ -105,8 +105,12 @@ class RespondContext:
             text = f":x: {md.escape(str(exc))}"
             await self.audit(p, AuditAction.RESPONSE_FAILED, str(exc), approver,
                              undo=str(undo).lower())
-            await self.reply(p, f"{p.words if not undo else 'Undo'} {p.target} failed: "
-                                f"{md.escape(str(exc))}. The alert is not marked contained.")
+            if undo:
+                await self.reply(p, f"Undo of {p.words} {p.target} failed: "
+                                    f"{md.escape(str(exc))}. It is still in effect.")
+            else:
+                await self.reply(p, f"{p.words.capitalize()} {p.target} failed: "
+                                    f"{md.escape(str(exc))}. The alert is not marked contained.")
             return replace(p, state="failed" if not undo else "done", note=text)
         await self.audit(p, AuditAction.UNDONE if undo else AuditAction.RESPONDED, what,
                          approver, ref=ref, dry_run=str(self.dry_run).lower())
