@@ -77,7 +77,7 @@ class ReviewReactions:
             return refusal
         claim = f"judged:{sample.uuid}"
         if not await self.state.claim(claim, JUDGED_TTL):
-            return Outcome(OutcomeKind.NOOP, "This sample has already been reviewed.")
+            return Outcome(OutcomeKind.REFUSED, "This sample has already been reviewed.")
         try:
             if reaction == RIGHT:
                 return await self._right(sample, user, channel, ts)

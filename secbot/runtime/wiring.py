@@ -54,6 +54,13 @@ from secbot.runtime.metrics import Metrics
 from secbot.runtime.service import IntakeParts, SecBotService, ServiceParts, socket_connected
 from secbot.runtime.settings import Settings
 from secbot.runtime.siem_clients import build_elastic_siem
+from secbot.runtime.trust import (
+    TrustParts,
+    build_trust,
+    connect_trust,
+    review_reactions,
+    trust_state_for,
+)
 from secbot.siem.base import AlertArchive, Siem
 from secbot.siem.embedded import EmbeddedSiem
 from secbot.siem.own_elastic import ElasticAlertStore
@@ -135,6 +142,7 @@ async def build_slack_side(
     settings: Settings, web: AsyncWebClient, store: Store, siem: Siem, engine: EnrichmentEngine,
     rules: RuleSet | None = None, interactions: Interactions | None = None,
     escalation: EscalationParts | None = None,
+    trust: TrustParts | None = None,
 ) -> tuple[AsyncSocketModeHandler, InteractiveParts]:
     """The bolt app and its Socket Mode handler (connected later by the service), and the
     interactive rooms' parts (asking, approvals) when ``rules`` and ``interactions`` are given."""
@@ -144,7 +152,7 @@ async def build_slack_side(
     triagers = Triagers(web, settings.triagers)  # one membership cache for emoji and commands
     changer = StatusChanger(
         web, siem, store, triagers, Directory(web), ttl=settings.alert_ttl,
-        after_change=after_change,
+        after_change=after_change, judge=trust.judge if trust else None,
     )
     reactions = ReactionTriage(
         changer,
@@ -167,7 +175,10 @@ async def build_slack_side(
     router = CommandRouter(investigator, status_command(changer), triagers, MemberStatus(changer),
                            respond=interactive.respond, stats=StatsCommand(siem),
                            escalator=escalation.hand)
-    handlers = SlackHandlers(web, store, reactions, router, link_ttl=settings.alert_ttl)
+    review = (review_reactions(trust, changer, web, rules, str(bot.get("user_id") or ""))
+              if trust is not None and rules is not None else None)
+    handlers = SlackHandlers(web, store, reactions, router, link_ttl=settings.alert_ttl,
+                             review=review)
     assert settings.slack_bot_token is not None and settings.slack_app_token is not None
     app = build_app(web, handlers, actions=interactive.actions, views=interactive.views)
     socket = AsyncSocketModeHandler(app, settings.slack_app_token.get_secret_value(),
@@ -253,6 +264,7 @@ async def build_service(
     own_store: AlertArchive | None = None,
     interactions: Interactions | None = None,
     report_clock: Callable[[], datetime] | None = None,
+    trust_clock: Callable[[], datetime] | None = None,
 ) -> tuple[SecBotService, Resources]:
     """Build every client from ``settings`` and wire the service.
 
@@ -267,6 +279,8 @@ async def build_service(
     )
     resources.closers.append(redis_client.aclose)
     store = store or RedisStore(redis_client, settings.redis_prefix)
+    trust = build_trust(settings, trust_state_for(settings, redis_client, store), store,
+                        clock=trust_clock)
     if siem is None:
         siem = build_siem(settings)
         resources.closers.append(siem.close)
@@ -287,6 +301,7 @@ async def build_service(
         rules, engine, store, default_channel=settings.default_channel,
         alert_ttl=settings.alert_ttl, expression_seconds=settings.expression_timeout,
         related=RelatedAlerts(siem, kibana_url=settings.kibana_url, space=settings.kibana_space),
+        gatekeeper=trust.gatekeeper,
     )
     publisher = SlackPublisher(
         web,
@@ -301,7 +316,9 @@ async def build_service(
     resources.closers.extend(escalation.closers)
     socket, interactive = await build_slack_side(
         settings, web, store, siem, engine, rules,
-        interactions or interactions_for(settings, redis_client), escalation=escalation)
+        interactions or interactions_for(settings, redis_client), escalation=escalation,
+        trust=trust)
+    connect_trust(trust, web, store, siem, rules)
     health = HealthState(
         socket_connected=socket_connected(socket),
         store_ping=store.ping,
@@ -325,7 +342,7 @@ async def build_service(
             publisher,
             claim_ttl=max(1, math.ceil(settings.lease_ttl)),
             posted_ttl=settings.alert_ttl,
-            after_post=[*escalation.after_post, *interactive.after_post],
+            after_post=[*escalation.after_post, *interactive.after_post, *trust.after_post],
         ),
         socket=socket,
         health=health,
@@ -335,7 +352,7 @@ async def build_service(
         http_port=settings.http_port,
         intake=build_intake(settings, redis_client, sources, own_store, metrics,
                             escalation.jira_hook),
-        background=[*interactive.loops, *escalation.loops(),
+        background=[*interactive.loops, *escalation.loops(), *trust.loops,
                     *report_loops(settings, siem, store, web, report_clock)],
     )
     return SecBotService(parts), resources
