@@ -10,9 +10,6 @@ from __future__ import annotations
 import asyncio
 import io
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-
 from secbot.stats.report import StatsReport
 from secbot.stats.table import period_title
 
@@ -25,6 +22,11 @@ SEGMENTS = (("auto-closed", "#8bc34a"), ("closed by people", "#2e7d32"),
 
 def render_png(report: StatsReport) -> bytes:
     """PNG bytes of the chart (a placeholder text when the period had no alerts)."""
+    # Imported here: matplotlib costs a few hundred ms to import, which every CLI command
+    # (they share the wiring) would otherwise pay at start.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     lines = [line for line in report.rules if line.alerts][:MAX_BARS]
     figure = Figure(figsize=(9.0, 1.6 + 0.45 * max(1, len(lines))), dpi=100)
     FigureCanvasAgg(figure)
