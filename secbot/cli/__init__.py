@@ -9,6 +9,7 @@ from secbot.cli.rules import rules_app
 from secbot.cli.send import send_command
 from secbot.cli.service import demo_command, run_command
 from secbot.cli.stats import stats_command
+from secbot.cli.trust import trust_command
 
 app = typer.Typer(
     name="secbot",
@@ -17,6 +18,7 @@ app = typer.Typer(
     help="Triage Elastic Security alerts from Slack.",
 )
 app.add_typer(rules_app, name="rules")
+rules_app.command("trust")(trust_command)  # reads Redis, so it lives in cli/trust.py
 app.command("run")(run_command)
 app.command("demo")(demo_command)
 app.command("audit")(audit_command)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -15,6 +16,7 @@ from rich.table import Table
 from secbot.cli.common import fail
 from secbot.offline.backtest import BacktestInputError, BacktestReport, backtest
 from secbot.offline.rule_tests import rules_without_tests, run_rule_tests
+from secbot.review.trust import expiry_warnings
 from secbot.rules.lists import NamedLists, validate_lists
 from secbot.rules.loader import RuleLoadError, RuleProblem, load_rules, validate_rules
 from secbot.rules.ruleset import RuleSet
@@ -65,8 +67,9 @@ def _load_or_exit(directory: Path, lists_dir: Path | None) -> RuleSet:
 
 def _warnings(ruleset: RuleSet) -> list[str]:
     """``path:line: warning: message`` lines: printed, never counted as problems."""
-    return [f"{rule.path}:1: warning: rule {rule.id!r} lacks a positive or a negative test"
-            for rule in rules_without_tests(ruleset)]
+    return [*(f"{rule.path}:1: warning: rule {rule.id!r} lacks a positive or a negative test"
+              for rule in rules_without_tests(ruleset)),
+            *expiry_warnings(ruleset, datetime.now(UTC).date())]  # 14 days ahead (issue 15)
 
 
 @rules_app.command("validate")

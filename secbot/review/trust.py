@@ -20,6 +20,7 @@ from secbot.pipeline.decide import DemotedLookup, Gate, held_by
 from secbot.review.reactions import demotion_text
 from secbot.review.state import TrustState
 from secbot.rules.ruleset import RuleSet
+from secbot.rules.yamlsource import load_yaml
 
 
 @dataclass(frozen=True)
@@ -121,3 +122,33 @@ def demoted_lookup(state: TrustState) -> DemotedLookup:
         return demotion_text(demotion) if demotion else None
 
     return lookup
+
+
+#: ``rules validate`` warns this many days before an ``auto_close.expires``.
+EXPIRY_WARNING_DAYS = 14
+
+
+def expiry_warnings(rules: RuleSet, today: date) -> list[str]:
+    """``path:line: warning: …`` for each ``auto_close.expires`` within
+    :data:`EXPIRY_WARNING_DAYS` days or already past: printed by ``rules validate``, never an
+    error (an expiry is a decision the reviewer made)."""
+    out = []
+    for rule in rules:
+        spec = rule.rule.auto_close
+        if spec is None or spec.expires is None:
+            continue
+        days = (spec.expires - today).days
+        if days > EXPIRY_WARNING_DAYS:
+            continue
+        try:
+            line = load_yaml(rule.path).line_of(("auto_close", "expires"))
+        except (OSError, ValueError):
+            line = 1
+        when = spec.expires.isoformat()
+        if days < 0:
+            text = f"auto_close.expires {when} has passed: the rule behaves as shadow"
+        else:
+            text = (f"auto_close.expires {when} is "
+                    f"{'today' if days == 0 else f'in {days} day' + ('s' if days > 1 else '')}")
+        out.append(f"{rule.path}:{line}: warning: {text}")
+    return out
