@@ -14,6 +14,7 @@ from secbot.rules.lists import (
     MAX_LIST_BYTES,
     MAX_LIST_VALUES,
     NamedLists,
+    lists_dir_beside,
     load_lists,
     validate_lists,
 )
@@ -198,3 +199,12 @@ def test_rules_validate_and_test_pass_on_the_shipped_rules_and_lists() -> None:
     tested = secbot("rules", "test", "rules")
     assert tested.returncode == 0, tested.stdout
     assert tested.stdout.strip().endswith(" 0 failed")
+
+
+def test_a_relative_lists_dir_missing_here_is_found_beside_the_rules(tmp_path: Path) -> None:
+    assert lists_dir_beside(Path("lists"), REPO / "rules") in (Path("lists"), REPO / "lists")
+    assert lists_dir_beside(Path("no-such-lists"), REPO / "rules") == Path("no-such-lists")
+    assert lists_dir_beside(tmp_path / "x", REPO / "rules") == tmp_path / "x"  # absolute: as is
+    result = secbot("rules", "validate", str(REPO / "rules"), cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "3 lists OK" in result.stdout

@@ -17,7 +17,7 @@ from secbot.cli.common import fail
 from secbot.offline.backtest import BacktestInputError, BacktestReport, backtest
 from secbot.offline.rule_tests import rules_without_tests, run_rule_tests
 from secbot.review.trust import expiry_warnings
-from secbot.rules.lists import NamedLists, validate_lists
+from secbot.rules.lists import NamedLists, lists_dir_beside, validate_lists
 from secbot.rules.loader import RuleLoadError, RuleProblem, load_rules, validate_rules
 from secbot.rules.ruleset import RuleSet
 from secbot.rules.schema import rule_json_schema
@@ -47,14 +47,15 @@ def known_destinations(settings: Settings) -> frozenset[str]:
     return BUILTIN_DESTINATIONS | frozenset(settings.webhooks)
 
 
-def _lists(option: Path | None) -> tuple[Path, NamedLists, list[RuleProblem]]:
-    directory = option if option is not None else _settings().lists_dir
+def _lists(option: Path | None, rules_dir: Path) -> tuple[Path, NamedLists, list[RuleProblem]]:
+    directory = option if option is not None else lists_dir_beside(_settings().lists_dir,
+                                                                   rules_dir)
     lists, problems = validate_lists(directory)
     return directory, lists, problems
 
 
 def _load_or_exit(directory: Path, lists_dir: Path | None) -> RuleSet:
-    _, lists, problems = _lists(lists_dir)
+    _, lists, problems = _lists(lists_dir, directory)
     try:
         if problems:
             raise RuleLoadError(problems)
@@ -76,7 +77,7 @@ def _warnings(ruleset: RuleSet) -> list[str]:
 def validate_command(directory: DirArg = Path("rules"), lists_dir: ListsOpt = None) -> None:
     """Schema, expressions, enricher names, templates, destinations, named lists. Errors as
     path:line: message; exit 1."""
-    where, lists, problems = _lists(lists_dir)
+    where, lists, problems = _lists(lists_dir, directory)
     ruleset, rule_problems = validate_rules(
         directory, lists=lists, destinations=known_destinations(_settings()))
     problems = [*problems, *rule_problems]

@@ -22,7 +22,7 @@ from secbot.intake.handoff import TriageHandler
 from secbot.intake.poller import AlertPoller
 from secbot.pipeline.pipeline import Pipeline
 from secbot.publish.console import ConsolePublisher
-from secbot.rules.lists import load_lists
+from secbot.rules.lists import lists_dir_beside, load_lists
 from secbot.rules.loader import RuleLoadError, load_rules
 from secbot.rules.ruleset import RuleSet
 from secbot.runtime.destinations import configured_destinations
@@ -61,10 +61,11 @@ def _settings(config: Path | None, **flags: Any) -> Settings:
 def _rules(settings: Settings, destinations: frozenset[str] | None = None) -> RuleSet:
     """The rules; with ``destinations``, an ``escalate`` naming another is an error
     (``path:line``): ``secbot run`` refuses to start rather than never page."""
+    lists_dir = lists_dir_beside(settings.lists_dir, settings.rules_dir)
     try:
-        lists = load_lists(settings.lists_dir)  # named lists first: rules' inList names them
+        lists = load_lists(lists_dir)  # named lists first: rules' inList names them
     except RuleLoadError as exc:
-        _fail(f"lists in {settings.lists_dir} are invalid:\n{exc}")
+        _fail(f"lists in {lists_dir} are invalid:\n{exc}")
     try:
         return load_rules(settings.rules_dir, timeout=settings.expression_timeout, lists=lists,
                           destinations=destinations)

@@ -152,6 +152,17 @@ def validate_lists(directory: Path) -> tuple[NamedLists, list[RuleProblem]]:
     return NamedLists(MappingProxyType(found), MappingProxyType(paths)), problems
 
 
+def lists_dir_beside(lists_dir: Path, rules_dir: Path) -> Path:
+    """Where the named lists are: ``lists_dir`` itself when it exists or is absolute; a
+    relative one missing from the working directory is looked up beside the rules directory
+    (``rules/`` and ``lists/`` of one reviewed repository), so ``SECBOT_RULES_DIR=/srv/x/rules``
+    alone finds ``/srv/x/lists``."""
+    if lists_dir.is_absolute() or lists_dir.exists():
+        return lists_dir
+    beside = rules_dir.parent / lists_dir
+    return beside if beside.is_dir() else lists_dir
+
+
 def load_lists(directory: Path) -> NamedLists:
     """The lists, or :class:`RuleLoadError` listing every problem. Never half of them."""
     lists, problems = validate_lists(directory)
@@ -160,4 +171,5 @@ def load_lists(directory: Path) -> NamedLists:
     return lists
 
 
-__all__ = ["LIST_NAME", "NamedLists", "load_list_file", "load_lists", "validate_lists"]
+__all__ = ["LIST_NAME", "NamedLists", "lists_dir_beside", "load_list_file", "load_lists",
+           "validate_lists"]
