@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 from stack_support import INDEX, REPO, TRIAGER, VIEWER, Stack, eventually, posted, running_stack
+from test_demo_browser import WAIT_MS, _launch, chromium, demo  # noqa: F401 (fixtures)
 
 from secbot.rules.loader import load_rules
 from secbot.rules.ruleset import RuleSet
@@ -34,6 +35,7 @@ from secbot.store.redis import RedisStore
 from secbot_emulators.elastic import ElasticEmulator
 from secbot_emulators.slack import SlackEmulator
 
+SHOT = REPO / "artifacts" / "demo-stats.png"
 NOISE_RULE = """\
 id: noise_always_benign
 name: Benign noise
@@ -253,3 +255,38 @@ async def test_weekly_report_posts_once_across_two_instances() -> None:
             if keys:
                 await store._client.delete(*keys)
             await store.close()
+
+
+# --- the demo page shows the chart --------------------------------------------------------------
+
+def test_demo_page_shows_the_stats_chart(chromium: Path, demo: str) -> None:  # noqa: F811
+    """``@SecBot stats 1d`` typed in a thread on the demo page → the table and the chart image
+    (served by the Slack stand-in, allowed by the page's CSP) appear in that thread."""
+    from playwright.sync_api import expect, sync_playwright
+
+    errors: list[str] = []
+    with sync_playwright() as pw:
+        browser = _launch(pw, chromium)
+        page = browser.new_page(viewport={"width": 1280, "height": 1400})
+        try:
+            page.on("pageerror", lambda exc: errors.append(f"page error: {exc}"))
+            page.goto(demo + "/")
+            page.get_by_test_id("user-picker").select_option(TRIAGER)
+            message = page.get_by_test_id("message").filter(
+                has=page.get_by_test_id("thread-input")).first
+            expect(message).to_be_visible(timeout=WAIT_MS)
+            box = message.get_by_test_id("thread-input")
+            box.fill("@SecBot stats 1d")
+            box.press("Enter")
+            answer = message.get_by_test_id("reply").filter(has_text="Alert statistics")
+            expect(answer).to_be_visible(timeout=WAIT_MS)
+            chart = message.get_by_test_id("file")
+            expect(chart).to_be_visible(timeout=WAIT_MS)
+            page.wait_for_function("img => img.complete && img.naturalWidth > 100",
+                                   arg=chart.element_handle(), timeout=WAIT_MS)
+            SHOT.parent.mkdir(exist_ok=True)
+            chart.scroll_into_view_if_needed()
+            page.screenshot(path=str(SHOT))
+        finally:
+            browser.close()
+    assert not errors, errors

@@ -12,7 +12,7 @@ from datetime import timedelta
 
 from secbot.render import mrkdwn as md
 from secbot.stats.chart import render_png_async
-from secbot.stats.report import StatsReport
+from secbot.stats.report import Line, StatsReport
 from secbot.stats.table import change, duration, period_title, reasons, table
 
 #: Rules in a Slack table: the rest is summed in the total row (and in ``secbot stats``).
@@ -34,12 +34,18 @@ def _block(text: str) -> str:
     return "```\n" + "\n".join(lines) + "\n```"
 
 
+def _versus(line: Line) -> str:
+    if line.change is None:
+        return f"{line.previous_alerts:,} the period before"
+    return f"{change(line)} vs the period before"
+
+
 def slack_text(report: StatsReport, heading: str = "Alert statistics") -> str:
     """Heading, per-rule and per-source tables, top five and closing reasons."""
     rules = report.rules[:SLACK_RULES]
     total = report.total
     parts = [f"*{md.escape(heading)}* — {md.escape(period_title(report))}",
-             f"{total.alerts:,} alerts ({change(total)} vs previous period): "
+             f"{total.alerts:,} alerts ({_versus(total)}): "
              f"{total.auto_closed:,} auto-closed, {total.closed:,} closed by people, "
              f"{total.acknowledged:,} acknowledged, {total.open:,} open; "
              f"median time to first action {duration(total.mtta_s)}, to close "
