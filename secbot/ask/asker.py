@@ -18,6 +18,7 @@ from dataclasses import replace
 from typing import Any
 
 import structlog
+from cachetools import TTLCache
 from slack_sdk.errors import SlackApiError
 
 from secbot.ask.base import ASK_QUEUE, AskContext
@@ -41,8 +42,12 @@ NOT_ASKABLE = frozenset({"users_not_found", "user_not_found", "user_disabled", "
 class Asker:
     """The hand-off step (``TriageHandler.after_post``) that sends the question."""
 
-    def __init__(self, ctx: AskContext) -> None:
+    def __init__(self, ctx: AskContext, *, people_ttl: float = 600.0) -> None:
         self.ctx = ctx
+        # email -> Slack user id ("" = Slack knows nobody by it): a storm of one person's
+        # alerts costs one users.lookupByEmail (Tier 3), not one per alert. Bounded.
+        self._people: TTLCache[str, str] = TTLCache(maxsize=10_000, ttl=people_ttl)
+        self._dms: TTLCache[str, str] = TTLCache(maxsize=10_000, ttl=people_ttl)
 
     async def after_post(self, alert: Alert, decision: Decision) -> None:
         """Ask, once. Slack or Redis failing raises (the hand-off retries the alert; the post
@@ -60,20 +65,14 @@ class Asker:
         question = self._question(alert, decision, rule)
         record = replace(record, question=question)
         await self.ctx.save(record)
-        try:
-            user = await self.ctx.client.users_lookupByEmail(email=record.email)
-            user_id = str((user.get("user") or {}).get("id") or "")
-            dm = await self.ctx.client.conversations_open(users=user_id)
-            channel = str((dm.get("channel") or {}).get("id") or "")
-        except SlackApiError as exc:
-            error = str(exc.response.get("error") or "")
-            if error not in NOT_ASKABLE:
-                raise
+        opened = await self._open_dm(record.email)
+        if isinstance(opened, str):
             # The address stays out of the thread (the message shows the field; the audit
             # has the address): only what SecBot itself found out is said.
             await self._cannot_ask(record, f"Slack has no user with the alert's "
-                                           f"`{md.escape(rule.rule.ask.user)}` ({error})")
+                                           f"`{md.escape(rule.rule.ask.user)}` ({opened})")
             return
+        user_id, channel = opened
         ts = await self._sent_before(channel, alert.uuid) if existing is not None else None
         if ts is None:
             message = question_message(alert.uuid, question, rule.rule.name)
@@ -81,6 +80,31 @@ class Asker:
             ts = str(posted.get("ts") or "")
         await self._asked(replace(record, state="asked", user_id=user_id, dm_channel=channel,
                                   dm_ts=ts))
+
+    async def _open_dm(self, email: str) -> tuple[str, str] | str:
+        """(user id, DM channel), or the Slack error that says this person cannot be asked
+        (other Slack errors raise: a retry may heal them)."""
+        user_id = self._people.get(email.lower())
+        if user_id == "":
+            return "users_not_found"
+        try:
+            if user_id is None:
+                found = await self.ctx.client.users_lookupByEmail(email=email)
+                user_id = str((found.get("user") or {}).get("id") or "")
+                self._people[email.lower()] = user_id
+            channel = self._dms.get(user_id)
+            if channel is None:  # Tier 2: a DM's id does not change, so it is asked once
+                dm = await self.ctx.client.conversations_open(users=user_id)
+                channel = str((dm.get("channel") or {}).get("id") or "")
+                self._dms[user_id] = channel
+        except SlackApiError as exc:
+            error = str(exc.response.get("error") or "")
+            if error not in NOT_ASKABLE:
+                raise
+            if error in ("users_not_found", "user_not_found"):
+                self._people[email.lower()] = ""
+            return error
+        return user_id, channel
 
     def _record(self, alert: Alert, rule: CompiledRule) -> AskRecord:
         ask = rule.rule.ask
