@@ -182,8 +182,10 @@ async def test_a_failing_response_api_is_said_and_not_marked_contained(stack: St
 
 
 def _hours(offset: int) -> str:
+    """A two-hour window starting ``offset`` hours from this hour (now is inside it for 0:
+    the proposal, seconds later, cannot fall out of it at an hour boundary)."""
     hour = datetime.now(UTC).hour
-    return f"{(hour + offset) % 24:02d}-{(hour + offset + 1) % 24:02d} UTC"
+    return f"{(hour + offset) % 24:02d}-{(hour + offset + 2) % 24:02d} UTC"
 
 
 async def test_the_night_window_approves_by_itself_only_inside_it(tmp_path: Path) -> None:
