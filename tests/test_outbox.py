@@ -149,7 +149,7 @@ async def test_a_destination_that_is_down_delays_only_itself() -> None:
         for n in range(5):
             await r.outbox.open("pagerduty", escalation(f"d{n}"))
             await r.outbox.open("jira", escalation(f"d{n}"))
-        await eventually(lambda: len(r.jira.issues) == 5, timeout=5, what="5 Jira issues")
+        await eventually(lambda: len(r.jira.issues) == 5, timeout=10, what="5 Jira issues")
         assert r.pd.pages == 0
         states = {s.name: s for s in await r.outbox.states()}
         assert states["pagerduty"].failing and states["pagerduty"].queued == 5
@@ -158,9 +158,12 @@ async def test_a_destination_that_is_down_delays_only_itself() -> None:
         assert not states["jira"].failing and states["jira"].queued == 0
         r.pd.up()
         await eventually(lambda: r.pd.pages == 5, what="5 pages once PagerDuty is back")
-        await eventually(lambda: r.outbox.store.state("pagerduty"), what="state")
-        after = await r.outbox.store.state("pagerduty")
-        assert not after.failing and after.queued == 0 and after.sent == 5
+
+        async def settled() -> bool:
+            after = await r.outbox.store.state("pagerduty")
+            return not after.failing and after.queued == 0 and after.sent == 5
+
+        await eventually(settled, what="PagerDuty's state settled")
 
 
 async def test_an_update_waits_for_its_open() -> None:
@@ -175,6 +178,17 @@ async def test_an_update_waits_for_its_open() -> None:
     assert actions == ["trigger", "resolve"]
 
 
+async def test_updates_go_in_the_order_they_happened() -> None:
+    async with rig() as r:
+        await r.outbox.open("pagerduty", escalation("o1"))
+        await eventually(lambda: r.pd.state("o1") == "triggered", what="the page")
+        r.pd.fail_next(503)  # the acknowledge fails once; the close must not overtake it
+        await r.outbox.update(StatusUpdate("o1", "acknowledged", None, "U1"))
+        await r.outbox.update(StatusUpdate("o1", "closed", None, "U1"))
+        await eventually(lambda: r.pd.state("o1") == "resolved", what="resolved")
+    assert [e["event_action"] for e in r.pd.events] == ["trigger", "acknowledge", "resolve"]
+
+
 async def test_update_of_an_alert_never_escalated_sends_nothing() -> None:
     async with rig() as r:
         assert await r.outbox.update(StatusUpdate("f1", "closed", None, "U1")) == []
@@ -186,8 +200,11 @@ async def test_a_permanent_failure_is_reported_and_its_updates_dropped() -> None
         await r.outbox.open("pagerduty", escalation("g1"))
         await r.outbox.update(StatusUpdate("g1", "closed", None, "U1"))
         await eventually(lambda: r.outcomes, what="the failure")
-        await eventually(lambda: r.outbox.store.state("pagerduty"))
-        await asyncio.sleep(0.3)
+
+        async def drained() -> bool:
+            return (await r.outbox.store.state("pagerduty")).queued == 0
+
+        await eventually(drained, what="the update dropped")
         state = await r.outbox.store.state("pagerduty")
     failure = r.outcomes[0]
     assert not failure.ok and "HTTP 400" in (failure.error or "")

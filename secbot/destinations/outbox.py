@@ -16,7 +16,9 @@ only delays its own jobs. What it guarantees:
   formula; a ``Retry-After`` is waited at least), for ``give_up_after`` seconds in all; then,
   or at once for a permanent error (400, 401, 404, a missing transition), the job fails and
   the outcome sink says so in the thread.
-- **Updates after opens**: an update waits until its open has a receipt (a close arriving
+- **Updates in order, after opens**: an update waits for the alert's earlier updates at the
+  same destination (acknowledged, then closed — never the other way round), and until its
+  open has a receipt (a close arriving
   while PagerDuty is down resolves the page right after it is triggered); an update for an
   open that failed for good is dropped — there is nothing to update.
 """
@@ -176,6 +178,8 @@ class OutboxWorker:
             await self.store.save_receipt(job.alert_uuid, opened)
             return opened
         assert job.update is not None
+        if await self.store.earlier_update(job):
+            raise _Waiting()
         receipt = (await self.store.receipts(job.alert_uuid)).get(job.destination)
         if receipt is None:
             if await self.store.queued(job.open_key):

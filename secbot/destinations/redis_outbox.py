@@ -12,6 +12,8 @@ Layout:
   redelivered alert never pages twice), an update's only while it is queued (so a later
   close after a reopen is sent again);
 - ``{p}outbox:alert:<uuid>`` — set of destinations an open was queued for;
+- ``{p}outbox:updates:<destination>:<uuid>`` — sorted set: the alert's queued updates there by
+  enqueue time (each is sent only after the ones before it);
 - ``{p}outbox:receipts:<uuid>`` — hash: destination → receipt (JSON);
 - ``{p}outbox:ref:<destination>:<reference>`` — the alert uuid a receipt's reference (a Jira
   issue key) belongs to, for the way back (the Jira webhook);
@@ -51,6 +53,10 @@ redis.call('ZADD', KEYS[3], ARGV[2], ARGV[3])
 redis.call('ZADD', KEYS[4], ARGV[2], ARGV[3])
 redis.call('SADD', KEYS[5], ARGV[5])
 redis.call('EXPIRE', KEYS[5], ARGV[6])
+if ARGV[7] == '1' then
+  redis.call('ZADD', KEYS[6], ARGV[2], ARGV[3])
+  redis.call('EXPIRE', KEYS[6], ARGV[6])
+end
 return 1
 """
 
@@ -84,14 +90,31 @@ class RedisOutboxStore:
     def _job(self, key: str) -> str:
         return f"{self.p}job:{key}"
 
+    def _updates(self, job: OutboxJob) -> str:
+        return f"{self.p}updates:{job.destination}:{job.alert_uuid}"
+
+    async def earlier_update(self, job: OutboxJob) -> bool:
+        """True while an update of the same alert at the same destination, queued before
+        ``job``, is not done: updates are sent in the order they happened (ack, then close)."""
+        for _ in range(8):
+            first: Any = await self.client.zrange(self._updates(job), 0, 0)
+            if not first or str(first[0]) == job.key:
+                return False
+            if await self.client.exists(self._job(str(first[0]))):
+                return True
+            await self.client.zrem(self._updates(job), first[0])  # gone (set aside): skip it
+        return True
+
     async def enqueue(self, job: OutboxJob) -> bool:
         """Queue ``job`` unless one with its key is queued (or, for an open, was sent within
         ``keep``); True when it was queued now."""
         ttl = self.keep if job.action == "open" else 0
         added = await self._enqueue(
             keys=[f"{self.p}seen:{job.key}", self._job(job.key), f"{self.p}due:{job.destination}",
-                  f"{self.p}created:{job.destination}", f"{self.p}alert:{job.alert_uuid}"],
-            args=[encode_job(job), job.created, job.key, ttl, job.destination, self.keep])
+                  f"{self.p}created:{job.destination}", f"{self.p}alert:{job.alert_uuid}",
+                  self._updates(job)],
+            args=[encode_job(job), job.created, job.key, ttl, job.destination, self.keep,
+                  "1" if job.action == "update" else "0"])
         return bool(added)
 
     async def claim(self, destination: str, lease: float, now: float | None = None
@@ -134,6 +157,7 @@ class RedisOutboxStore:
             pipe.zrem(f"{self.p}created:{job.destination}", job.key)
             if job.action == "update":
                 pipe.delete(f"{self.p}seen:{job.key}")
+                pipe.zrem(self._updates(job), job.key)
             await pipe.execute()
 
     async def queued(self, key: str) -> bool:
