@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -345,6 +346,47 @@ async def test_the_slack_stand_in_opens_dms_and_refuses_stale_triggers() -> None
         assert payload["container"] == {"type": "message", "message_ts": posted_dm["ts"],
                                          "channel_id": BOB_DM, "is_ephemeral": False}
         assert slack.delivery(envelope).next_envelope()["type"] == "interactive"
+
+
+CHROMIUM = Path(os.environ.get("SECBOT_CHROMIUM", "/usr/bin/chromium"))
+
+
+async def test_the_page_shows_the_dm_and_its_buttons_answer_in_a_browser(tmp_path: Path
+                                                                         ) -> None:
+    """The stand-in's page (what ``secbot demo`` serves): bob's DM renders SecBot's question
+    with real buttons; clicking one as bob sends ``block_actions``, the justification modal
+    opens on the page, and its text reaches the alert's thread."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"chromium is not installed at {CHROMIUM}")
+    playwright = pytest.importorskip("playwright.async_api")
+    async with world() as (slack, es, prefix), service(
+            slack, es, rules(tmp_path, justification=True), prefix) as stack:
+        stack.elastic.index_documents(INDEX, [alert("ask-9")])
+        [message] = await posted(stack, CHANNEL)
+        await dm(stack)
+        async with playwright.async_playwright() as pw:
+            browser = await pw.chromium.launch(
+                executable_path=str(CHROMIUM), timeout=30_000,
+                args=["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"])
+            try:
+                page = await browser.new_page()
+                await page.goto(f"{slack.base_url}/#{BOB_DM}")
+                await page.get_by_test_id("user-picker").select_option(VIEWER)
+                expect = playwright.expect
+                yes = page.get_by_test_id("button-secbot_ask_yes")
+                await expect(yes).to_be_visible(timeout=15_000)
+                await expect(page.get_by_test_id("button-secbot_ask_no")).to_have_text(
+                    "No, it wasn't")
+                await yes.click()
+                await expect(page.get_by_test_id("modal")).to_be_visible(timeout=15_000)
+                await page.get_by_test_id("modal-input").fill("Conference in Rio")
+                await page.get_by_test_id("modal-submit").click()
+                await eventually(lambda: _async(es_status(stack, "ask-9") == "closed"))
+                await eventually(lambda: _async("Conference in Rio" in thread_text(
+                    stack, message.ts)))
+                await expect(yes).to_have_count(0, timeout=15_000)  # the DM lost its buttons
+            finally:
+                await browser.close()
 
 
 def _params(**values: str) -> Any:
