@@ -209,6 +209,27 @@ async def test_another_users_click_and_a_replay_are_refused_and_audited(asked: S
     assert sum(e.action == "answered" for e in await audit(asked, "ask-3")) == 1
 
 
+async def test_an_answer_after_a_triager_closed_the_alert_is_refused(asked: Stack) -> None:
+    asked.elastic.index_documents(INDEX, [alert("ask-10")])
+    [message] = await posted(asked, CHANNEL)
+    question = await dm(asked)
+    asked.slack.user_reacts(TRIAGER, "white_check_mark", CHANNEL, message.ts)
+    await eventually(lambda: _async(es_status(asked, "ask-10") == "closed"))
+
+    async def record_closed() -> bool:  # the store knows it is closed once the edit is done
+        return "Closed by <@U0TRIAGER>" in json.dumps(asked.slack.message(CHANNEL,
+                                                                          message.ts).blocks)
+
+    await eventually(record_closed)
+    asked.slack.interactive.click(VIEWER, BOB_DM, question.ts, "secbot_ask_no")
+    await eventually(lambda: _async(any(e.get("user") == VIEWER and "already closed" in
+                                        str(e.get("text")) for e in asked.slack.ephemeral)))
+    assert "escalated" not in thread_text(asked, message.ts)
+    entries = await audit(asked, "ask-10")
+    assert any(e.action == "refused" and "stale" in e.reason for e in entries)
+    assert not any(e.action == "answered" for e in entries)
+
+
 async def test_silence_times_out_across_a_restart(tmp_path: Path) -> None:
     ruleset = rules(tmp_path, timeout="3s")
     async with world() as (slack, es, prefix):

@@ -150,6 +150,9 @@ async def test_a_command_needs_a_second_person(stack: Stack) -> None:
     first = await approval(stack, top.ts)  # the rule's own proposal: deny it
     stack.slack.interactive.click(CAROL, CHANNEL, first.ts, "secbot_deny")
     await eventually(lambda: _a("denied" in thread(stack, top.ts)))
+    stack.slack.user_mentions_bot(VIEWER, "isolate web-01", CHANNEL, thread_ts=top.ts)
+    await eventually(lambda: _a(any(e.get("user") == VIEWER and "SECBOT_TRIAGERS" in
+                                    str(e.get("text")) for e in stack.slack.ephemeral)))
     stack.slack.user_mentions_bot(TRIAGER, "isolate web-99", CHANNEL, thread_ts=top.ts)
     await eventually(lambda: _a(any("not `web-99`" in str(e.get("text"))
                                     for e in stack.slack.ephemeral)))
