@@ -188,6 +188,8 @@ class Settings(BaseSettings):
     review_demote: bool = Field(True)
     trust_promote_after: int = Field(50, ge=1)
     review_hour: int = Field(9, ge=0, le=23)  # UTC hour of the daily QA sample
+    report_weekday: int = Field(0, ge=0, le=6)  # weekly stats report: 0 = Monday … 6 = Sunday
+    report_hour: int = Field(9, ge=0, le=23)  # its UTC hour
 
     @field_validator("auth_log_indices", mode="before")
     @classmethod

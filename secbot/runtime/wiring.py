@@ -366,5 +366,6 @@ def report_loops(settings: Settings, siem: Siem, store: Store, web: AsyncWebClie
     if not settings.report_channel:
         return []
     weekly = WeeklyReport(siem, store, web, settings.report_channel,
-                          owner=f"{socketlib.gethostname()}:{uuid.uuid4().hex[:8]}", clock=clock)
+                          owner=f"{socketlib.gethostname()}:{uuid.uuid4().hex[:8]}", clock=clock,
+                          weekday=settings.report_weekday, hour=settings.report_hour)
     return [weekly.run]
