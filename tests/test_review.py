@@ -135,3 +135,31 @@ async def _judge(stack: Stack, rules_dir: Path, prefix: str) -> None:
 
 async def _true(value: bool) -> bool:
     return value
+
+
+def test_the_sample_takes_one_per_rule_first_then_random_others() -> None:
+    import random
+
+    from secbot.review.sampler import choose
+
+    closed = [("a", f"a-{n}") for n in range(10)] + [("b", "b-1"), ("c", "c-1")]
+    picked = choose(closed, 5, random.Random(7))
+    assert len(picked) == 5 and {"b-1", "c-1"} <= {uuid for _, uuid in picked}
+    assert sum(rule == "a" for rule, _ in picked) == 3
+    # More rules than the size: every rule still gets its one sample.
+    assert len(choose(closed, 2, random.Random(7))) == 3
+    assert choose([], 5, random.Random(7)) == []
+
+
+def test_what_counts_as_agreement() -> None:
+    from secbot.review.judge import verdict_of
+
+    shadow = {reason: verdict_of("closed", reason, enforced=False) for reason in (
+        "benign_positive", "false_positive", "duplicate", "true_positive", "other", "custom")}
+    assert {r: v[0] for r, v in shadow.items() if v} == {
+        "benign_positive": True, "false_positive": True, "duplicate": True,
+        "true_positive": False, "other": False, "custom": False}
+    assert verdict_of("acknowledged", None, enforced=False) == (False, "acknowledged")
+    assert verdict_of("open", None, enforced=False) == (False, "reopened")
+    assert verdict_of("open", None, enforced=True) == (False, "reopened after auto-close")
+    assert verdict_of("closed", "benign_positive", enforced=True) is None
