@@ -290,3 +290,53 @@ def test_demo_page_shows_the_stats_chart(chromium: Path, demo: str) -> None:  # 
         finally:
             browser.close()
     assert not errors, errors
+
+
+# --- per source, and the weekly schedule ---------------------------------------------------------
+
+async def test_mapped_source_alerts_are_counted_per_source_beside_the_siem() -> None:
+    from secbot.siem.own_embedded import EmbeddedAlertStore
+    from secbot.siem.routing import RoutingSiem
+    from secbot.stats.report import fetch_report
+
+    now = datetime.now(UTC)
+    siem, own = EmbeddedSiem(), EmbeddedAlertStore()
+    await siem.insert([alert("e1", "GCP Service Account Key Creation", now - timedelta(hours=1))])
+    await own.insert([alert("threatstack:1", "Threat Stack host alert", now - timedelta(hours=2),
+                            **{"secbot.source": "threatstack"}),
+                      alert("threatstack:2", "Threat Stack host alert", now - timedelta(hours=3),
+                            **{"secbot.source": "threatstack"})])
+    routing = RoutingSiem(siem, own, ["threatstack"])
+    await routing.set_status(["threatstack:1"], "closed", reason="false_positive", user="U1")
+    report = await fetch_report(routing, timedelta(days=7), now)
+    sources = {line.name: (line.alerts, line.closed) for line in report.sources}
+    assert sources == {"elastic": (1, 0), "threatstack": (2, 1)}
+    ts_rule = next(line for line in report.rules if line.name == "Threat Stack host alert")
+    assert ts_rule.sources == ("threatstack",) and ts_rule.closed_by_reason == (
+        ("false_positive", 1),)
+    await routing.close()
+
+
+async def test_weekly_report_waits_for_its_slot_and_posts_once_a_week() -> None:
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    from secbot.stats.weekly import WeeklyReport
+    from secbot.store.memory import MemoryStore
+
+    clock = [datetime(2026, 11, 30, 8, 59, tzinfo=UTC)]  # a Monday, a minute early
+    async with SlackEmulator.running() as slack:
+        slack.add_channel("C0REPORTS", "secbot-reports")
+        client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
+        siem = EmbeddedSiem()
+        weekly = WeeklyReport(siem, MemoryStore(), client, "C0REPORTS", owner="a",
+                              clock=lambda: clock[0])
+        assert await weekly.tick() is False
+        clock[0] += timedelta(minutes=1)
+        assert await weekly.tick() is True
+        clock[0] += timedelta(days=3)
+        assert await weekly.tick() is False  # the same ISO week
+        clock[0] += timedelta(days=4)
+        assert await weekly.tick() is True  # the next Monday, after 09:00
+        posts = [m for m in slack.messages("C0REPORTS") if m.files]
+        assert [("2026-W49" in posts[0].text), ("2026-W50" in posts[1].text)] == [True, True]
+        await siem.close()
