@@ -128,6 +128,9 @@ class OutboxWorker:
         try:
             await self._stop.wait()
         finally:
+            # Set before cancelling: asyncio.wait_for (Python < 3.12) can swallow a cancel
+            # that lands as its wait ends, and the loop must still see it is time to stop.
+            self._stop.set()
             for task in loops:
                 task.cancel()
             await asyncio.gather(*loops, return_exceptions=True)
