@@ -28,6 +28,7 @@ from secbot.runtime.settings import load_settings
 from secbot.runtime.wiring import build_service
 from secbot.store.redis import RedisStore
 from secbot_emulators.elastic import ElasticEmulator
+from secbot_emulators.pagerduty_events import DEFAULT_ROUTING_KEY, PagerDutyEvents
 from secbot_emulators.slack import SlackEmulator, SlackError
 
 CHANNEL = "C0IDENTITY"
@@ -67,14 +68,14 @@ def alert(uid: str, email: str = "bob@example.com", country: str = "Brazil") -> 
 
 
 @contextlib.asynccontextmanager
-async def service(slack: SlackEmulator, es: ElasticEmulator, ruleset: RuleSet, prefix: str
-                  ) -> AsyncIterator[Stack]:
+async def service(slack: SlackEmulator, es: ElasticEmulator, ruleset: RuleSet, prefix: str,
+                  **extra: Any) -> AsyncIterator[Stack]:
     """One SecBot process on the given stand-ins and Redis prefix (a restart keeps both)."""
     settings = load_settings(
         slack_bot_token=slack.bot_token, slack_app_token=slack.app_token,
         slack_api_url=slack.api_url, siem="elastic", elasticsearch_url=es.url,
         kibana_url=es.kibana_url, default_channel="C0DEFAULT", triagers=["S0TRIAGE"],
-        poll_interval=0.2, http_port=0, redis_prefix=prefix, slack_pace=0)
+        poll_interval=0.2, http_port=0, redis_prefix=prefix, slack_pace=0, **extra)
     running, resources = await build_service(settings, ruleset)
     task = asyncio.create_task(running.run())
     try:
@@ -228,6 +229,25 @@ async def test_an_answer_after_a_triager_closed_the_alert_is_refused(asked: Stac
     entries = await audit(asked, "ask-10")
     assert any(e.action == "refused" and "stale" in e.reason for e in entries)
     assert not any(e.action == "answered" for e in entries)
+
+
+async def test_no_pages_through_the_rules_escalation(tmp_path: Path) -> None:
+    """``on_no: {escalate: true}`` runs the rule's first escalate entry as if it matched: a
+    PagerDuty trigger (dedup key = the alert uuid) through the destinations' outbox."""
+    (tmp_path / "travel_check.yaml").write_text(RULE.replace("TIMEOUT", "1h").replace(
+        "JUSTIFY", "false") + "escalate:\n  - {if: 'false', page: pagerduty}\n")
+    async with PagerDutyEvents().serving() as pd, world() as (slack, es, prefix), service(
+            slack, es, load_rules(tmp_path), prefix, pagerduty_events_url=pd.url,
+            pagerduty_routing_key=DEFAULT_ROUTING_KEY) as stack:
+        stack.elastic.index_documents(INDEX, [alert("ask-11")])
+        [message] = await posted(stack, CHANNEL)
+        await asyncio.sleep(0.5)
+        assert pd.pages == 0  # the escalate entry's if is false: nothing paged on posting
+        question = await dm(stack)
+        slack.interactive.click(VIEWER, BOB_DM, question.ts, "secbot_ask_no")
+        await eventually(lambda: _async(pd.pages == 1))
+        assert "ask-11" in pd.incidents
+        await eventually(lambda: _async("escalated" in thread_text(stack, message.ts)))
 
 
 async def test_silence_times_out_across_a_restart(tmp_path: Path) -> None:
