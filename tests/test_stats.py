@@ -340,3 +340,20 @@ async def test_weekly_report_waits_for_its_slot_and_posts_once_a_week() -> None:
         posts = [m for m in slack.messages("C0REPORTS") if m.files]
         assert [("2026-W49" in posts[0].text), ("2026-W50" in posts[1].text)] == [True, True]
         await siem.close()
+
+
+async def test_a_failed_chart_upload_is_told_to_the_person(stack: Stack) -> None:
+    stack.elastic.index_documents(INDEX, [alert("sf-1", "GCP Service Account Key Creation",
+                                                datetime.now(UTC) - timedelta(minutes=3))])
+    [message] = await posted(stack, "C0PRODSEC")
+    stack.slack.fail("files.getUploadURLExternal", times=1, status=503)
+    stack.slack.user_mentions_bot(TRIAGER, "stats", "C0PRODSEC", thread_ts=message.ts)
+
+    async def told() -> bool:
+        return any(e.get("user") == TRIAGER and "could not upload the chart" in str(e.get("text"))
+                   for e in stack.slack.ephemeral)
+
+    await eventually(told)
+    replies = stack.slack.replies("C0PRODSEC", message.ts)
+    assert [r for r in replies if "Alert statistics" in r.text]  # the table still came
+    assert not stack.slack.files.shared("C0PRODSEC", message.ts)
