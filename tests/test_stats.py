@@ -36,6 +36,7 @@ from secbot_emulators.elastic import ElasticEmulator
 from secbot_emulators.slack import SlackEmulator
 
 SHOT = REPO / "artifacts" / "demo-stats.png"
+UPDATED = "kibana.alert.workflow_status_updated_at"
 NOISE_RULE = """\
 id: noise_always_benign
 name: Benign noise
@@ -357,3 +358,42 @@ async def test_a_failed_chart_upload_is_told_to_the_person(stack: Stack) -> None
     replies = stack.slack.replies("C0PRODSEC", message.ts)
     assert [r for r in replies if "Alert statistics" in r.text]  # the table still came
     assert not stack.slack.files.shared("C0PRODSEC", message.ts)
+
+
+# --- the Elastic stand-in's aggregations, as Elasticsearch answers them ------------------------
+
+async def test_stand_in_aggregations_answer_in_elasticsearch_shapes() -> None:
+    from elasticsearch import AsyncElasticsearch, BadRequestError
+
+    now = datetime.now(UTC)
+    async with ElasticEmulator.running() as emu:
+        emu.index_documents("logs", [
+            {"@timestamp": stamp(now - timedelta(seconds=i)), "rule": f"r{i % 3}",
+             "kibana.alert.workflow_status_updated_at": stamp(
+                 now - timedelta(seconds=i) + timedelta(seconds=10 * i))}
+            for i in range(7)])
+        es = AsyncElasticsearch(emu.url, max_retries=0)
+        try:
+            response = await es.search(index="logs", size=0, runtime_mappings={
+                "took_ms": {"type": "long", "script": {"source":
+                    f"if (doc['{UPDATED}'].size() > 0) {{ emit(doc['{UPDATED}'].value.toInstant()"
+                    ".toEpochMilli() - doc['@timestamp'].value.toInstant().toEpochMilli()); }"}}},
+                aggs={"rules": {"terms": {"field": "rule", "size": 2}, "aggs": {
+                    "p": {"percentiles": {"field": "took_ms", "percents": [50]}}}},
+                      "none": {"filter": {"term": {"rule": "nope"}}, "aggs": {
+                          "p": {"percentiles": {"field": "took_ms", "percents": [50]}}}},
+                      "r": {"filter": {"prefix": {"rule": "r"}}}})
+            aggs = response.body["aggregations"]
+            assert response.body["hits"]["hits"] == []
+            assert aggs["rules"]["doc_count_error_upper_bound"] == 0
+            assert [(b["key"], b["doc_count"]) for b in aggs["rules"]["buckets"]] == [
+                ("r0", 3), ("r1", 2)]
+            assert aggs["rules"]["sum_other_doc_count"] == 2  # r2's two, cut by size
+            # r0: alerts 0, 3, 6 took 0, 30 000, 60 000 ms
+            assert aggs["rules"]["buckets"][0]["p"] == {"values": {"50.0": 30000.0}}
+            assert aggs["none"] == {"doc_count": 0, "p": {"values": {"50.0": None}}}
+            assert aggs["r"] == {"doc_count": 7}
+            with pytest.raises(BadRequestError):
+                await es.search(index="logs", size=0, aggs={"x": {"no_such_agg": {}}})
+        finally:
+            await es.close()
