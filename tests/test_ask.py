@@ -294,6 +294,17 @@ async def test_the_dm_is_sent_once_even_when_the_alert_is_seen_again(asked: Stac
     assert len(asked.slack.messages(BOB_DM)) == 1
 
 
+async def test_slack_failing_while_asking_retries_and_still_asks_once(asked: Stack) -> None:
+    asked.slack.fail("conversations.open", times=2, status=503)
+    asked.elastic.index_documents(INDEX, [alert("ask-12")])
+    [message] = await posted(asked, CHANNEL)
+    await dm(asked)
+    await eventually(lambda: _async("Asked <@U0VIEWER>" in thread_text(asked, message.ts)))
+    await asyncio.sleep(0.6)
+    assert len(asked.slack.messages(BOB_DM)) == 1
+    assert len(asked.top_messages(CHANNEL)) == 1  # and the alert was posted once
+
+
 async def test_a_justification_modal_carries_the_why_into_the_thread(tmp_path: Path) -> None:
     async with world() as (slack, es, prefix), service(
             slack, es, rules(tmp_path, justification=True), prefix) as stack:

@@ -34,9 +34,14 @@ from secbot.rules.ruleset import CompiledRule
 
 log = structlog.stdlib.get_logger(__name__)
 
-#: Slack errors that mean "this person cannot be asked", not "try again".
-NOT_ASKABLE = frozenset({"users_not_found", "user_not_found", "user_disabled", "account_inactive",
-                         "cannot_dm_bot", "user_is_bot"})
+#: Slack errors about the person: Slack knows nobody to DM by that address.
+NO_PERSON = frozenset({"users_not_found", "user_not_found", "user_disabled", "account_inactive",
+                       "cannot_dm_bot", "user_is_bot"})
+#: Slack errors a retry may heal: raised, so the hand-off retries the alert. Any other error
+#: (``missing_scope`` when the app lacks ``im:write``, ``invalid_auth`` …) is said in the
+#: thread instead: retrying it forever would hold the rule's alerts back for nothing.
+TRANSIENT = frozenset({"internal_error", "fatal_error", "service_unavailable",
+                       "request_timeout", "ratelimited"})
 
 
 class Asker:
@@ -69,8 +74,9 @@ class Asker:
         if isinstance(opened, str):
             # The address stays out of the thread (the message shows the field; the audit
             # has the address): only what SecBot itself found out is said.
-            await self._cannot_ask(record, f"Slack has no user with the alert's "
-                                           f"`{md.escape(rule.rule.ask.user)}` ({opened})")
+            why = (f"Slack has no user with the alert's `{md.escape(rule.rule.ask.user)}`"
+                   if opened in NO_PERSON else "Slack refused to open a DM")
+            await self._cannot_ask(record, f"{why} ({md.escape(opened)})")
             return
         user_id, channel = opened
         ts = await self._sent_before(channel, alert.uuid) if existing is not None else None
@@ -83,7 +89,7 @@ class Asker:
 
     async def _open_dm(self, email: str) -> tuple[str, str] | str:
         """(user id, DM channel), or the Slack error that says this person cannot be asked
-        (other Slack errors raise: a retry may heal them)."""
+        here (a :data:`TRANSIENT` one raises: a retry of the alert may heal it)."""
         user_id = self._people.get(email.lower())
         if user_id == "":
             return "users_not_found"
@@ -99,7 +105,7 @@ class Asker:
                 self._dms[user_id] = channel
         except SlackApiError as exc:
             error = str(exc.response.get("error") or "")
-            if error not in NOT_ASKABLE:
+            if error in TRANSIENT or not error:
                 raise
             if error in ("users_not_found", "user_not_found"):
                 self._people[email.lower()] = ""
