@@ -339,3 +339,25 @@ async def test_a_jira_issue_is_created_once_across_a_kill_minus_9(tmp_path: Path
                 assert len(jira.issues) == 1 and pd.pages == 1
         finally:
             await delete_prefix(env["SECBOT_REDIS_URL"], prefix)
+
+
+def test_secbot_run_refuses_an_escalation_to_an_unconfigured_destination(tmp_path: Path
+                                                                         ) -> None:
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SECBOT_", "SLACK_"))}
+    env.update({"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_APP_TOKEN": "xapp-1",
+                "SECBOT_DEFAULT_CHANNEL": "C0DEFAULT", "SECBOT_SIEM": "embedded",
+                "SECBOT_EMBEDDED_DB": str(tmp_path / "siem.sqlite3"),
+                "SECBOT_RULES_DIR": str(REPO / "rules"), "SECBOT_LISTS_DIR": str(REPO / "lists"),
+                # Jira configured, PagerDuty not: the rules that page must be named.
+                "SECBOT_JIRA_URL": "http://127.0.0.1:9", "SECBOT_JIRA_EMAIL": "a@example.com",
+                "SECBOT_JIRA_API_TOKEN": "t0ken-1", "SECBOT_JIRA_PROJECT": "SEC"})
+    result = subprocess.run([sys.executable, "-m", "secbot", "run"], env=env, cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    output = result.stdout + result.stderr
+    assert "okta_login_new_country.yaml:34" in output
+    assert "destination 'pagerduty' is not configured (configured: jira)" in output
+    assert "destination 'jira' is not configured" not in output
