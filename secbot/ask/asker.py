@@ -82,7 +82,14 @@ class Asker:
         ts = await self._sent_before(channel, alert.uuid) if existing is not None else None
         if ts is None:
             message = question_message(alert.uuid, question, rule.rule.name)
-            posted = await self.ctx.client.chat_postMessage(channel=channel, **message)
+            try:
+                posted = await self.ctx.client.chat_postMessage(channel=channel, **message)
+            except SlackApiError as exc:
+                error = str(exc.response.get("error") or "")
+                if error in TRANSIENT or not error:
+                    raise
+                await self._cannot_ask(record, f"Slack refused the question ({md.escape(error)})")
+                return
             ts = str(posted.get("ts") or "")
         await self._asked(replace(record, state="asked", user_id=user_id, dm_channel=channel,
                                   dm_ts=ts))

@@ -13,7 +13,9 @@ from dataclasses import replace
 from typing import Any
 
 import structlog
+from slack_sdk.errors import SlackApiError
 
+from secbot.ask.asker import TRANSIENT
 from secbot.domain.status import AuditAction
 from secbot.respond.base import RespondContext
 from secbot.respond.calls import ACTIONS
@@ -47,9 +49,18 @@ class Approvals:
         if ref is None:
             log.warning("no message for alert %s: proposal %s not shown", p.alert_uuid, p.id)
             return
-        posted = await ctx.client.chat_postMessage(
-            channel=ref.channel, thread_ts=ref.ts, unfurl_links=False,
-            **message(p, status, buttons=buttons))
+        try:
+            posted = await ctx.client.chat_postMessage(
+                channel=ref.channel, thread_ts=ref.ts, unfurl_links=False,
+                **message(p, status, buttons=buttons))
+        except SlackApiError as exc:
+            error = str(exc.response.get("error") or "")
+            if error in TRANSIENT or not error:
+                raise  # the hand-off (or the command) is retried
+            log.warning("approval message for %s refused by Slack: %s", p.id, error)
+            await ctx.audit(p, AuditAction.RESPONSE_FAILED, f"not shown: Slack said {error}",
+                            "secbot")
+            return
         p = replace(p, state="proposed", channel=ref.channel, ts=str(posted.get("ts") or ""))
         await ctx.save(p)
         if auto and await ctx.state.claim(f"{p.id}:decided", "auto", ctx.record_ttl):
