@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import html
 import json
 import re
 import time
@@ -55,6 +56,16 @@ def _errors(messages: list[str], errors: dict[str, str] | None = None, status: i
     return json_response({"errorMessages": messages, "errors": errors or {}}, status)
 
 
+def _plain(node: Any) -> str:
+    """The text of an Atlassian Document (paragraphs on their own lines)."""
+    if isinstance(node, dict):
+        if node.get("type") == "text":
+            return str(node.get("text", ""))
+        inner = "".join(_plain(c) for c in node.get("content", []))
+        return inner + ("\n" if node.get("type") == "paragraph" else "")
+    return ""
+
+
 def _is_adf(value: Any) -> bool:
     return isinstance(value, dict) and value.get("type") == "doc" and value.get("version") == 1
 
@@ -81,6 +92,22 @@ class JiraStandIn(StandIn):
         app.router.add_get(f"{api}/issue/{{key}}", self._get)
         app.router.add_route("*", f"{api}/issue/{{key}}/comment", self._comment)
         app.router.add_route("*", f"{api}/issue/{{key}}/transitions", self._transition)
+        app.router.add_get("/browse/{key}", self._browse)
+
+    async def _browse(self, request: web.Request) -> web.Response:
+        """The issue page a link from Slack opens (a demo page: no login, plain HTML)."""
+        issue = self._issue(request)
+        if issue is None:
+            return web.Response(text="Issue does not exist", status=404)
+        comments = "".join(f"<li><pre>{html.escape(_plain(c['body']))}</pre></li>"
+                           for c in issue.comments)
+        body = (f"<!doctype html><meta charset=utf-8><title>{html.escape(issue.key)}</title>"
+                f"<h1>{html.escape(issue.key)}: {html.escape(issue.fields['summary'])}</h1>"
+                f"<p>Status: <b>{html.escape(issue.status)}</b> · labels "
+                f"{html.escape(', '.join(issue.fields['labels']))}</p>"
+                f"<pre>{html.escape(_plain(issue.fields.get('description')))}</pre>"
+                f"<h2>Comments</h2><ul>{comments}</ul>")
+        return web.Response(text=body, content_type="text/html")
 
     def fault_body(self, status: int) -> Any:
         return {"errorMessages": [f"injected {status}"], "errors": {}}

@@ -19,6 +19,7 @@ opened, which is what a person on call would notice twice.
 
 from __future__ import annotations
 
+import html
 import json
 import uuid
 from dataclasses import dataclass, field
@@ -78,6 +79,19 @@ class PagerDutyEvents(StandIn):
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/v2/enqueue", self._enqueue)
+        app.router.add_get("/", self._page)
+
+    async def _page(self, request: web.Request) -> web.Response:
+        """What the on-call would see: the incidents, newest first (a demo page)."""
+        rows = "".join(
+            f"<tr><td>{html.escape(i.state)}</td><td>{html.escape(i.severity)}</td>"
+            f"<td>{html.escape(i.summary)}</td><td><code>{html.escape(i.dedup_key)}</code></td>"
+            f"<td>{len(i.events)}</td></tr>" for i in reversed(list(self.incidents.values())))
+        body = ("<!doctype html><meta charset=utf-8><title>PagerDuty stand-in</title>"
+                "<h1>Incidents</h1><table border=1 cellpadding=4><tr><th>state</th>"
+                "<th>severity</th><th>summary</th><th>dedup key</th><th>events</th></tr>"
+                f"{rows}</table>")
+        return web.Response(text=body, content_type="text/html")
 
     def fault_body(self, status: int) -> Any:
         if status == 400:
