@@ -15,9 +15,13 @@ import asyncio
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
+import yaml
+
 REPO = Path(__file__).resolve().parents[1]
+RULE_FILE = "okta_login_new_country.yaml"  # what AlertBook's alerts match
 sys.path.insert(0, str(REPO / "tests"))
 
 from reliability_harness import (  # noqa: E402  (the tests' harness, not a package)
@@ -44,7 +48,21 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-async def run(alerts: int, timeout: float) -> None:
+def rules_without_ask(target: Path) -> Path:
+    """The shipped rules, the storm's rule without its ``ask`` step (``--no-ask``): asking
+    each person costs Slack calls per alert (issue 14), apart from what groups cost."""
+    target.mkdir()
+    for source in (REPO / "rules").glob("*.yaml"):
+        text = source.read_text()
+        if source.name == RULE_FILE:
+            rule = yaml.safe_load(text)
+            rule.pop("ask", None)
+            text = yaml.safe_dump(rule, sort_keys=False)
+        (target / source.name).write_text(text)
+    return target
+
+
+async def run(alerts: int, timeout: float, no_ask: bool) -> None:
     prefix = unique_prefix("bench-storm")
     book = AlertBook()
     async with SlackEmulator.running(ack_timeout=1.0) as slack, ElasticEmulator.running() as es:
@@ -52,6 +70,8 @@ async def run(alerts: int, timeout: float) -> None:
                       SECBOT_GROUP_THRESHOLD="20", SECBOT_LOG_LEVEL="WARNING")
         try:
             with tempfile.TemporaryDirectory() as work:
+                if no_ask:
+                    env["SECBOT_RULES_DIR"] = str(rules_without_ask(Path(work) / "rules"))
                 bot = await start_bot(env, Path(work), "bench-storm")
                 async with reaped(bot):
                     await bot.wait_healthy(60)
@@ -69,6 +89,7 @@ async def run(alerts: int, timeout: float) -> None:
                     elapsed = time.monotonic() - started
                     rss = max(rss, peak_rss_mb(bot.pid))
                     calls = len(slack.calls) - calls_before
+                    methods = Counter(c.method for c in slack.calls[calls_before:])
                     await bot.terminate()
         finally:
             await delete_prefix(SHARED_REDIS, prefix)
@@ -84,14 +105,17 @@ async def run(alerts: int, timeout: float) -> None:
     print(f"\n{'measure':<{width}}  {'figure':<34}  target")
     for name, figure, target in rows:
         print(f"{name:<{width}}  {figure:<34}  {target}")
+    print("Slack calls by method: " + ", ".join(f"{m} {n:,}" for m, n in methods.most_common()))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--alerts", type=int, default=10_000)
     parser.add_argument("--timeout", type=float, default=900.0)
+    parser.add_argument("--no-ask", action="store_true",
+                        help="drop the rule's ask step (measure what groups cost alone)")
     args = parser.parse_args()
-    asyncio.run(run(args.alerts, args.timeout))
+    asyncio.run(run(args.alerts, args.timeout, args.no_ask))
 
 
 if __name__ == "__main__":

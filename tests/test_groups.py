@@ -7,8 +7,11 @@ window; a duplicate after its group was closed gets a message of its own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import signal
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +19,10 @@ from reliability_harness import (
     IDENTITY_CHANNEL,
     SHARED_REDIS,
     AlertBook,
+    BotProcess,
     bot_env,
     delete_prefix,
     free_port,
-    kill_inside_slack,
     reaped,
     start_bot,
     unique_prefix,
@@ -165,8 +168,9 @@ async def test_kill_9_in_the_middle_of_a_200_alert_storm_shows_each_alert_exactl
             book.add(es, [f"gk9-{i:03d}" for i in range(200)], auto_close=lambda u: u[-1] in "05")
             first = await start_bot(env, tmp_path, "groups-kill9-1")
             async with reaped(first):
-                # posts 1-10: alerts of their own; 11: the header; 12, 13: member batches
-                with kill_inside_slack(slack, "chat.postMessage", 13, first) as fired:
+                # Killed inside the second member batch post, whatever else is posted
+                # around it (alerts of their own, the header, notes of after-post steps).
+                with kill_inside_batch_post(slack, 2, first) as fired:
                     await wait_until(lambda: _true(bool(fired) or not first.alive), timeout=60,
                                      what="killed inside a batch post")
                 await first.kill()
@@ -197,6 +201,40 @@ async def test_kill_9_in_the_middle_of_a_200_alert_storm_shows_each_alert_exactl
             assert len(tops) <= 12  # ten of their own, one group header (maybe one more storm)
         finally:
             await delete_prefix(SHARED_REDIS, prefix)
+
+
+@contextlib.contextmanager
+def kill_inside_batch_post(slack: SlackEmulator, nth: int, victim: BotProcess
+                           ) -> Iterator[list[int]]:
+    """SIGKILL ``victim`` from inside the Slack stand-in while it handles the ``nth``
+    successful ``chat.postMessage`` of a group's member batch (``secbot_group`` metadata,
+    role ``batch``): the batch exists in the thread, the bot never learns its ts. Counting
+    only batch posts keeps the kill there when other messages are posted too (alerts of
+    their own, the header, after-post notes, in whatever order they interleave)."""
+    table = slack.web.methods.table
+    handler, kind = table["chat.postMessage"]
+    seen = 0
+    fired: list[int] = []
+
+    def wrapped(params: Any) -> dict[str, Any]:
+        nonlocal seen
+        result = dict(handler(params))
+        meta = params.structured("metadata", "invalid_metadata_format") or {}
+        batch = (meta.get("event_type") == GROUP_EVENT
+                 and (meta.get("event_payload") or {}).get("role") == "batch")
+        if batch and result.get("ok") and not fired:
+            seen += 1
+            if seen >= nth:
+                fired.append(seen)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(victim.pid, signal.SIGKILL)
+        return result
+
+    table["chat.postMessage"] = (wrapped, kind)
+    try:
+        yield fired
+    finally:
+        table["chat.postMessage"] = (handler, kind)
 
 
 async def _true(value: bool) -> bool:

@@ -32,6 +32,7 @@ __all__ = [
     "GroupUpdate",
     "StatusCounts",
     "line_status",
+    "storm_key",
 ]
 
 GroupKind = Literal["storm", "by", "dup"]
@@ -195,6 +196,11 @@ class GroupUpdate:
     batch: Batch | None = None
     statuses: Mapping[str, int] | None = None
     closed_note: str | None = None
+
+
+def storm_key(rule_id: str, channel: str) -> str:
+    """The grouping key of a rule's storm in a channel (one storm group at a time)."""
+    return f"storm:{rule_id}:{channel}"
 
 
 @dataclass(frozen=True)

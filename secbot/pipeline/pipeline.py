@@ -93,7 +93,9 @@ class Pipeline:
             body_template=rule.body,
             notes=notes,
             status_line=decide.status_line(verdict, repeat.duplicate_of),
-            related=await related_line(self.related, rule, alert, found, repeat.duplicate_of),
+            related=await related_line(self.related, rule, alert, found, repeat.duplicate_of,
+                                       grouped=grouping.key is not None, store=self.store,
+                                       channel=where.channel),
             escalated=escalate.escalation_line(raised.escalation),
         )
         return Decision(

@@ -26,11 +26,13 @@ import structlog
 from cachetools import TTLCache
 
 from secbot.domain.alert import Alert
+from secbot.domain.group import storm_key
 from secbot.domain.secrets import redact
 from secbot.pipeline.match import Match
 from secbot.render.blocks import Related, RelatedLink
 from secbot.rules.ruleset import CompiledRule
 from secbot.siem.base import Siem
+from secbot.store.base import Store
 
 log = structlog.stdlib.get_logger(__name__)
 
@@ -179,11 +181,25 @@ class RelatedAlerts:
 
 
 async def related_line(related: RelatedAlerts | None, rule: CompiledRule, alert: Alert,
-                       found: Match, duplicate_of: str | None) -> Related | None:
+                       found: Match, duplicate_of: str | None, *, grouped: bool = False,
+                       store: Store | None = None, channel: str | None = None
+                       ) -> Related | None:
     """The stage as the pipeline calls it: only for an alert that gets a top-level message
-    (a duplicate is threaded under its first alert, which already has the line)."""
-    if related is None or duplicate_of is not None:
+    of its own. Not for a duplicate (threaded under its first alert, which has the line), a
+    ``group.by`` member (``grouped``: a line of its group) or an alert arriving while its
+    rule's storm is on in ``channel`` (a line of the storm group, whose header already
+    aggregates it): a 10,000-alert storm then costs no search per alert. The storm check
+    reads the store (the storm is shared by every replica); if the storm ends just as this
+    alert arrives, it is posted without the line, which is optional by design."""
+    if related is None or duplicate_of is not None or grouped:
         return None
+    if store is not None and channel is not None:
+        try:
+            storm = await store.group_for_key(storm_key(rule.id, channel))
+        except Exception:  # the store's trouble is the publisher's to handle, not this line's
+            storm = None
+        if storm is not None:
+            return None
     return await related.line(rule, alert, found.fields)
 
 

@@ -43,6 +43,8 @@ SIZE_ERRORS = frozenset({"msg_too_long", "invalid_blocks", "invalid_metadata_for
 #: so this is how long a killed flusher's group waits for another replica, not a time limit.
 LEASE_TTL = 10.0
 HISTORY_PAGES = 5
+#: While one pass lists a growing storm, its header is edited at most this often (seconds).
+HEADER_EVERY = 5.0
 
 
 class LeaseLostError(SecBotError):
@@ -149,6 +151,7 @@ class GroupFlusher:
         if state.inflight is not None:
             await self._resolve_inflight(state, header)
         state = await self._load(group_id)
+        edited = time.monotonic()
         while state.shown < state.count:
             uuids = await self.store.group_members(
                 group_id, state.shown, state.shown + view.BATCH_SIZE - 1)
@@ -156,6 +159,9 @@ class GroupFlusher:
                 break
             await self._post_batch(state, header, state.shown, uuids)
             state = await self._load(group_id)
+            if time.monotonic() - edited >= HEADER_EVERY:  # a long pass (a storm still
+                await self._edit_header(state, header)  # growing): the count keeps up
+                edited = time.monotonic()
         redraw = state.redraw
         if redraw:
             await self._redraw_batches(state, header)

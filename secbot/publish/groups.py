@@ -15,7 +15,14 @@ import asyncio
 import secrets
 
 from secbot.domain.alert import Alert, thaw
-from secbot.domain.group import GROUP_PREFIX, GroupJoin, GroupMeta, GroupUpdate, line_status
+from secbot.domain.group import (
+    GROUP_PREFIX,
+    GroupJoin,
+    GroupMeta,
+    GroupUpdate,
+    line_status,
+    storm_key,
+)
 from secbot.domain.record import MessageRef
 from secbot.pipeline.decision import Decision
 from secbot.store.base import Store
@@ -48,7 +55,7 @@ class GroupAssigner:
             return group_id
         if self.threshold <= 0:
             return None
-        storm = f"storm:{rule_id}:{channel}"
+        storm = storm_key(rule_id, channel)
         hits = await self.store.count_hit(storm, alert.uuid, RATE_WINDOW)
         if hits <= self.threshold:
             await self.store.end_group(storm, None)  # the rate fell back: the storm is over

@@ -87,6 +87,9 @@ class Store(Protocol):
         leads to now: ``group_id`` when the caller opened it, else the one already open. The
         key is forgotten ``window`` seconds after it was opened (never extended)."""
 
+    async def group_for_key(self, key: str) -> str | None:
+        """The group a grouping key leads to now, if any (read only: opens nothing)."""
+
     async def end_group(self, key: str, group_id: str | None) -> None:
         """The key stops leading to ``group_id`` (a storm is over), if it still does; with
         None, to whatever group it leads to."""

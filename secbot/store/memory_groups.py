@@ -48,6 +48,10 @@ class MemoryGroups:
             return group_id
         return str(holder)
 
+    async def group_for_key(self, key: str) -> str | None:
+        holder = self._live("gkey", key)
+        return None if holder is None else str(holder)
+
     async def end_group(self, key: str, group_id: str | None) -> None:
         holder = self._live("gkey", key)
         if holder is not None and group_id in (None, holder):

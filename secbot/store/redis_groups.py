@@ -176,6 +176,11 @@ class RedisGroups:
         return group_id if holder is None else _text(holder)
 
     @_guarded
+    async def group_for_key(self, key: str) -> str | None:
+        holder = await self._client.get(self._key("gkey", key))
+        return None if holder is None else _text(holder)
+
+    @_guarded
     async def end_group(self, key: str, group_id: str | None) -> None:
         await self._script(END_GROUP_LUA)(keys=[self._key("gkey", key)], args=[group_id or ""])
 
