@@ -150,6 +150,11 @@ async def test_a_destination_that_is_down_delays_only_itself() -> None:
             await r.outbox.open("pagerduty", escalation(f"d{n}"))
             await r.outbox.open("jira", escalation(f"d{n}"))
         await eventually(lambda: len(r.jira.issues) == 5, timeout=10, what="5 Jira issues")
+
+        async def jira_done() -> bool:
+            return (await r.outbox.store.state("jira")).sent == 5
+
+        await eventually(jira_done, what="the 5 Jira jobs done (issue and comment)")
         assert r.pd.pages == 0
         states = {s.name: s for s in await r.outbox.states()}
         assert states["pagerduty"].failing and states["pagerduty"].queued == 5
