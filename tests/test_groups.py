@@ -511,3 +511,19 @@ async def test_in_a_storm_thread_a_one_alert_line_and_close_prefix_each_change_o
         await eventually(header_counts)
         lines = " ".join(str(m.blocks) for m, _ in batch_payloads(stack, header.ts))
         assert lines.count("*closed*") == 2 and lines.count("*open*") == 2
+
+
+async def test_storm_members_cost_no_related_alerts_search_each() -> None:
+    """The related-alerts line is for messages of their own: alerts that become lines of a
+    storm group are not searched for one by one (the header aggregates them)."""
+    async with running_stack(group_threshold=5) as stack:
+        uids = [f"rs-{i:02d}" for i in range(40)]
+        stack.elastic.index_documents(
+            INDEX, [gcp_alert(u, f"u{i}@example.com", i) for i, u in enumerate(uids)])
+        await eventually(lambda: all_shown_once(stack, uids), timeout=60)
+        # Related searches of the alerts index (the poll sends no ignore_unavailable; each
+        # search also asks SecBot's own alerts index, not counted here).
+        searched = stack.elastic.calls("es", f"{INDEX}/_search?ignore_unavailable")
+        # Five messages of their own and the alert that started the storm (decided before
+        # it joined): nowhere near one per alert.
+        assert searched <= 7, f"{searched} related-alerts searches for 40 alerts"

@@ -31,6 +31,8 @@ RATE_WINDOW = 60.0
 #: How long a storm's key leads to its group at most (the storm ends sooner when the rate
 #: falls back); a group's state lives as long as alert records.
 STORM_KEY_TTL = 86400
+#: Records read at once when recounting (bounded: not one Redis connection per member).
+RECOUNT_CHUNK = 64
 
 
 class GroupAssigner:
@@ -105,8 +107,8 @@ async def recount(store: Store, group_id: str, ttl: int) -> None:
         return
     members = await store.group_members(group_id)
     counts: dict[str, int] = {}
-    for start in range(0, len(members), 500):
-        chunk = members[start:start + 500]
+    for start in range(0, len(members), RECOUNT_CHUNK):
+        chunk = members[start:start + RECOUNT_CHUNK]
         records = await asyncio.gather(*(store.load_record(m) for m in chunk))
         for record in records:
             status = "open" if record is None else line_status(record.status, record.auto_close)
