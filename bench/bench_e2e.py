@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 
 from secbot.demo.synthetic import generate
+from secbot.rules.lists import load_lists
 from secbot.rules.loader import load_rules
 from secbot.runtime.service import SecBotService
 from secbot.runtime.settings import load_settings
@@ -130,7 +131,7 @@ def now_iso() -> str:
 
 
 async def run(count: int, rate: float, backlog: int) -> list[tuple[str, str, str]]:
-    rules = load_rules(REPO / "rules")
+    rules = load_rules(REPO / "rules", lists=load_lists(REPO / "lists"))
     with emulator_processes() as (slack_url, es_url, kibana_url):
         settings = load_settings(
             slack_bot_token=DEFAULT_BOT_TOKEN,

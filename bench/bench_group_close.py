@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from secbot.rules.lists import load_lists
 from secbot.rules.loader import load_rules
 from secbot.runtime.settings import load_settings
 from secbot.runtime.wiring import build_service
@@ -82,7 +83,8 @@ async def run(count: int) -> None:
             kibana_url=es.kibana_url, default_channel="C0DEFAULT", triagers=["S0TRIAGE"],
             poll_interval=3600, http_port=0, redis_prefix=prefix, slack_pace=0,
             rules_dir=REPO / "rules", intake_port=0)
-        service, resources = await build_service(settings, load_rules(REPO / "rules"))
+        service, resources = await build_service(
+            settings, load_rules(REPO / "rules", lists=load_lists(REPO / "lists")))
         task = asyncio.create_task(service.run())
         store = RedisStore.from_url(settings.redis_url, prefix)
         records = AlertRecords(store)

@@ -107,6 +107,7 @@ async def push_latency(count: int, rate: float) -> None:
     """Push → Slack through the real service against emulator processes (see module doc)."""
     from bench_e2e import REPO, emulator_processes, free_port, posted_at
 
+    from secbot.rules.lists import load_lists
     from secbot.rules.loader import load_rules
     from secbot.runtime.settings import load_settings
     from secbot.runtime.wiring import build_service
@@ -122,7 +123,8 @@ async def push_latency(count: int, rate: float) -> None:
             intake_port=intake_port, intake_tokens=f"elastic={TOKEN}", intake_rate=1e6,
             group_threshold=0,  # storm groups off: every alert its own post, as in bench_e2e
             log_level="WARNING")
-        service, resources = await build_service(settings, load_rules(REPO / "rules"))
+        service, resources = await build_service(
+            settings, load_rules(REPO / "rules", lists=load_lists(REPO / "lists")))
         task = asyncio.create_task(service.run())
         sent: dict[str, float] = {}
         url = f"http://127.0.0.1:{intake_port}/v1/alerts/elastic"

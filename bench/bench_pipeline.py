@@ -29,6 +29,7 @@ from secbot.domain.enrichment import Enrichment
 from secbot.enrich.engine import EnrichmentEngine
 from secbot.expressions import EvalBudget, EvalContext, compile_expression
 from secbot.pipeline.pipeline import Pipeline
+from secbot.rules.lists import load_lists
 from secbot.rules.loader import load_rules
 from secbot.store.base import Store
 from secbot.store.memory import MemoryStore
@@ -75,7 +76,7 @@ def bench_expression(rounds: int = 20_000) -> tuple[float, float]:
 
 
 async def bench_pipeline(count: int, store: Store) -> float:
-    rules = load_rules(REPO / "rules")
+    rules = load_rules(REPO / "rules", lists=load_lists(REPO / "lists"))
     pipeline = Pipeline(rules, EnrichmentEngine(demo_enrichers()), store, default_channel="C0X")
     alerts = [Alert.from_hit(src) for src in generate(count, seed=int(time.time()))]
     start = time.perf_counter()

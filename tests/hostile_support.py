@@ -19,11 +19,12 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from shipped import shipped_rules as load_shipped_rules
+
 from secbot.domain.alert import Alert
 from secbot.enrich.engine import EnrichmentEngine
 from secbot.pipeline.decision import Decision
 from secbot.pipeline.pipeline import Pipeline
-from secbot.rules.loader import load_rules
 from secbot.rules.ruleset import RuleSet
 from secbot.siem.embedded import EmbeddedSiem
 from secbot.store.memory import MemoryStore
@@ -288,7 +289,7 @@ _RULES: list[RuleSet] = []
 
 def shipped_rules() -> RuleSet:
     if not _RULES:
-        _RULES.append(load_rules(RULES_DIR))
+        _RULES.append(load_shipped_rules())
     return _RULES[0]
 
 

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from secbot.rules.loader import load_rules
+from shipped import shipped_rules
+
 from secbot.rules.ruleset import RuleSet
 from secbot.runtime.service import SecBotService
 from secbot.runtime.settings import Settings, load_settings
@@ -93,7 +94,7 @@ async def running_stack(
             **(late or {}),
         }
         settings = load_settings(**options)
-        service, resources = await build_service(settings, rules or load_rules(REPO / "rules"))
+        service, resources = await build_service(settings, rules or shipped_rules())
         task = asyncio.create_task(service.run())
         try:
             await slack.wait_for_connections(1, timeout=10)

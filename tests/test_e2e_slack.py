@@ -9,11 +9,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from stack_support import INDEX, REPO, TRIAGER, VIEWER, Stack, eventually, posted, running_stack
+from shipped import shipped_rules
+from stack_support import INDEX, TRIAGER, VIEWER, Stack, eventually, posted, running_stack
 
-from secbot.rules.loader import load_rules
-
-RULES = load_rules(REPO / "rules")
+RULES = shipped_rules()
 
 
 def gcp_alert(uid: str, project: str = "prod-payments", **extra: Any) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from secbot.domain.alert import Alert
 from secbot.enrich.engine import EnrichmentEngine
 from secbot.pipeline.decision import Decision
 from secbot.pipeline.pipeline import Pipeline
+from secbot.rules.lists import load_lists
 from secbot.rules.loader import load_rules
 from secbot.runtime.enrichers import build_enrichers
 from secbot.store.memory import MemoryStore
@@ -124,7 +125,9 @@ def pipeline(gcp: GcpStandIn, script: Script, rules: Path = RULES) -> Pipeline:
         enrich_provider_timeout=15,
     )
     engine = EnrichmentEngine(build_enrichers(settings, http=script.client()), timeout=20)
-    return Pipeline(load_rules(rules), engine, MemoryStore(), default_channel="C0DEFAULT")
+    lists = load_lists(rules.parent / "lists") if (rules.parent / "lists").is_dir() else None
+    return Pipeline(load_rules(rules, lists=lists), engine, MemoryStore(),
+                    default_channel="C0DEFAULT")
 
 
 def key_alert(uuid: str, project: str, email: str, division: str) -> Alert:

@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from shipped import shipped_rules
 from stack_support import INDEX, TRIAGER, VIEWER, Stack, eventually, posted
 
 from secbot.domain.status import AuditAction
 from secbot.resilience.retry import RetryPolicy
-from secbot.rules.loader import load_rules
 from secbot.runtime.settings import Settings, load_settings
 from secbot.runtime.siem_clients import build_elastic_siem
 from secbot.runtime.wiring import build_service
@@ -33,7 +33,7 @@ from secbot_emulators.elastic import ElasticEmulator
 from secbot_emulators.slack import SlackEmulator
 
 REPO = Path(__file__).resolve().parents[1]
-RULES = load_rules(REPO / "rules")
+RULES = shipped_rules()
 PROD = "C0PRODSEC"  # where the GCP rule routes prod-* projects (no auto-close possible here)
 FAST_SIEM = RetryPolicy(attempts=2, base=0.05, cap=0.1, budget=3.0)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from shipped import shipped_rules
 
 from secbot.domain.alert import Alert
 from secbot.domain.enrichment import Enrichment
@@ -77,7 +78,7 @@ def pipeline(
     default: str | None = "C0DEFAULT",
 ) -> Pipeline:
     engine = EnrichmentEngine(enrichers, timeout=timeout)
-    return Pipeline(load_rules(RULES_DIR), engine, store or MemoryStore(), default_channel=default)
+    return Pipeline(shipped_rules(), engine, store or MemoryStore(), default_channel=default)
 
 
 #: rules/gcp_sa_key_created closes only for someone HR knows to be employed.

@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from reliability_harness import IDENTITY_CHANNEL, REPO, okta_alert
+from reliability_harness import IDENTITY_CHANNEL, okta_alert
+from shipped import shipped_rules
 from slack_sdk.web.async_client import AsyncWebClient
 
 from secbot.chat.app import SlackHandlers
@@ -17,7 +18,6 @@ from secbot.intake.poller import AlertPoller
 from secbot.pipeline.decision import Decision
 from secbot.pipeline.pipeline import Pipeline
 from secbot.publish.slack import SlackPublisher
-from secbot.rules.loader import load_rules
 from secbot.siem.embedded import EmbeddedSiem
 from secbot.store.memory import MemoryStore
 from secbot_emulators.slack import SlackEmulator
@@ -49,7 +49,7 @@ async def test_a_claim_left_by_a_killed_process_delays_its_alert_but_never_skips
     store = MemoryStore(clock=clock)
     siem = EmbeddedSiem()
     await siem.insert([okta_alert(f"u{i}", auto_close=False) for i in range(3)])
-    pipeline = Pipeline(load_rules(REPO / "rules"), EnrichmentEngine({}), store)
+    pipeline = Pipeline(shipped_rules(), EnrichmentEngine({}), store)
     publisher = Recording()
     handler = TriageHandler(pipeline, siem, store, publisher, claim_ttl=2)
     poller = AlertPoller(siem, store, overlap_seconds=300)

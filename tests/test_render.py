@@ -6,11 +6,11 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from shipped import shipped_rules
 
 from secbot.demo.enrichers import demo_enrichers
 from secbot.domain.alert import Alert
@@ -19,13 +19,12 @@ from secbot.render import mrkdwn as md
 from secbot.render.blocks import STATUS_BLOCK_ID, AlertView, render_message, with_status
 from secbot.render.enrichment_text import summarize_enrichment
 from secbot.render.templates import compile_template
-from secbot.rules.loader import load_rules
 from secbot.runtime.settings import load_settings
 from secbot.runtime.wiring import build_service
 from secbot_emulators.elastic import ElasticEmulator
 from secbot_emulators.slack import SlackEmulator
 
-SHIPPED = load_rules(Path(__file__).resolve().parents[1] / "rules")
+SHIPPED = shipped_rules()
 INDEX = ".alerts-security.alerts-default"
 
 

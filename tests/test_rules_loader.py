@@ -7,6 +7,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from shipped import shipped_rules
 
 from secbot.rules.loader import RuleLoadError, load_rules, validate_rules
 from secbot.rules.schema import rule_json_schema
@@ -36,7 +37,7 @@ def problems_of(directory: Path) -> list[str]:
 
 
 def test_shipped_rules_load_and_each_has_positive_and_negative_tests() -> None:
-    rules = load_rules(RULES_DIR)
+    rules = shipped_rules()
     assert len(rules) >= 5
     for rule in rules:
         assert rule.id == rule.path.stem

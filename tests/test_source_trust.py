@@ -10,12 +10,13 @@ import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 
+from shipped import shipped_rules
+
 from secbot.domain.alert import Alert
 from secbot.domain.source import SIEM_SOURCE, alert_source
 from secbot.enrich.engine import EnrichmentEngine
 from secbot.intake.sources import ElasticSource, MappedSource
 from secbot.pipeline.pipeline import Pipeline
-from secbot.rules.loader import load_rules
 from secbot.store.memory import MemoryStore
 
 RULES = Path(__file__).resolve().parents[1] / "rules"
@@ -24,7 +25,7 @@ CI_PACKAGE = {"title": "Package installed: curl", "hostname": "ci-runner-7",
 
 
 def decide(source: dict[str, object]) -> tuple[str | None, bool]:
-    pipeline = Pipeline(load_rules(RULES), EnrichmentEngine({}), MemoryStore(),
+    pipeline = Pipeline(shipped_rules(), EnrichmentEngine({}), MemoryStore(),
                         default_channel="C0DEFAULT")
     decision = asyncio.run(pipeline.process(Alert.from_hit(source)))
     return decision.rule_id, decision.auto_close

@@ -22,9 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from shipped import shipped_rules
 from stack_support import INDEX, REPO, TRIAGER, VIEWER, Stack, eventually, posted, running_stack
 from test_demo_browser import WAIT_MS, _launch, chromium, demo  # noqa: F401 (fixtures)
 
+from secbot.rules.lists import load_lists
 from secbot.rules.loader import load_rules
 from secbot.rules.ruleset import RuleSet
 from secbot.runtime.settings import load_settings
@@ -91,7 +93,7 @@ def rules_with_noise(tmp_path: Path) -> RuleSet:
     for path in (REPO / "rules").glob("*.yaml"):
         (directory / path.name).write_text(path.read_text("utf-8"), "utf-8")
     (directory / "noise_always_benign.yaml").write_text(NOISE_RULE, "utf-8")
-    return load_rules(directory)
+    return load_rules(directory, lists=load_lists(REPO / "lists"))
 
 
 # --- embedded ----------------------------------------------------------------------------------
@@ -231,7 +233,7 @@ async def test_weekly_report_posts_once_across_two_instances() -> None:
             kibana_url=es.kibana_url, default_channel="C0DEFAULT", triagers=["S0TRIAGE"],
             poll_interval=0.2, http_port=0, intake_port=0, redis_prefix=prefix, slack_pace=0,
             rules_dir=REPO / "rules", report_channel="C0REPORTS")
-        rules = load_rules(REPO / "rules")
+        rules = shipped_rules()
         built = [await build_service(settings, rules, report_clock=lambda: now)
                  for _ in range(2)]
         tasks = [asyncio.create_task(service.run()) for service, _ in built]

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from shipped import shipped_rules
 from stack_support import INDEX, TRIAGER, Stack, eventually, posted
 
 from secbot.domain.status import AuditAction
 from secbot.resilience.retry import RetryPolicy
-from secbot.rules.loader import load_rules
 from secbot.runtime.settings import load_settings
 from secbot.runtime.siem_clients import build_elastic_siem
 from secbot.runtime.wiring import build_service
@@ -32,7 +32,7 @@ from secbot_emulators.slack import SlackEmulator
 from secbot_emulators.slack_events import reaction_added
 
 REPO = Path(__file__).resolve().parents[1]
-RULES = load_rules(REPO / "rules")
+RULES = shipped_rules()
 PROD = "C0PRODSEC"  # where the GCP rule routes prod-* projects (no auto-close possible here)
 #: The SIEM client as built by the composition root, with a short timeout and few retries so a
 #: hanging Kibana route costs seconds, not a minute.

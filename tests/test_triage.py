@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from shipped import shipped_rules
 
 from secbot.domain.alert import Alert
 from secbot.enrich.engine import EnrichmentEngine
@@ -14,7 +15,6 @@ from secbot.intake.handoff import TriageHandler
 from secbot.intake.poller import AlertPoller
 from secbot.pipeline.decision import Decision
 from secbot.pipeline.pipeline import Pipeline
-from secbot.rules.loader import load_rules
 from secbot.siem.base import SiemError
 from secbot.siem.embedded import EmbeddedSiem
 from secbot.store.memory import MemoryStore
@@ -65,7 +65,7 @@ async def setup(
         # The rule closes only for someone HR knows to be employed (rules/gcp_sa_key_created).
         "hr": FixtureEnricher("hr", {"terminated": False, "employment_status": "active"}),
     })
-    pipeline = Pipeline(load_rules(RULES_DIR), engine, store, default_channel="C0DEFAULT")
+    pipeline = Pipeline(shipped_rules(), engine, store, default_channel="C0DEFAULT")
     handler = TriageHandler(pipeline, siem, store, publisher)
     return handler, AlertPoller(siem, store, overlap_seconds=300), store
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from pydantic import ValidationError
@@ -82,7 +83,9 @@ class _Compiler:
                  lists: Mapping[str, frozenset[str]] | None = None) -> None:
         self.doc, self.rule, self.timeout = doc, rule, timeout
         self.destinations = destinations
-        self.lists = lists
+        # No lists given means none exist: an inList naming one is a load error here, not a
+        # quiet evaluation error on every alert later.
+        self.lists = lists if lists is not None else MappingProxyType({})
         self.problems: list[RuleProblem] = []
 
     def problem(self, loc: Loc, message: str) -> None:
@@ -180,8 +183,7 @@ def load_rule_file(
 
     ``destinations``: the destination names ``escalate`` may use (None: not checked).
     ``lists``: the named lists (:mod:`secbot.rules.lists`) bound to the rule's expressions
-    for ``inList``; a list name not among them is a problem (None: not checked, and such a
-    call fails at evaluation)."""
+    for ``inList``; a list name not among them is a problem (None: no lists)."""
     try:
         doc = load_yaml(path)
     except YamlSyntaxError as exc:
