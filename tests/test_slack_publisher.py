@@ -139,6 +139,36 @@ async def test_duplicates_form_a_group_under_the_first_alerts_own_message(
     assert record is not None and record.group == ("d1", "d2", "d3", "d4")
 
 
+async def test_duplicates_of_an_older_secbots_first_alert_stay_in_its_context_reply(
+    slack: SlackEmulator,
+) -> None:
+    """A first alert whose duplicates an older SecBot threaded (members, no group state):
+    a new duplicate joins that list and its context reply, never a group whose positions
+    would skip it."""
+    store = MemoryStore()
+    publisher = SlackPublisher(client(slack), store)
+    await publisher.publish(alert("o1"), await decided(store, "o1"))
+    [first] = top(slack)
+    ref = MessageRef(CHANNEL, first.ts)
+    await AlertRecords(store).join_group("o1", "o2", ref)  # what the older SecBot stored
+    await store.link_message("context:o1", MessageRef(CHANNEL, (await slack_reply(
+        slack, first.ts, "New context: 1 more alert")).ts), 3600)
+    dup = await decided(store, "o3", post=False, duplicate_of="o1", duplicate_count=3)
+    await publisher.publish(alert("o3"), dup)
+    await publisher.aclose()
+    await publisher.flusher.flush_pending()
+    assert await store.group_members("o1") == ["o2", "o3"]
+    assert await store.load_group("o1") is None and group_lines(slack, first.ts) == []
+    [context] = [r for r in slack.replies(CHANNEL, first.ts) if r.ts != first.ts]
+    assert "2 more alerts" in context.text and "o3" in context.text
+
+
+async def slack_reply(slack: SlackEmulator, thread_ts: str, text: str) -> Any:
+    response = await client(slack).chat_postMessage(channel=CHANNEL, thread_ts=thread_ts,
+                                                    text=text)
+    return next(r for r in slack.replies(CHANNEL, thread_ts) if r.ts == response["ts"])
+
+
 async def test_post_is_attached_to_the_pipelines_record(slack: SlackEmulator) -> None:
     store = MemoryStore()
     publisher = SlackPublisher(client(slack), store)

@@ -298,18 +298,27 @@ class SlackPublisher:
                                decision: Decision) -> None:
         """``alert`` joins the duplicates group of ``head`` (durably, once); the flusher lists
         it and redraws the header part. The first duplicate posts the "new context" reply."""
-        await self.groups.open_duplicates(head, first, alert, decision)
-        await self._join(head, alert, decision)
+        legacy = await self.store.load_group(head) is None and bool(
+            await self.store.group_members(head, 0, 0))
+        if not legacy:
+            await self.groups.open_duplicates(head, first, alert, decision)
+            await self._join(head, alert, decision)
         key = f"context:{head}"
-        if await self.store.message_for_alert(key) is not None:
+        existing = await self.store.message_for_alert(key)
+        if existing is not None and not legacy:
             return  # the flusher edits it at its pace, not one edit per duplicate
         first_record = await self.records.load(head)
         text = view.context_text(
             max(1, decision.duplicate_count - 1), alert.uuid, alert.get_field("@timestamp"),
             thaw(decision.fields), first_record.fields if first_record else {},
             decision.explanation if decision.auto_close else None)
-        await self.pacer.wait(first.channel)
-        response = await self.client.chat_postMessage(
-            channel=first.channel, thread_ts=first.ts, text=text, unfurl_links=False)
-        await self.store.link_message(key, MessageRef(first.channel, str(response["ts"])),
-                                      self.ttl)
+        if existing is None:
+            await self.pacer.wait(first.channel)
+            response = await self.client.chat_postMessage(
+                channel=first.channel, thread_ts=first.ts, text=text, unfurl_links=False)
+            existing = MessageRef(first.channel, str(response["ts"]))
+            await self.store.link_message(key, existing, self.ttl)
+        else:  # an older SecBot's duplicates (no group state): shown in this reply, as then
+            await self.client.chat_update(channel=existing.channel, ts=existing.ts, text=text)
+        if legacy:
+            await self.records.join_group(head, alert.uuid, first)
