@@ -10,6 +10,7 @@
   ``labels = "x"`` and ``project = KEY AND labels = "x"``; ``{issues, isLast}``.
 - ``GET /rest/api/3/issue/{key}``, ``GET`` / ``POST /rest/api/3/issue/{key}/comment``,
   ``GET`` / ``POST /rest/api/3/issue/{key}/transitions``; an unknown issue is ``404``.
+- ``GET /browse/{key}`` and ``GET /issues/``: plain HTML pages for people watching a demo.
 - The workflow: To Do → In Progress → Done; ``transitions`` (names) can be replaced to act as
   a project whose workflow has no "Done".
 
@@ -93,6 +94,7 @@ class JiraStandIn(StandIn):
         app.router.add_route("*", f"{api}/issue/{{key}}/comment", self._comment)
         app.router.add_route("*", f"{api}/issue/{{key}}/transitions", self._transition)
         app.router.add_get("/browse/{key}", self._browse)
+        app.router.add_get("/issues/", self._issues_page)
 
     async def _browse(self, request: web.Request) -> web.Response:
         """The issue page a link from Slack opens (a demo page: no login, plain HTML)."""
@@ -107,6 +109,18 @@ class JiraStandIn(StandIn):
                 f"{html.escape(', '.join(issue.fields['labels']))}</p>"
                 f"<pre>{html.escape(_plain(issue.fields.get('description')))}</pre>"
                 f"<h2>Comments</h2><ul>{comments}</ul>")
+        return web.Response(text=body, content_type="text/html")
+
+    async def _issues_page(self, request: web.Request) -> web.Response:
+        """Every issue, newest first, each linking its ``/browse/<key>`` page (a demo page,
+        where Jira Cloud's issue navigator would be)."""
+        rows = "".join(
+            f"<tr><td><a href=\"/browse/{html.escape(i.key)}\">{html.escape(i.key)}</a></td>"
+            f"<td>{html.escape(i.status)}</td><td>{html.escape(i.fields['summary'])}</td>"
+            f"<td>{len(i.comments)}</td></tr>" for i in reversed(list(self.issues.values())))
+        body = ("<!doctype html><meta charset=utf-8><title>Jira stand-in</title>"
+                "<h1>Issues</h1><table border=1 cellpadding=4><tr><th>key</th><th>status</th>"
+                f"<th>summary</th><th>comments</th></tr>{rows}</table>")
         return web.Response(text=body, content_type="text/html")
 
     def fault_body(self, status: int) -> Any:

@@ -125,6 +125,9 @@ class SlackEmulator:
         self.base_url = ""  # http://host:port once started
         self.last_envelope_id: str | None = None
         self.extra_routes = list(routes)  # e.g. the demo page at "/" (same origin as the API)
+        #: label → URL of other pages the demo page links in its header (the PagerDuty and
+        #: Jira stand-ins' pages); shown by ``/_emulator/status``.
+        self.links: dict[str, str] = {}
         self._runner: web.AppRunner | None = None
 
     # --- addresses -----------------------------------------------------------------------------

@@ -6,7 +6,8 @@ using Slack's error codes. CORS is open so a page served from another port can c
 
 ==========================================  =================================================
 ``GET  /_emulator/``                        this endpoint list
-``GET  /_emulator/status``                  socket connections, deliveries, state ``version``
+``GET  /_emulator/status``                  socket connections, deliveries, state ``version``,
+                                            ``links`` (other demo pages, for the header)
 ``GET  /_emulator/users``                   ``users: [{id, name, real_name, is_bot}]``
 ``GET  /_emulator/channels``                ``channels: [{id, name, topic, message_count}]``
 ``GET  /_emulator/messages?channel=C…``     ``messages`` oldest first (Slack message objects
@@ -108,7 +109,8 @@ class DemoApi:
             "deliveries": {"total": len(socket.deliveries),
                            "acked": sum(d.acked.is_set() for d in socket.deliveries),
                            "failed": sum(d.failed for d in socket.deliveries)},
-            "api_calls": len(self.emu.calls)})
+            "api_calls": len(self.emu.calls),
+            "links": [{"label": k, "url": v} for k, v in self.emu.links.items()]})
 
     async def users(self, request: web.Request) -> web.Response:
         return web.json_response({"ok": True, "users": [

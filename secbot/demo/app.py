@@ -18,10 +18,12 @@ from pydantic import SecretStr
 from rich.console import Console
 
 from secbot.ask.state import MemoryInteractions
+from secbot.demo.destinations import DemoDestinations, demo_destinations
 from secbot.demo.enrichers import demo_enrichers
-from secbot.demo.push import demo_intake, intake_settings, push_alerts
+from secbot.demo.push import DemoIntake, demo_intake, intake_settings, push_alerts
 from secbot.demo.synthetic import auth_events, generate, storm
 from secbot.rules.ruleset import RuleSet
+from secbot.runtime.service import SecBotService
 from secbot.runtime.settings import Settings
 from secbot.runtime.wiring import build_service
 from secbot.siem.embedded import EmbeddedSiem
@@ -127,43 +129,68 @@ async def run_web_demo(
         siem = await seeded_siem(count)
         prefix = demo_prefix()
         store = await demo_store(settings, console, prefix=prefix)
-        # The push path needs Redis (the intake's durable stream); without it, poll only.
-        intake = demo_intake(settings.sources_dir) if isinstance(store, RedisStore) else None
         own = EmbeddedAlertStore(":memory:")  # mapped sources' alerts (Threat Stack)
-        service, resources = await build_service(
-            demo_settings(settings, slack, prefix).model_copy(update=intake_settings(intake)),
-            rules,
-            store=store,
-            siem=siem,
-            enrichers=demo_enrichers(),
-            own_store=own,
-            # DMs and approvals live beside the store: in memory too when Redis is not there.
-            interactions=None if isinstance(store, RedisStore) else MemoryInteractions(),
-        )
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, service.stop)
-        if duration is not None:
-            loop.call_later(duration, service.stop)
-        console.print(
-            f"SecBot demo: open [bold]{slack.base_url}/[/] — {len(rules)} rules, "
-            f"{count} alerts seeded, a new one every {interval:g}s. Ctrl-C stops."
-        )
-        feeder = asyncio.create_task(keep_alerts_coming(siem, interval))
-        pusher = None
-        if intake is not None:
-            console.print(f"push: a Threat Stack-style alert to {intake.url} every "
-                          f"{2 * interval:g}s (real HTTP intake, demo token)")
-            pusher = asyncio.create_task(push_alerts(intake, 2 * interval))
+        # The push path and the destinations' outbox need Redis; without it, poll only.
+        durable = isinstance(store, RedisStore)
+        intake = demo_intake(settings.sources_dir) if durable else None
         try:
-            await service.run()
+            async with demo_destinations(durable) as destinations:
+                slack.links = destinations.links()  # the demo page's header links
+                service, resources = await build_service(
+                    demo_settings(settings, slack, prefix).model_copy(
+                        update={**intake_settings(intake), **destinations.settings()}),
+                    rules,
+                    store=store,
+                    siem=siem,
+                    enrichers=demo_enrichers(),
+                    own_store=own,
+                    # DMs and approvals live beside the store: in memory too without Redis.
+                    interactions=None if durable else MemoryInteractions(),
+                )
+                try:
+                    _announce(console, slack, rules, destinations, intake, count=count,
+                              interval=interval)
+                    await _serve(service, siem, intake, interval=interval, duration=duration)
+                finally:
+                    await resources.aclose()
         finally:
-            for task in (feeder, pusher):
-                if task is not None:
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
-            await resources.aclose()
             await store.close()
             await siem.close()
             await own.close()
+
+
+def _announce(console: Console, slack: SlackEmulator, rules: RuleSet,
+              destinations: DemoDestinations, intake: DemoIntake | None, *, count: int,
+              interval: float) -> None:
+    """The status lines a person starting the demo reads: where to look, what runs."""
+    console.print(
+        f"SecBot demo: open [bold]{slack.base_url}/[/] — {len(rules)} rules, "
+        f"{count} alerts seeded, a new one every {interval:g}s. Ctrl-C stops."
+    )
+    for label, url in destinations.links().items():
+        console.print(f"destinations: {label} at {url}")
+    if not destinations.links():
+        console.print("destinations: off (the outbox needs Redis): nothing is paged or ticketed")
+    if intake is not None:
+        console.print(f"push: a Threat Stack-style alert to {intake.url} every "
+                      f"{2 * interval:g}s (real HTTP intake, demo token)")
+
+
+async def _serve(service: SecBotService, siem: EmbeddedSiem, intake: DemoIntake | None, *,
+                 interval: float, duration: float | None) -> None:
+    """Run the service with the alert feeders beside it until it is stopped."""
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, service.stop)
+    if duration is not None:
+        loop.call_later(duration, service.stop)
+    tasks = [asyncio.create_task(keep_alerts_coming(siem, interval))]
+    if intake is not None:
+        tasks.append(asyncio.create_task(push_alerts(intake, 2 * interval)))
+    try:
+        await service.run()
+    finally:
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

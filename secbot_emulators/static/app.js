@@ -411,6 +411,19 @@ function renderConnection(status) {
     ` · ${status.deliveries.acked}/${status.deliveries.total} events acked · ${status.api_calls} API calls`;
 }
 
+/** Links to the other stand-ins' pages (PagerDuty incidents, Jira issues): http(s) only. */
+function renderLinks(status) {
+  const links = (status && Array.isArray(status.links) ? status.links : [])
+    .filter((l) => typeof l.url === "string" && /^https?:\/\//.test(l.url));
+  const key = JSON.stringify(links);
+  const node = document.querySelector("[data-testid=demo-links]");
+  if (node.dataset.key === key) return;
+  node.dataset.key = key;
+  node.replaceChildren(...links.map((l) => el("a", {
+    href: l.url, target: "_blank", rel: "noopener noreferrer", "data-testid": "demo-link",
+    text: String(l.label || l.url) })));
+}
+
 function toast(text) {
   const node = $("toast");
   node.textContent = text;
@@ -519,6 +532,7 @@ async function poll() {
   try {
     const status = await api("/status");
     renderConnection(status);
+    renderLinks(status);
     if (status.version !== state.version) await refresh(false);
   } catch (error) {
     renderConnection(null);
