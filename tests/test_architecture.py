@@ -141,3 +141,16 @@ def test_modules_stay_small() -> None:
                for p in (REPO / package).rglob("*.py")
                if (n := len(p.read_text(encoding="utf-8").splitlines())) > 400}
     assert not too_big, too_big
+
+
+def test_functions_stay_short() -> None:
+    """A function does one thing a reader can hold in their head (≤ 50 lines, docstring
+    included): longer ones hide the steps they should name."""
+    too_long = sorted(
+        f"{p.relative_to(REPO)}:{node.lineno} {node.name} ({length} lines)"
+        for p in (REPO / "secbot").rglob("*.py")
+        for node in ast.walk(ast.parse(p.read_text(encoding="utf-8")))
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        and (length := (node.end_lineno or node.lineno) - node.lineno + 1) > 50
+    )
+    assert not too_long, "\n".join(too_long)

@@ -42,7 +42,7 @@ from secbot.pipeline.pipeline import Pipeline
 from secbot.publish.slack import SlackPublisher
 from secbot.render import mrkdwn as md
 from secbot.render.blocks import render_message
-from secbot.runtime.wiring import rule_partition
+from secbot.runtime.intake_wiring import rule_partition
 from secbot.siem.embedded import EmbeddedSiem
 from secbot.store.memory import MemoryStore
 from secbot_emulators.slack import SlackEmulator

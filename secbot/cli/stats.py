@@ -18,8 +18,9 @@ import typer
 
 from secbot.cli.common import fail, settings_or_exit
 from secbot.domain.source import SIEM_SOURCE
+from secbot.runtime.intake_wiring import ConfigError, build_own_store, intake_sources
 from secbot.runtime.settings import Settings
-from secbot.runtime.wiring import ConfigError, build_own_store, build_siem, intake_sources
+from secbot.runtime.wiring import build_siem
 from secbot.siem.base import Siem, SiemError
 from secbot.siem.routing import RoutingSiem
 from secbot.stats.report import PeriodError, StatsReport, fetch_report, parse_period, to_json

@@ -53,7 +53,9 @@ class Metrics:
             "secbot_intake_alerts_accepted", "Alerts stored by the intake (202)", ["source"],
             registry=r,
         )
+        self._destination_gauges(r)
 
+    def _destination_gauges(self, r: CollectorRegistry) -> None:
         # Destinations (issue 13): the outbox's state, read from Redis at each scrape (shared
         # by the replicas, so every replica shows the same numbers).
         self.destination_queued = Gauge(
