@@ -2,6 +2,8 @@
 
 Alert in → message on the page → alice clicks ✅ → "Closed by …" and the SIEM says closed →
 bob clicks ✅ → only bob sees the refusal → ``@SecBot alert`` in a thread → the bot answers.
+Terminated Bob's alert is paged and ticketed: the message says so, the header links the
+PagerDuty and Jira stand-ins' pages.
 Also: alert text stays text (no markup executes), typing survives re-renders, no page errors.
 
 Uses Debian's ``/usr/bin/chromium`` (``.ci/chromium.sh`` installs it; never ``playwright
@@ -220,6 +222,32 @@ def _enrichment_reads_as_text(page: Any, expect: Any) -> None:
     page.screenshot(path=str(ENRICHMENT_SHOT))
 
 
+def _escalations_are_visible(page: Any, expect: Any) -> None:
+    """Terminated Bob's key is paged and ticketed: the message says so, and the header links
+    the PagerDuty stand-in's incidents and the Jira stand-in's issues (issue 13)."""
+    links = page.get_by_test_id("demo-link")
+    expect(links).to_have_count(2, timeout=WAIT_MS)
+    jira = links.filter(has_text="Jira issues")
+    expect(jira).to_have_attribute("href", re.compile(r"^http://127\.0\.0\.1:\d+/issues/$"))
+    expect(links.filter(has_text="PagerDuty incidents")).to_have_attribute(
+        "href", re.compile(r"^http://127\.0\.0\.1:\d+/$"))
+    paged = page.get_by_test_id("message").filter(has_text="🚨 paged").filter(
+        has_text="Bob Ortiz").first
+    expect(paged).to_contain_text(re.compile(r"🚨 paged · Jira SEC-\d+"), timeout=WAIT_MS)
+    key = re.search(r"SEC-\d+", paged.inner_text())
+    assert key is not None
+    issues = page.context.browser.new_page()  # its own context: the demo page stays
+    try:
+        issues.goto(jira.get_attribute("href"))
+        expect(issues.get_by_role("link", name=key.group(0))).to_have_count(1)
+        issues.get_by_role("link", name=key.group(0)).click()
+        expect(issues.locator("h1")).to_contain_text(f"{key.group(0)}: GCP Service Account Key")
+        issues.goto(links.filter(has_text="PagerDuty incidents").get_attribute("href"))
+        expect(issues.locator("table")).to_contain_text("bob@example.com")
+    finally:
+        issues.close()
+
+
 def _typing_survives_rerender(page: Any) -> None:
     """A draft in the channel box keeps its text and focus while new alerts arrive."""
     box = page.get_by_test_id("channel-input")
@@ -292,6 +320,7 @@ def test_demo_page_in_chromium(chromium: Path, demo: str) -> None:
             expect(alert.first.locator(".author")).to_have_text("SecBot")
             expect(page.get_by_test_id("connection")).to_contain_text("SecBot connected")
             _enrichment_reads_as_text(page, expect)
+            _escalations_are_visible(page, expect)
             closed = _alice_closes_one(page, expect)
             _bob_is_refused(page, expect, closed)
             _alert_text_stays_text(page, expect, demo)

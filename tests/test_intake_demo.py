@@ -1,5 +1,6 @@
 """``secbot demo`` shows both paths (issue 12): polled SIEM alerts and Threat Stack-style
-alerts pushed through the real HTTP intake, kept in the own store and closable with ✅.
+alerts pushed through the real HTTP intake, kept in the own store and closable with ✅; and it
+pages and tickets through its PagerDuty and Jira stand-ins (issue 13).
 
 Runs the demo as a process (no accounts; Redis on 127.0.0.1:6379 for the intake stream) and
 reads the channels through the Slack emulator's page API, as the browser does.
@@ -101,3 +102,50 @@ async def test_demo_pushes_threatstack_alerts_and_they_close_from_slack(
             return False
 
         assert await _wait(closed, 15, "the ✅ closing the pushed alert")
+
+
+def _destinations_line(message: dict[str, Any]) -> str:
+    for block in message.get("blocks") or []:
+        if block.get("block_id") == "secbot_destinations":
+            return " ".join(str(e.get("text", "")) for e in block.get("elements", []))
+    return ""
+
+
+async def test_demo_pages_and_tickets_the_terminated_employee(demo_process: str) -> None:
+    """Terminated Bob's alerts match the shipped rules' ``escalate`` entries: the demo's
+    PagerDuty stand-in has the incident (by the alert's uuid), its Jira stand-in the issue, and
+    the message says ``🚨 paged · Jira SEC-n`` linking the issue's page; the demo page's header
+    links both stand-ins' pages."""
+    base = demo_process
+    async with httpx.AsyncClient(timeout=5) as http:
+
+        async def links() -> dict[str, str] | None:
+            try:
+                status = (await http.get(f"{base}/_emulator/status")).json()
+            except httpx.TransportError:
+                return None
+            found = {link["label"]: link["url"] for link in status.get("links", [])}
+            return found if len(found) == 2 else None
+
+        pages = await _wait(links, 30, "the demo page's links to PagerDuty and Jira")
+        pagerduty, jira = pages["PagerDuty incidents"], pages["Jira issues"]
+
+        async def escalated() -> dict[str, Any] | None:
+            for channel in ("C0SECALERTS", "C0SECCRIT", "C0PRODSEC"):
+                for message in await _messages(http, base, channel):
+                    line = _destinations_line(message)
+                    if "🚨 paged · <" in line and "bob@example.com" in json.dumps(message):
+                        return message
+            return None
+
+        message = await _wait(escalated, 30, "Bob's alert paged and ticketed in the message")
+        line = _destinations_line(message)
+        key = line.split("|Jira ", 1)[1].split(">", 1)[0]
+        jira_base = jira.removesuffix("/issues/")
+        assert f"<{jira_base}/browse/{key}|Jira {key}>" in line, line
+        incidents = (await http.get(pagerduty)).text
+        assert _uuid(message) in incidents and "triggered" in incidents
+        issue = await http.get(f"{jira_base}/browse/{key}")
+        assert issue.status_code == 200 and "bob@example.com" in issue.text
+        assert " in Slack:" in issue.text  # the comment with the message's permalink
+        assert f"/browse/{key}" in (await http.get(jira)).text
