@@ -527,3 +527,17 @@ async def test_storm_members_cost_no_related_alerts_search_each() -> None:
         # Five messages of their own and the alert that started the storm (decided before
         # it joined): nowhere near one per alert.
         assert searched <= 7, f"{searched} related-alerts searches for 40 alerts"
+
+
+async def test_an_alert_missing_its_dedup_key_is_its_own_message_and_says_so(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "key_created_dedup.yaml").write_text(DUP_RULE)
+    async with running_stack(load_rules(tmp_path)) as stack:
+        lone = key_alert("nokey-1", "198.51.100.9", 1)
+        del lone["user"]
+        stack.elastic.index_documents(INDEX, [key_alert("key-1", "198.51.100.8", 0), lone])
+        await _tops(stack, 2)
+        assert _own_messages(stack) == {"key-1", "nokey-1"}
+        [message] = [m for m in stack.top_messages(PROD) if "nokey-1" in str(m.metadata)]
+        assert "not deduplicated: the alert has no user.email (dedup.key)" in str(message.blocks)

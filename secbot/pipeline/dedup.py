@@ -15,10 +15,12 @@ from secbot.store.base import Store
 @dataclass(frozen=True)
 class Dedup:
     """``duplicate_of`` is the window's first alert (None when this one is first or the rule
-    does not dedup); ``count`` is how many alerts hit the key so far, this one included."""
+    does not dedup); ``count`` is how many alerts hit the key so far, this one included;
+    ``note`` says why an alert of a deduplicating rule stands alone (a key field missing)."""
 
     duplicate_of: str | None = None
     count: int = 1
+    note: str | None = None
 
 
 def dedup_key(rule: CompiledRule, alert: Alert) -> str | None:
@@ -37,7 +39,9 @@ async def claim(store: Store, rule: CompiledRule, alert: Alert) -> Dedup:
         return Dedup()
     key = dedup_key(rule, alert)
     if key is None:  # a key field is missing: never merge alerts on a partial key
-        return Dedup()
+        missing = [name for name in rule.rule.dedup.key if thaw(alert.get_field(name)) is None]
+        return Dedup(note=f"not deduplicated: the alert has no {', '.join(missing)} "
+                          "(dedup.key), so it is its own message")
     result = await store.claim_dedup(key, alert.uuid, rule.rule.dedup.window)
     first = result.first_uuid if result.first_uuid != alert.uuid else None
     return Dedup(duplicate_of=first, count=result.count)

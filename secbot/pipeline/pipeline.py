@@ -78,7 +78,8 @@ class Pipeline:
         verdict = decide.hold(verdict, rule, await self.gatekeeper.gate(rule))
         notes = (*where.notes, *verdict.notes, *raised.notes,
                  *((where.missing,) if where.missing else ()),
-                 *((grouping.note,) if grouping.note else ()))
+                 *((grouping.note,) if grouping.note else ()),
+                 *((repeat.note,) if repeat.note else ()))
         severity = (raised.escalation and raised.escalation.severity) or (
             rule.rule.severity or alert.severity or "medium")
         view = AlertView(
