@@ -21,12 +21,11 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
-from secbot.store.base import StoreUnavailable
+from secbot.store.unavailable import guarded
 
 #: Move a due member's score ``lease`` seconds on, only if it is still due: one taker.
 TAKE_DUE_LUA = """
@@ -114,46 +113,40 @@ class RedisInteractions:
         return self._prefix + ":".join(parts)
 
     async def put(self, kind: str, key: str, value: str, ttl: int) -> None:
-        await self._run(self._client.set(self._k("rec", kind, key), value, ex=max(1, ttl)))
+        await guarded(self._client.set(self._k("rec", kind, key), value, ex=max(1, ttl)))
 
     async def get(self, kind: str, key: str) -> str | None:
-        found = await self._run(self._client.get(self._k("rec", kind, key)))
+        found = await guarded(self._client.get(self._k("rec", kind, key)))
         return None if found is None else str(found)
 
     async def claim(self, name: str, owner: str, ttl: int) -> bool:
-        done = await self._run(self._client.set(self._k("claim", name), owner, nx=True,
-                                                ex=max(1, ttl)))
+        done = await guarded(self._client.set(self._k("claim", name), owner, nx=True,
+                                              ex=max(1, ttl)))
         return bool(done)
 
     async def claimed_by(self, name: str) -> str | None:
-        found = await self._run(self._client.get(self._k("claim", name)))
+        found = await guarded(self._client.get(self._k("claim", name)))
         return None if found is None else str(found)
 
     async def release(self, name: str) -> None:
-        await self._run(self._client.delete(self._k("claim", name)))
+        await guarded(self._client.delete(self._k("claim", name)))
 
     async def schedule(self, queue: str, member: str, due: float) -> None:
-        await self._run(self._client.zadd(self._k("due", queue), {member: due}))
+        await guarded(self._client.zadd(self._k("due", queue), {member: due}))
 
     async def unschedule(self, queue: str, member: str) -> None:
-        await self._run(self._client.zrem(self._k("due", queue), member))
+        await guarded(self._client.zrem(self._k("due", queue), member))
 
     async def due(self, queue: str, now: float, limit: int = 50) -> list[str]:
-        found = await self._run(self._client.zrangebyscore(
+        found = await guarded(self._client.zrangebyscore(
             self._k("due", queue), "-inf", now, start=0, num=limit))
         return [str(m) for m in found]
 
     async def take(self, queue: str, member: str, now: float, lease: float) -> bool:
-        taken = await self._run(self._take(keys=[self._k("due", queue)],
-                                           args=[member, now, now + lease]))
+        taken = await guarded(self._take(keys=[self._k("due", queue)],
+                                         args=[member, now, now + lease]))
         return bool(taken)
 
-    @staticmethod
-    async def _run(call: Any) -> Any:
-        try:
-            return await call
-        except (RedisError, OSError) as exc:
-            raise StoreUnavailable(f"redis: {type(exc).__name__}: {exc}") from exc
 
 
 @dataclass

@@ -31,9 +31,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, TypeVar
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
-from secbot.store.base import StoreUnavailable
+from secbot.store.unavailable import guarded
 
 KEEP = 180 * 86400
 CLOSED_KEEP = 8 * 86400
@@ -158,20 +157,20 @@ class RedisTrustState:
         pipe = self._client.pipeline(transaction=True)
         pipe.hset(key, entry.uuid, encode(entry))
         pipe.expire(key, KEEP)
-        await self._run(pipe.execute())
+        await guarded(pipe.execute())
 
     async def judged(self, entry: Judgement) -> None:
         key = self._k("verdict", entry.rule_id)
         write = self._client.hsetnx if entry.agree else self._client.hset
-        await self._run(write(key, entry.uuid, encode(entry)))
-        await self._run(self._client.expire(key, KEEP))
+        await guarded(write(key, entry.uuid, encode(entry)))
+        await guarded(self._client.expire(key, KEEP))
 
     async def decisions(self, rule_id: str) -> list[Decided]:
-        found = await self._run(self._client.hvals(self._k("decided", rule_id)))
+        found = await guarded(self._client.hvals(self._k("decided", rule_id)))
         return [d for d in (decode(Decided, v) for v in found) if d is not None]
 
     async def judgements(self, rule_id: str) -> list[Judgement]:
-        found = await self._run(self._client.hvals(self._k("verdict", rule_id)))
+        found = await guarded(self._client.hvals(self._k("verdict", rule_id)))
         return [j for j in (decode(Judgement, v) for v in found) if j is not None]
 
     async def auto_closed(self, rule_id: str, uuid: str, at: float) -> None:
@@ -179,46 +178,40 @@ class RedisTrustState:
         pipe = self._client.pipeline(transaction=True)
         pipe.zadd(key, {_member(rule_id, uuid): at})
         pipe.zremrangebyscore(key, "-inf", at - CLOSED_KEEP)
-        await self._run(pipe.execute())
+        await guarded(pipe.execute())
 
     async def closed_between(self, start: float, end: float) -> list[tuple[str, str]]:
-        found = await self._run(self._client.zrangebyscore(self._k("closed"), start,
-                                                           f"({end}"))
+        found = await guarded(self._client.zrangebyscore(self._k("closed"), start,
+                                                         f"({end}"))
         return [_split(str(m)) for m in found]
 
     async def demote(self, entry: Demotion) -> bool:
-        done = await self._run(self._client.hsetnx(self._k("demoted"), entry.rule_id,
-                                                   encode(entry)))
+        done = await guarded(self._client.hsetnx(self._k("demoted"), entry.rule_id,
+                                                 encode(entry)))
         return bool(done)
 
     async def demotion(self, rule_id: str) -> Demotion | None:
-        found = await self._run(self._client.hget(self._k("demoted"), rule_id))
+        found = await guarded(self._client.hget(self._k("demoted"), rule_id))
         return None if found is None else decode(Demotion, found)
 
     async def restore(self, rule_id: str) -> bool:
-        return bool(await self._run(self._client.hdel(self._k("demoted"), rule_id)))
+        return bool(await guarded(self._client.hdel(self._k("demoted"), rule_id)))
 
     async def put_sample(self, channel: str, ts: str, sample: Sample, ttl: int) -> None:
-        await self._run(self._client.set(self._k("sample", channel, ts), encode(sample),
-                                         ex=max(1, ttl)))
+        await guarded(self._client.set(self._k("sample", channel, ts), encode(sample),
+                                       ex=max(1, ttl)))
 
     async def sample_at(self, channel: str, ts: str) -> Sample | None:
-        found = await self._run(self._client.get(self._k("sample", channel, ts)))
+        found = await guarded(self._client.get(self._k("sample", channel, ts)))
         return None if found is None else decode(Sample, found)
 
     async def claim(self, name: str, ttl: int) -> bool:
-        return bool(await self._run(self._client.set(self._k("claim", name), "1", nx=True,
-                                                     ex=max(1, ttl))))
+        return bool(await guarded(self._client.set(self._k("claim", name), "1", nx=True,
+                                                   ex=max(1, ttl))))
 
     async def release(self, name: str) -> None:
-        await self._run(self._client.delete(self._k("claim", name)))
+        await guarded(self._client.delete(self._k("claim", name)))
 
-    @staticmethod
-    async def _run(call: Any) -> Any:
-        try:
-            return await call
-        except (RedisError, OSError) as exc:
-            raise StoreUnavailable(f"redis: {type(exc).__name__}: {exc}") from exc
 
 
 @dataclass
