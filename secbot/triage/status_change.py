@@ -217,11 +217,11 @@ class StatusChanger:
             await recount(self.store, group, self.ttl)
         elif record is not None and record.duplicates:  # the first alert of a duplicates group
             await recount(self.store, uuid, self.ttl)
-        count = len(result.done)
-        text = f"{request.status.capitalize()}" + (f" ({count} alerts)." if count > 1 else ".")
         problem = await self._tell_destinations(result, request)
         if problem is not None:
             problems.append(problem)
+        count = len(result.done)
+        text = f"{request.status.capitalize()}" + (f" ({count} alerts)." if count > 1 else ".")
         if problems:
             text = (f"{text} The SIEM and the audit show it, but " + "; ".join(problems) + ".")
         return Outcome(OutcomeKind.CHANGED, text, tuple(problems))
