@@ -11,9 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Annotated
 
-import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -33,15 +31,9 @@ async def _read(settings: Settings, uuid: str | None, limit: int) -> list[AuditE
         await store.close()
 
 
-def audit_command(
-    alert_uuid: Annotated[
-        str | None, typer.Argument(help="one alert's trail (default: all)")
-    ] = None,
-    config: Annotated[Path | None, typer.Option("--config", help="YAML settings file")] = None,
-    limit: Annotated[int, typer.Option(min=1, max=100_000, help="newest N entries")] = 100,
-    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
-) -> None:
-    """Who changed which alert's status, when, to what, and why (humans and SecBot)."""
+def audit_command(alert_uuid: str | None, config: Path | None, *, limit: int, as_json: bool
+                  ) -> None:
+    """``secbot audit`` (options and help text: :mod:`secbot.cli.entry`)."""
     settings = settings_or_exit(config)
     try:
         entries = asyncio.run(_read(settings, alert_uuid, limit))

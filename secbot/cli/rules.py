@@ -7,7 +7,6 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -23,13 +22,6 @@ from secbot.rules.ruleset import RuleSet
 from secbot.rules.schema import rule_json_schema
 from secbot.runtime.settings import Settings, SettingsError, load_settings
 
-rules_app = typer.Typer(no_args_is_help=True, help="Validate, test and backtest rule files.")
-
-DirArg = Annotated[Path, typer.Argument(help="rules directory")]
-ListsOpt = Annotated[
-    Path | None,
-    typer.Option("--lists", help="named lists directory (default: SECBOT_LISTS_DIR, 'lists')"),
-]
 #: Destination names ``escalate`` may always use in ``rules validate``: the built-ins. A
 #: reviewer in CI has no PagerDuty or Jira credentials, yet a misspelt name must still fail.
 BUILTIN_DESTINATIONS = frozenset({"pagerduty", "jira"})
@@ -73,10 +65,8 @@ def _warnings(ruleset: RuleSet) -> list[str]:
             *expiry_warnings(ruleset, datetime.now(UTC).date())]  # 14 days ahead (issue 15)
 
 
-@rules_app.command("validate")
-def validate_command(directory: DirArg = Path("rules"), lists_dir: ListsOpt = None) -> None:
-    """Schema, expressions, enricher names, templates, destinations, named lists. Errors as
-    path:line: message; exit 1."""
+def validate_command(directory: Path, lists_dir: Path | None) -> None:
+    """``secbot rules validate`` (options and help text: :mod:`secbot.cli.entry`)."""
     where, lists, problems = _lists(lists_dir, directory)
     ruleset, rule_problems = validate_rules(
         directory, lists=lists, destinations=known_destinations(_settings()))
@@ -91,15 +81,9 @@ def validate_command(directory: DirArg = Path("rules"), lists_dir: ListsOpt = No
     print(f"{len(ruleset)} rules OK, {len(lists)} lists OK")
 
 
-@rules_app.command("test")
-def test_command(
-    directory: DirArg = Path("rules"),
-    default_channel: Annotated[
-        str | None, typer.Option(help="channel for rules without route")
-    ] = None,
-    lists_dir: ListsOpt = None,
-) -> None:
-    """Run every rule's inline tests; ends with 'N passed, N failed'."""
+def test_command(directory: Path, default_channel: str | None, lists_dir: Path | None
+                 ) -> None:
+    """``secbot rules test`` (options and help text: :mod:`secbot.cli.entry`)."""
     ruleset = _load_or_exit(directory, lists_dir)
     outcomes = asyncio.run(run_rule_tests(ruleset, default_channel=default_channel))
     for outcome in outcomes:
@@ -153,15 +137,9 @@ def _print_table(report: BacktestReport) -> None:
             )
 
 
-@rules_app.command("backtest")
-def backtest_command(
-    alerts: Annotated[Path, typer.Option("--alerts", help="NDJSON of alert _sources or ES hits")],
-    directory: DirArg = Path("rules"),
-    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
-    lists_dir: ListsOpt = None,
-) -> None:
-    """Per rule: matched, deduplicated, would auto-close, would escalate, would post (+ human
-    agreement)."""
+def backtest_command(alerts: Path, directory: Path, *, as_json: bool, lists_dir: Path | None
+                     ) -> None:
+    """``secbot rules backtest`` (options and help text: :mod:`secbot.cli.entry`)."""
     ruleset = _load_or_exit(directory, lists_dir)
     if not alerts.is_file():
         fail(f"{alerts}: no such alerts file")
@@ -175,7 +153,6 @@ def backtest_command(
         _print_table(report)
 
 
-@rules_app.command("schema")
 def schema_command() -> None:
-    """Print the JSON Schema of rule files (for editors' YAML validation)."""
+    """``secbot rules schema``: the JSON Schema of rule files."""
     print(json.dumps(rule_json_schema(), indent=2))

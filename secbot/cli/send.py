@@ -26,7 +26,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Any, NoReturn
 
 import httpx
 import typer
@@ -132,15 +132,9 @@ def _error(response: httpx.Response) -> str:
         return response.text[:200]
 
 
-def send_command(
-    source: Annotated[str, typer.Option("--source", help="intake source, e.g. elastic")],
-    files: Annotated[list[Path] | None, typer.Argument(help="alert JSON files (default stdin)")]
-    = None,
-    config: Annotated[Path | None, typer.Option("--config", help="YAML settings file")] = None,
-    url: Annotated[str | None, typer.Option(help="intake URL (SECBOT_INTAKE_URL)")] = None,
-    timeout: Annotated[float, typer.Option(help="seconds per request")] = 10.0,
-) -> None:
-    """Post alert JSON to the intake; exit 0 only when every alert was accepted."""
+def send_command(source: str, files: list[Path] | None, config: Path | None, *,
+                 url: str | None, timeout: float) -> None:
+    """``secbot send`` (options and help text: :mod:`secbot.cli.entry`)."""
     settings = settings_or_exit(config, intake_url=url)
     if settings.intake_token is None:
         _exit(EXIT_USAGE, "SECBOT_INTAKE_TOKEN: required (the Bearer token of this source)")

@@ -7,7 +7,7 @@ import contextlib
 import signal
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Any, NoReturn
 
 import structlog
 import typer
@@ -29,8 +29,6 @@ from secbot.runtime.destinations import configured_destinations
 from secbot.runtime.logs import LogLineWriter, configure_logging, register_settings_secrets
 from secbot.runtime.settings import Settings, SettingsError, load_settings
 from secbot.runtime.wiring import ConfigError, build_service, check_run_settings
-
-ConfigOpt = Annotated[Path | None, typer.Option("--config", help="YAML settings file")]
 
 log = structlog.stdlib.get_logger(__name__)
 
@@ -73,8 +71,8 @@ def _rules(settings: Settings, destinations: frozenset[str] | None = None) -> Ru
         _fail(f"rules in {settings.rules_dir} are invalid:\n{exc}")
 
 
-def run_command(config: ConfigOpt = None) -> None:
-    """The service: Socket Mode app, SIEM poller and pipeline in one asyncio process."""
+def run_command(config: Path | None) -> None:
+    """``secbot run`` (options and help text: :mod:`secbot.cli.entry`)."""
     settings = _settings(config)
     try:
         check_run_settings(settings)
@@ -142,20 +140,10 @@ async def _console_demo(
         await siem.close()
 
 
-def demo_command(
-    config: ConfigOpt = None,
-    rules: Annotated[Path | None, typer.Option(help="rules directory")] = None,
-    count: Annotated[int, typer.Option(min=1, max=10_000, help="alerts to seed")] = 24,
-    port: Annotated[int, typer.Option(help="port of the Slack emulator and its page")] = 8089,
-    interval: Annotated[float, typer.Option(help="seconds between new alerts")] = 5.0,
-    duration: Annotated[float | None, typer.Option(help="stop after N seconds")] = None,
-    console_mode: Annotated[
-        bool, typer.Option("--console", help="print to the terminal instead of the web page")
-    ] = False,
-    follow: Annotated[bool, typer.Option(help="with --console: keep generating alerts")] = False,
-    show_messages: Annotated[bool, typer.Option(help="with --console: print texts")] = False,
-) -> None:
-    """The main job on embedded defaults: no Slack or Elastic account needed."""
+def demo_command(config: Path | None, rules: Path | None, *, count: int, port: int,
+                 interval: float, duration: float | None, console_mode: bool, follow: bool,
+                 show_messages: bool) -> None:
+    """``secbot demo`` (options and help text: :mod:`secbot.cli.entry`)."""
     settings = _settings(config, rules_dir=rules, siem="embedded")
     ruleset = _rules(settings)
     if console_mode:

@@ -12,9 +12,6 @@ import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated
-
-import typer
 
 from secbot.cli.common import fail, settings_or_exit
 from secbot.domain.source import SIEM_SOURCE
@@ -44,14 +41,8 @@ async def _report(settings: Settings, period: timedelta) -> StatsReport:
         await siem.close()
 
 
-def stats_command(
-    since: Annotated[str, typer.Option("--since", help="period: 24h, 7d, 2w …")] = "7d",
-    as_json: Annotated[bool, typer.Option("--json", help="one JSON object")] = False,
-    config: Annotated[Path | None, typer.Option("--config", help="YAML settings file")] = None,
-) -> None:
-    """Per rule and source: alerts, auto-closed, closed by people (by reason), acknowledged,
-    open, median time to first human action and to close; top five; change vs the period
-    before."""
+def stats_command(since: str, *, as_json: bool, config: Path | None) -> None:
+    """``secbot stats`` (options and help text: :mod:`secbot.cli.entry`)."""
     try:
         period = parse_period(since)
     except PeriodError as exc:

@@ -15,7 +15,6 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
 
 import redis.asyncio as aioredis
 import typer
@@ -48,15 +47,9 @@ async def _run(settings: Settings, rules: RuleSet, as_json: bool, restore: str |
     return report_text(rows, settings.trust_promote_after)
 
 
-def trust_command(
-    directory: Annotated[Path, typer.Argument(help="rules directory")] = Path("rules"),
-    as_json: Annotated[bool, typer.Option("--json", help="one JSON document")] = False,
-    restore: Annotated[str | None, typer.Option(
-        "--restore", help="lift review's demotion of this rule id")] = None,
-    config: Annotated[Path | None, typer.Option("--config", help="YAML settings file")] = None,
-) -> None:
-    """Per auto-close rule: mode, decisions, agreements, disagreements (with alert links),
-    precision, whether promotion from shadow is suggested."""
+def trust_command(directory: Path, *, as_json: bool, restore: str | None,
+                  config: Path | None) -> None:
+    """``secbot rules trust`` (options and help text: :mod:`secbot.cli.entry`)."""
     settings = settings_or_exit(config)
     lists, problems = validate_lists(settings.lists_dir)
     try:
