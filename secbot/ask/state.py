@@ -44,7 +44,10 @@ class AskRecord:
 
     ``state``: ``asking`` (the DM is being sent; a crash here is resolved by looking for the
     DM's metadata before sending again), ``asked``, ``answered`` (``answer`` = yes / no /
-    timeout / not_found, ``applied`` once its outcome ran), ``not_found``.
+    timeout / not_found / storm, ``applied`` once its outcome ran), ``not_found``,
+    ``attached`` (not asked again: it takes the answer of the question ``attached_to``, see
+    :mod:`secbot.ask.pending`), ``note`` (a storm group's "not asked" line waiting for the
+    group's header).
     """
 
     alert_uuid: str
@@ -62,6 +65,7 @@ class AskRecord:
     justification: str = ""
     applied: bool = False
     alert_id: str = ""  # the SIEM's id, for the tag
+    attached_to: str = ""  # state ``attached``: the pending question whose answer this takes
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
