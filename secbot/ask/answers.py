@@ -12,7 +12,6 @@ the replica dies mid-way, another one finds it answered-but-not-applied and fini
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Mapping
 from dataclasses import replace
@@ -34,6 +33,7 @@ from secbot.ask.outcome import OutcomeFailed, finish
 from secbot.ask.state import AskRecord
 from secbot.domain.status import AuditAction
 from secbot.render import mrkdwn as md
+from secbot.resilience.loop import run_every
 
 log = structlog.stdlib.get_logger(__name__)
 
@@ -173,12 +173,7 @@ class AskAnswers:
     async def run(self, interval: float = 1.0) -> None:
         """The due-queue loop of this replica (every replica runs one; :meth:`tick` hands
         each due question to one of them). Cancelled at shutdown."""
-        while True:
-            try:
-                await self.tick()
-            except Exception:  # Redis down: the next round tries again
-                log.warning("ask timeouts: tick failed", exc_info=True)
-            await asyncio.sleep(interval)
+        await run_every(self.tick, interval, what="ask timeouts")
 
     async def tick(self) -> int:
         """Handle every due question (a timeout, or an answer whose outcome did not run);

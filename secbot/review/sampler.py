@@ -26,6 +26,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from secbot.domain.record import AlertRecord
 from secbot.domain.secrets import redact
 from secbot.render.mrkdwn import code, escape, plain
+from secbot.resilience.loop import run_every
 from secbot.review.state import Sample, TrustState
 from secbot.rules.ruleset import RuleSet
 from secbot.siem.base import Siem
@@ -74,14 +75,7 @@ class DailyReview:
 
     async def run(self) -> None:
         """Tick every ``every`` seconds until cancelled; a failed tick is logged and retried."""
-        while True:
-            try:
-                await self.tick()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("daily review failed: %s", redact(f"{type(exc).__name__}: {exc}"))
-            await asyncio.sleep(self.every)
+        await run_every(self.tick, self.every, what="daily review")
 
     async def tick(self) -> int | None:
         """Post today's sample if it is time and no replica has: how many, else None."""

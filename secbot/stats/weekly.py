@@ -14,14 +14,13 @@ expires) — the one window where "once" turns into "at least once", preferred t
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import structlog
 from slack_sdk.web.async_client import AsyncWebClient
 
-from secbot.domain.secrets import redact
+from secbot.resilience.loop import run_every
 from secbot.siem.base import Siem
 from secbot.stats.message import chart_file, slack_text
 from secbot.stats.report import fetch_report
@@ -63,15 +62,7 @@ class WeeklyReport:
 
     async def run(self) -> None:
         """Check now, then every ``check_seconds``, until cancelled; failures are logged."""
-        while True:
-            try:
-                await self.tick()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("weekly report not posted yet: %s",
-                            redact(f"{type(exc).__name__}: {exc}"))
-            await asyncio.sleep(self.check_seconds)
+        await run_every(self.tick, self.check_seconds, what="weekly report")
 
     async def tick(self) -> bool:
         """Post this week's report if it is due and nobody posted it; True when this did."""
