@@ -14,27 +14,49 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from secbot.cli.common import fail, settings_or_exit
+from secbot.domain.errors import SecBotError
 from secbot.domain.source import SIEM_SOURCE
-from secbot.runtime.intake_wiring import ConfigError, build_own_store, intake_sources
+from secbot.intake.sources import SourceLoadError, load_sources
 from secbot.runtime.settings import Settings
-from secbot.runtime.wiring import build_siem
-from secbot.siem.base import Siem, SiemError
+from secbot.siem.base import AlertArchive, Siem
 from secbot.siem.routing import RoutingSiem
 from secbot.stats.report import PeriodError, StatsReport, fetch_report, parse_period, to_json
 from secbot.stats.table import render_text
 
 
-def stats_siem(settings: Settings) -> Siem:
+def mapped_sources(settings: Settings) -> list[str]:
+    """The mapped sources of ``SECBOT_SOURCES_DIR`` (their alerts are in the own store)."""
+    try:
+        sources = load_sources(settings.sources_dir)
+    except SourceLoadError as exc:
+        fail(f"SECBOT_SOURCES_DIR: invalid source mappings:\n{exc}")
+    return [name for name in sources if name != SIEM_SOURCE]
+
+
+def _stores(settings: Settings, mapped: list[str]) -> tuple[Siem, AlertArchive | None]:
+    """The SIEM and, with mapped sources, the own alerts store. The embedded ones directly:
+    the service's wiring imports the Elasticsearch and Slack clients, about a second of
+    start-up a stats run on SQLite never uses (``bench/bench_stats.py`` times the command)."""
+    if settings.siem == "embedded":
+        from secbot.siem.embedded import EmbeddedSiem
+        from secbot.siem.own_embedded import EmbeddedAlertStore
+
+        own = EmbeddedAlertStore(settings.embedded_db) if mapped else None
+        return EmbeddedSiem(settings.embedded_db), own
+    from secbot.runtime.intake_wiring import build_own_store
+    from secbot.runtime.wiring import build_siem
+
+    return build_siem(settings), build_own_store(settings) if mapped else None
+
+
+def stats_siem(settings: Settings, mapped: list[str]) -> Siem:
     """The SIEM, with the own alerts store routed beside it when mapped sources exist."""
-    siem = build_siem(settings)
-    mapped = [name for name in intake_sources(settings) if name != SIEM_SOURCE]
-    if not mapped:
-        return siem
-    return RoutingSiem(siem, build_own_store(settings), mapped)
+    siem, own = _stores(settings, mapped)
+    return siem if own is None else RoutingSiem(siem, own, mapped)
 
 
 async def _report(settings: Settings, period: timedelta) -> StatsReport:
-    siem = stats_siem(settings)
+    siem = stats_siem(settings, mapped_sources(settings))
     try:
         return await fetch_report(siem, period, datetime.now(UTC))
     finally:
@@ -50,7 +72,7 @@ def stats_command(since: str, *, as_json: bool, config: Path | None) -> None:
     settings = settings_or_exit(config)
     try:
         report = asyncio.run(_report(settings, period))
-    except (SiemError, ConfigError) as exc:
+    except SecBotError as exc:  # SiemError, the runtime's ConfigError
         fail(str(exc))  # fail redacts
     if as_json:
         print(json.dumps(to_json(report)))
@@ -58,4 +80,4 @@ def stats_command(since: str, *, as_json: bool, config: Path | None) -> None:
     print(render_text(report))
 
 
-__all__ = ["stats_command", "stats_siem"]
+__all__ = ["mapped_sources", "stats_command", "stats_siem"]
