@@ -20,6 +20,7 @@ from secbot.domain.status import AuditAction
 from secbot.respond.base import RespondContext
 from secbot.respond.calls import ACTIONS
 from secbot.respond.proposal import APPROVE, DENY, UNDO_ACTION, Proposal, message
+from secbot.respond.running import execute, stale, take_over
 from secbot.triage.people import MembershipUnknownError
 
 log = structlog.stdlib.get_logger(__name__)
@@ -104,11 +105,16 @@ class Approvals:
             return "You asked for this action: a second person must approve it."
         wanted = {APPROVE: ("proposed", "failed"), DENY: ("proposed", "failed"),
                   UNDO_ACTION: ("done",)}.get(kind, ())
-        if p.state not in wanted:
+        # Approve on a run whose replica stopped (past its lease) takes it over.
+        if p.state not in wanted and not (kind == APPROVE and stale(self.ctx, p)):
             return f"This response action is {p.state} already."
         return None
 
     async def _approve(self, p: Proposal, user: str) -> None:
+        if p.state == "running":
+            if not await take_over(self.ctx, p, user):
+                await self._tell(p.channel, user, "", "SecBot is taking this one over already.")
+            return
         if not await self.ctx.state.claim(f"{p.id}:decided", user, self.ctx.record_ttl):
             await self.ctx.audit(p, AuditAction.REFUSED, "already being decided", user,
                                  slack_user=user, click=APPROVE)
@@ -119,16 +125,10 @@ class Approvals:
         await self._run(p, f"<@{user}>", user)
 
     async def _run(self, p: Proposal, who: str, actor: str) -> None:
-        p = replace(p, state="running", approver=actor)
-        await self.ctx.save(p)
-        await self.ctx.show(p, f"Running… approved by {who}")
-        p = await self.ctx.run(p, p.action, actor)
-        await self.ctx.save(p)
-        if p.state == "failed":  # an approver may try again: the claim is given back
-            await self.ctx.state.release(f"{p.id}:decided")
-            await self.ctx.show(p, f"{p.note} · approved by {who}; not done", APPROVE, DENY)
-            return
-        await self.ctx.finished(p, who)
+        # Approved again after a take-over that ended unknown: it may have happened, so
+        # "already in that state" is done. A fresh one is strict: a user someone else
+        # suspended is not SecBot's to offer an Undo for.
+        await execute(self.ctx, replace(p, approver=actor), who, already_ok=p.resumed > 0)
 
     async def _deny(self, p: Proposal, user: str) -> None:
         if not await self.ctx.state.claim(f"{p.id}:decided", user, self.ctx.record_ttl):
@@ -141,10 +141,12 @@ class Approvals:
         await self.ctx.reply(p, f":no_entry: <@{user}> denied {p.words} {p.target}.")
 
     async def _undo(self, p: Proposal, user: str) -> None:
-        if not await self.ctx.state.claim(f"{p.id}:undo", user, self.ctx.record_ttl):
+        # The claim lasts a run's lease, not the record's life: an Undo whose replica stopped
+        # may be clicked again; undoing twice is harmless and "already released" is done.
+        if not await self.ctx.state.claim(f"{p.id}:undo", user, int(self.ctx.apis.lease)):
             await self._tell(p.channel, user, "", "This is being undone already.")
             return
-        p = await self.ctx.run(p, ACTIONS[p.action][0], user)
+        p = await self.ctx.run(p, ACTIONS[p.action][0], user, already_ok=True)
         await self.ctx.save(p)
         if p.state == "undone":
             await self.ctx.finished(p, f"<@{user}>")

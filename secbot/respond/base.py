@@ -89,9 +89,11 @@ class RespondContext:
                 f"{'rule ' + p.rule_id if p.requested_by == 'rule' else p.requested_by}, "
                 f"approved by {approver}")
 
-    async def run(self, p: Proposal, action: str, approver: str) -> Proposal:
+    async def run(self, p: Proposal, action: str, approver: str, *,
+                  already_ok: bool = False) -> Proposal:
         """Call the response API once for ``action`` (the proposal's or its undo); the
-        result goes to the message, the thread and the audit. Never raises CallFailed."""
+        result goes to the message, the thread and the audit. Never raises CallFailed.
+        ``already_ok``: a target already in the wanted state is done (a run taken over)."""
         target = Target(p.label, p.ident)
         undo = action != p.action
         try:
@@ -99,8 +101,11 @@ class RespondContext:
                 planned = self.apis.plan(action, target, self.comment(p, approver), dry=True)
                 ref, what = "dry-run", f"dry run: would {planned.method} {md.escape(planned.url)}"
             else:
-                done = await self.apis.run(action, target, self.comment(p, approver))
+                done = await self.apis.run(action, target, self.comment(p, approver),
+                                           already_ok=already_ok)
                 ref, what = done.ref, f"done (ref `{md.escape(done.ref or '-')}`)"
+                if done.already:
+                    what = f"done (it was {md.escape(done.already)} already)"
         except CallFailed as exc:
             text = f":x: {md.escape(str(exc))}"
             await self.audit(p, AuditAction.RESPONSE_FAILED, str(exc), approver,
@@ -113,7 +118,8 @@ class RespondContext:
                                     f"{md.escape(str(exc))}. The alert is not marked contained.")
             return replace(p, state="failed" if not undo else "done", note=text)
         await self.audit(p, AuditAction.UNDONE if undo else AuditAction.RESPONDED, what,
-                         approver, ref=ref, dry_run=str(self.dry_run).lower())
+                         approver, ref=ref, dry_run=str(self.dry_run).lower(),
+                         **({"resumed": str(p.resumed)} if p.resumed else {}))
         if not undo and not self.dry_run:
             await self._tag(p)
         return replace(p, state="undone" if undo else "done", ref=ref, note=what)

@@ -10,6 +10,14 @@
 
 Only 429/5xx and dropped connections are retried (:func:`secbot.enrich.http.send`); any other
 error is final and comes back as :class:`CallFailed` with the service's own message.
+
+Running one again (a run taken over after its replica died, or an Undo clicked again) is safe:
+Kibana isolates an isolated host again (a new action id, no harm) and GCP disables a disabled
+key again (IAM answers as for the first time); Okta refuses to suspend a user who is not
+``ACTIVE`` (400 ``E0000001``), so with ``already_ok`` the user's status, read first, decides:
+already in the wanted state is done, without a second lifecycle call. A whole run is bounded
+(:attr:`ResponseApis.bound`), so a running claim's lease (:attr:`ResponseApis.lease`) never
+ends while a live replica is still calling.
 """
 
 from __future__ import annotations
@@ -65,6 +73,7 @@ class Done:
     """What the API said: an id to quote (Kibana's action id, Okta's user id)."""
 
     ref: str
+    already: str = ""  # the state it was in already (Okta's status), when nothing was called
 
 
 @dataclass(frozen=True)
@@ -78,6 +87,17 @@ class ResponseApis:
     okta_token: str | None = None
     gcp_iam_url: str = "https://iam.googleapis.com"
     timeout: float = 15.0
+
+    @property
+    def bound(self) -> float:
+        """The longest one run may take (Okta's two requests, each tried ``attempts`` times,
+        plus the retries' sleeps); :meth:`run` gives up after it."""
+        return 2 * self.timeout * POLICY.attempts + POLICY.budget
+
+    @property
+    def lease(self) -> float:
+        """How long a running claim holds: the bound plus a margin for Slack and the audit."""
+        return self.bound + 60.0
 
     def plan(self, action: str, target: Target, comment: str, *, dry: bool = False) -> Planned:
         """The request ``action`` makes (CallFailed when its service is not configured; a
@@ -100,12 +120,23 @@ class ResponseApis:
         verb = "disable" if action == "disable_sa_key" else "enable"
         return Planned("POST", f"{self.gcp_iam_url.rstrip('/')}/v1/{target.ident}:{verb}", {})
 
-    async def run(self, action: str, target: Target, comment: str) -> Done:
+    async def run(self, action: str, target: Target, comment: str, *,
+                  already_ok: bool = False) -> Done:
+        """Call the API once (retries aside), within :attr:`bound`. ``already_ok``: a target
+        already in the wanted state counts as done (Okta; the others are idempotent)."""
+        try:
+            return await asyncio.wait_for(self._run(action, target, comment, already_ok),
+                                          self.bound)
+        except TimeoutError as exc:
+            raise CallFailed(f"no answer within {self.bound:.0f} s: it may or may not have "
+                             "happened") from exc
+
+    async def _run(self, action: str, target: Target, comment: str, already_ok: bool) -> Done:
         planned = self.plan(action, target, comment)
         async with httpx.AsyncClient(timeout=self.timeout) as client:
             try:
                 if action in ("suspend_user", "unsuspend_user"):
-                    return await self._okta(client, planned, target)
+                    return await self._okta(client, planned, target, already_ok)
                 headers = await self._headers(action)
                 response = await send(client, planned.method, planned.url, policy=POLICY,
                                       json=planned.body, headers=headers)
@@ -114,7 +145,8 @@ class ResponseApis:
         body = _checked(response)
         return Done(str(body.get("action") or body.get("name") or ""))
 
-    async def _okta(self, client: httpx.AsyncClient, planned: Planned, target: Target) -> Done:
+    async def _okta(self, client: httpx.AsyncClient, planned: Planned, target: Target,
+                    already_ok: bool) -> Done:
         assert self.okta_url and self.okta_token
         headers = {"Authorization": f"SSWS {self.okta_token}", "Accept": "application/json"}
         login = urllib.parse.quote(target.ident, safe="@")
@@ -124,6 +156,10 @@ class ResponseApis:
         user_id = str(found.get("id") or "")
         if not user_id:
             raise CallFailed(f"Okta returned no id for {target.ident}")
+        status = str(found.get("status") or "")
+        if already_ok and status == ("SUSPENDED" if planned.url.endswith("/suspend")
+                                     else "ACTIVE"):
+            return Done(user_id, already=status)
         url = planned.url.replace(f"{{id of {login}}}", urllib.parse.quote(user_id))
         _checked(await send(client, "POST", url, policy=POLICY, headers=headers))
         return Done(user_id)

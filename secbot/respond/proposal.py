@@ -6,6 +6,10 @@ Buttons are a contract (DESIGN.md §13): ``secbot_approve`` / ``secbot_deny`` on
 ``state``: ``posting`` (the approval message is being sent; a crash here posts it again —
 twice is better than never), ``proposed``, ``running``, ``done``, ``failed`` (the buttons stay:
 an approver may try again), ``denied``, ``undone``.
+
+A ``running`` proposal carries a ``deadline`` (UNIX seconds, the run's lease) and sits in the
+``respond:running`` due queue until it ends; one found ``running`` past its deadline was left
+by a replica that died mid-call (see :mod:`secbot.respond.running`).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from secbot.respond.calls import ACTIONS, UNDO
 
 APPROVE, DENY, UNDO_ACTION = "secbot_approve", "secbot_deny", "secbot_undo"
 KIND = "respond"
+RUNNING_QUEUE = "respond:running"  # running proposals by deadline (the sweep's queue)
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,8 @@ class Proposal:
     ref: str = ""  # the API's id for what it did (Kibana action id, Okta user id)
     note: str = ""
     alert_id: str = ""
+    deadline: float = 0.0  # while running: when the run's lease ends (UNIX seconds)
+    resumed: int = 0  # how often a run was taken over after its replica stopped
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))

@@ -31,6 +31,7 @@ from secbot.respond.approvals import Approvals
 from secbot.respond.base import RespondContext
 from secbot.respond.calls import ResponseApis
 from secbot.respond.proposer import Proposer
+from secbot.respond.running import RunningSweep
 from secbot.respond.window import AutoApproveWindow
 from secbot.rules.ruleset import RuleSet
 from secbot.runtime.settings import Settings
@@ -99,6 +100,7 @@ def build_interactive(
     proposer = Proposer(approvals)
     parts.after_post.append(proposer)
     parts.actions.append((re.compile(r"^secbot_(approve|deny|undo)$"), approvals))
+    parts.loops.append(RunningSweep(approvals.ctx).run)  # runs left by a stopped replica
     parts.respond = respond_command(proposer)
     return parts
 
