@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
 
 from aiohttp import web
+
+from secbot_emulators.standin_http import AppServer
 
 KEY_NAME = re.compile(r"^projects/[^/]+/serviceAccounts/[^/]+/keys/[^/:]+$")
 
@@ -29,12 +28,10 @@ def _error(code: int, status: str, message: str) -> web.Response:
 
 
 @dataclass
-class IamStandIn:
+class IamStandIn(AppServer):
     keys: dict[str, bool] = field(default_factory=dict)  # key name -> disabled
     requests: list[tuple[str, str]] = field(default_factory=list)
-    url: str = ""
     _faults: int = 0
-    _runner: web.AppRunner | None = None
 
     def add_key(self, name: str) -> None:
         self.keys[name] = False
@@ -56,24 +53,7 @@ class IamStandIn:
         self.keys[name] = verb == "disable"
         return web.json_response({})
 
-    async def start(self, host: str = "127.0.0.1") -> None:
+    def app(self) -> web.Application:
         app = web.Application()
         app.add_routes([web.post("/v1/{tail:.+}", self._post)])
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, host, 0).start()
-        self.url = f"http://{host}:{self._runner.addresses[0][1]}"
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-    @classmethod
-    @asynccontextmanager
-    async def running(cls, **options: Any) -> AsyncIterator[IamStandIn]:
-        standin = cls(**options)
-        await standin.start()
-        try:
-            yield standin
-        finally:
-            await standin.stop()
+        return app

@@ -34,7 +34,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from secbot_emulators.standin_http import StandIn, json_response
+from secbot_emulators.standin_http import StandIn, html_page, json_response, table_page
 
 STATUSES = {"To Do": ("10000", "new"), "In Progress": ("3", "indeterminate"),
             "Done": ("10001", "done")}
@@ -103,25 +103,21 @@ class JiraStandIn(StandIn):
             return web.Response(text="Issue does not exist", status=404)
         comments = "".join(f"<li><pre>{html.escape(_plain(c['body']))}</pre></li>"
                            for c in issue.comments)
-        body = (f"<!doctype html><meta charset=utf-8><title>{html.escape(issue.key)}</title>"
-                f"<h1>{html.escape(issue.key)}: {html.escape(issue.fields['summary'])}</h1>"
-                f"<p>Status: <b>{html.escape(issue.status)}</b> · labels "
-                f"{html.escape(', '.join(issue.fields['labels']))}</p>"
-                f"<pre>{html.escape(_plain(issue.fields.get('description')))}</pre>"
-                f"<h2>Comments</h2><ul>{comments}</ul>")
-        return web.Response(text=body, content_type="text/html")
+        return html_page(issue.key,
+                         f"<h1>{html.escape(issue.key)}: "
+                         f"{html.escape(issue.fields['summary'])}</h1>"
+                         f"<p>Status: <b>{html.escape(issue.status)}</b> · labels "
+                         f"{html.escape(', '.join(issue.fields['labels']))}</p>"
+                         f"<pre>{html.escape(_plain(issue.fields.get('description')))}</pre>"
+                         f"<h2>Comments</h2><ul>{comments}</ul>")
 
     async def _issues_page(self, request: web.Request) -> web.Response:
         """Every issue, newest first, each linking its ``/browse/<key>`` page (a demo page,
         where Jira Cloud's issue navigator would be)."""
-        rows = "".join(
-            f"<tr><td><a href=\"/browse/{html.escape(i.key)}\">{html.escape(i.key)}</a></td>"
-            f"<td>{html.escape(i.status)}</td><td>{html.escape(i.fields['summary'])}</td>"
-            f"<td>{len(i.comments)}</td></tr>" for i in reversed(list(self.issues.values())))
-        body = ("<!doctype html><meta charset=utf-8><title>Jira stand-in</title>"
-                "<h1>Issues</h1><table border=1 cellpadding=4><tr><th>key</th><th>status</th>"
-                f"<th>summary</th><th>comments</th></tr>{rows}</table>")
-        return web.Response(text=body, content_type="text/html")
+        return table_page("Jira stand-in", "Issues", ("key", "status", "summary", "comments"),
+                          ((f"<a href=\"/browse/{html.escape(i.key)}\">{html.escape(i.key)}</a>",
+                            html.escape(i.status), html.escape(i.fields["summary"]),
+                            str(len(i.comments))) for i in reversed(list(self.issues.values()))))
 
     def fault_body(self, status: int) -> Any:
         return {"errorMessages": [f"injected {status}"], "errors": {}}
@@ -144,6 +140,16 @@ class JiraStandIn(StandIn):
 
     def _issue(self, request: web.Request) -> Issue | None:
         return self.issues.get(request.match_info["key"])
+
+    def _guarded_issue(self, request: web.Request) -> Issue | web.Response:
+        """The path's issue for an authenticated caller, else Jira's 401 / 404 answer."""
+        if (refusal := self._guard(request)) is not None:
+            return refusal
+        issue = self._issue(request)
+        if issue is None:
+            return _errors(["Issue does not exist or you do not have permission to see it."],
+                           status=404)
+        return issue
 
     def _view(self, issue: Issue, wanted: list[str] | None = None) -> dict[str, Any]:
         status_id, category = STATUSES[issue.status]
@@ -228,21 +234,15 @@ class JiraStandIn(StandIn):
         return json_response({"issues": [self._view(i, fields) for i in found], "isLast": True})
 
     async def _get(self, request: web.Request) -> web.Response:
-        if (refusal := self._guard(request)) is not None:
-            return refusal
-        issue = self._issue(request)
-        if issue is None:
-            return _errors(["Issue does not exist or you do not have permission to see it."],
-                           status=404)
+        issue = self._guarded_issue(request)
+        if isinstance(issue, web.Response):
+            return issue
         return json_response(self._view(issue))
 
     async def _comment(self, request: web.Request) -> web.Response:
-        if (refusal := self._guard(request)) is not None:
-            return refusal
-        issue = self._issue(request)
-        if issue is None:
-            return _errors(["Issue does not exist or you do not have permission to see it."],
-                           status=404)
+        issue = self._guarded_issue(request)
+        if isinstance(issue, web.Response):
+            return issue
         if request.method == "GET":
             return json_response({"startAt": 0, "maxResults": 5000, "total": len(issue.comments),
                                   "comments": issue.comments})
@@ -262,12 +262,9 @@ class JiraStandIn(StandIn):
                 if (target := name if name in STATUSES else "Done") != issue.status]
 
     async def _transition(self, request: web.Request) -> web.Response:
-        if (refusal := self._guard(request)) is not None:
-            return refusal
-        issue = self._issue(request)
-        if issue is None:
-            return _errors(["Issue does not exist or you do not have permission to see it."],
-                           status=404)
+        issue = self._guarded_issue(request)
+        if isinstance(issue, web.Response):
+            return issue
         available = self._available(issue)
         if request.method == "GET":
             return json_response({"expand": "transitions", "transitions": available})

@@ -18,13 +18,13 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
+
+from secbot_emulators.standin_http import AppServer
 
 DEFAULT_TOKEN = "00okta-emulator-token"
 
@@ -64,16 +64,14 @@ def _error(status: int, code: str, summary: str, causes: list[str] | None = None
                         headers=headers)
 
 
-class OktaStandIn:
+class OktaStandIn(AppServer):
     """Users by id and login; every request recorded as (method, path)."""
 
     def __init__(self, token: str = DEFAULT_TOKEN) -> None:
         self.token = token
         self.users: dict[str, OktaUser] = {}
         self.requests: list[tuple[str, str]] = []
-        self.url = ""
         self._faults: list[int] = []
-        self._runner: web.AppRunner | None = None
 
     def add_user(self, login: str, first: str = "Test", last: str = "User",
                  status: str = "ACTIVE") -> OktaUser:
@@ -135,24 +133,3 @@ class OktaStandIn:
             web.post("/api/v1/users/{id}/lifecycle/{verb:suspend|unsuspend}", self._lifecycle),
         ])
         return app
-
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        self._runner = web.AppRunner(self.app(), access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, host, port).start()
-        self.url = f"http://{host}:{self._runner.addresses[0][1]}"
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    @classmethod
-    @asynccontextmanager
-    async def running(cls, **options: Any) -> AsyncIterator[OktaStandIn]:
-        standin = cls(**options)
-        await standin.start()
-        try:
-            yield standin
-        finally:
-            await standin.stop()

@@ -27,7 +27,7 @@ from typing import Any
 
 from aiohttp import web
 
-from secbot_emulators.standin_http import StandIn, json_response
+from secbot_emulators.standin_http import StandIn, json_response, table_page
 
 ACTIONS = ("trigger", "acknowledge", "resolve")
 SEVERITIES = ("critical", "error", "warning", "info")
@@ -83,15 +83,11 @@ class PagerDutyEvents(StandIn):
 
     async def _page(self, request: web.Request) -> web.Response:
         """What the on-call would see: the incidents, newest first (a demo page)."""
-        rows = "".join(
-            f"<tr><td>{html.escape(i.state)}</td><td>{html.escape(i.severity)}</td>"
-            f"<td>{html.escape(i.summary)}</td><td><code>{html.escape(i.dedup_key)}</code></td>"
-            f"<td>{len(i.events)}</td></tr>" for i in reversed(list(self.incidents.values())))
-        body = ("<!doctype html><meta charset=utf-8><title>PagerDuty stand-in</title>"
-                "<h1>Incidents</h1><table border=1 cellpadding=4><tr><th>state</th>"
-                "<th>severity</th><th>summary</th><th>dedup key</th><th>events</th></tr>"
-                f"{rows}</table>")
-        return web.Response(text=body, content_type="text/html")
+        return table_page("PagerDuty stand-in", "Incidents",
+                          ("state", "severity", "summary", "dedup key", "events"),
+                          ((html.escape(i.state), html.escape(i.severity), html.escape(i.summary),
+                            f"<code>{html.escape(i.dedup_key)}</code>", str(len(i.events)))
+                           for i in reversed(list(self.incidents.values()))))
 
     def fault_body(self, status: int) -> Any:
         if status == 400:

@@ -7,13 +7,17 @@ and switchable faults every stand-in shares.
 every request with 503 and answering normally; ``delay`` answers late, *after* doing what
 was asked (a caller killed meanwhile never learns it succeeded). Faults are the services'
 documented error answers, not closed sockets: a closed socket is :meth:`stop`.
+
+:class:`AppServer` is only the serving part (start on an ephemeral port, stop, ``running()``),
+for the stand-ins whose faults follow their own service's rules (Okta, GCP IAM).
 """
 
 from __future__ import annotations
 
 import asyncio
+import html
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Self
 
@@ -28,13 +32,69 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
                         content_type="application/json", headers=headers)
 
 
-class StandIn:
+
+def html_page(title: str, body: str) -> web.Response:
+    """A demo page (no login, plain HTML); ``body`` is HTML already escaped."""
+    return web.Response(text=f"<!doctype html><meta charset=utf-8><title>{html.escape(title)}"
+                        f"</title>{body}", content_type="text/html")
+
+
+def table_page(title: str, heading: str, columns: Sequence[str],
+               rows: Iterable[Sequence[str]]) -> web.Response:
+    """A demo page with one table; ``rows`` are cells of HTML already escaped."""
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    cells = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return html_page(title, f"<h1>{html.escape(heading)}</h1><table border=1 cellpadding=4>"
+                            f"<tr>{head}</tr>{cells}</table>")
+
+class AppServer:
+    """Serves :meth:`app` on 127.0.0.1 (an ephemeral port unless given); ``url`` once started."""
+
+    url: str = ""
+    _runner: web.AppRunner | None = None
+
+    def app(self) -> web.Application:
+        raise NotImplementedError
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> Self:
+        self._runner = web.AppRunner(self.app(), access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, host, port).start()
+        self.url = f"http://{host}:{self._runner.addresses[0][1]}"
+        return self
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    @classmethod
+    @asynccontextmanager
+    async def running(cls, *args: Any, **kwargs: Any) -> AsyncIterator[Self]:
+        server = cls(*args, **kwargs)
+        await server.start()
+        try:
+            yield server
+        finally:
+            await server.stop()
+
+    @asynccontextmanager
+    async def serving(self) -> AsyncIterator[Self]:
+        """This instance, started (ephemeral port), stopped on exit."""
+        await self.start()
+        try:
+            yield self
+        finally:
+            await self.stop()
+
+
+class StandIn(AppServer):
     """Base: subclasses add routes in :meth:`routes` and give :meth:`fault_body`."""
 
     def __init__(self) -> None:
         self.url = ""
         self.requests: list[tuple[str, str]] = []  # (method, path) of every request
-        self._runner: web.AppRunner | None = None
+        self._runner = None
         self._faults: list[tuple[int, float | None]] = []
         self._down: tuple[int, float | None] | None = None
         self.delay = 0.0  # seconds between doing what was asked and answering (a slow link)
@@ -75,35 +135,7 @@ class StandIn:
             await asyncio.sleep(self.delay)
         return response
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> Self:
+    def app(self) -> web.Application:
         app = web.Application(middlewares=[self._faulty])
         self.routes(app)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, host, port).start()
-        self.url = f"http://{host}:{self._runner.addresses[0][1]}"
-        return self
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    @classmethod
-    @asynccontextmanager
-    async def running(cls, *args: Any, **kwargs: Any) -> AsyncIterator[Self]:
-        server = cls(*args, **kwargs)
-        await server.start()
-        try:
-            yield server
-        finally:
-            await server.stop()
-
-    @asynccontextmanager
-    async def serving(self) -> AsyncIterator[Self]:
-        """This instance, started (ephemeral port), stopped on exit."""
-        await self.start()
-        try:
-            yield self
-        finally:
-            await self.stop()
+        return app
