@@ -325,6 +325,82 @@ async def test_a_justification_modal_carries_the_why_into_the_thread(tmp_path: P
 
 
 
+def every_thread(stack: Stack) -> str:
+    """Every thread reply in the alerts' channel (alert threads and group threads)."""
+    return "\n".join(m.text for top in stack.top_messages(CHANNEL)
+                     for m in stack.slack.replies(CHANNEL, top.ts) if m.ts != top.ts)
+
+
+async def test_a_storm_asks_the_first_alerts_once_and_not_its_members(tmp_path: Path) -> None:
+    """30 alerts of bob in a minute, storm groups above 5: the first alert DMs bob, the next
+    four take its answer (no second DM), the storm's 25 lines are not asked at all (its
+    thread says so once) and stay open after bob answers."""
+    async with world() as (slack, es, prefix), service(
+            slack, es, rules(tmp_path), prefix, group_threshold=5) as stack:
+        uids = [f"st-{i:02d}" for i in range(30)]
+        stack.elastic.index_documents(INDEX, [alert(u) for u in uids])
+
+        async def decided() -> dict[str, str] | None:
+            reasons = {}
+            for uid in uids:
+                asked_ = [e.reason for e in await audit(stack, uid) if e.action == "asked"]
+                if not asked_:
+                    return None
+                reasons[uid] = asked_[0]
+            return reasons
+
+        reasons = await eventually(decided, timeout=30)
+        storm = {u for u, r in reasons.items() if r.startswith("not asked: part of a storm")}
+        attached = {u for u, r in reasons.items() if r.startswith("not asked again")}
+        assert len(storm) == 25 and len(attached) == 4, reasons
+        await eventually(lambda: _async("Nobody was asked by DM" in every_thread(stack)))
+        assert every_thread(stack).count("Nobody was asked by DM") == 1
+        assert every_thread(stack).count("Not asked again") == 4
+        assert len(slack.messages(BOB_DM)) == 1
+        assert len(slack.calls_to("users.lookupByEmail")) <= 1
+        assert len(slack.calls_to("conversations.open")) <= 1
+
+        question = await dm(stack)
+        slack.interactive.click(VIEWER, BOB_DM, question.ts, "secbot_ask_yes")
+        own = set(uids) - storm
+        await eventually(lambda: _async(all(es_status(stack, u) == "closed" for u in own)))
+        await asyncio.sleep(1.5)  # more ticks: the storm's alerts are left to the triager
+        assert all(es_status(stack, u) == "open" for u in storm)
+        assert every_thread(stack).count("which covered this alert too") == 4
+        for uid in attached:
+            [answered] = [e for e in await audit(stack, uid) if e.action == "answered"]
+            assert answered.extra.get("answer") == "yes"
+            assert answered.extra.get("slack_user") == VIEWER
+        for uid in storm:
+            assert not any(e.action == "answered" for e in await audit(stack, uid))
+
+
+async def test_two_alerts_of_one_person_get_one_dm_and_one_answer(asked: Stack) -> None:
+    asked.elastic.index_documents(INDEX, [alert("ask-20")])
+    [first] = await posted(asked, CHANNEL)
+    question = await dm(asked)
+    asked.elastic.index_documents(INDEX, [alert("ask-21", country="Peru")])
+    second = (await posted(asked, CHANNEL, 2))[1]
+    await eventually(lambda: _async("Not asked again" in thread_text(asked, second.ts)))
+    assert "`ask-20`" in thread_text(asked, second.ts)
+    assert len(asked.slack.messages(BOB_DM)) == 1
+
+    asked.slack.interactive.click(VIEWER, BOB_DM, question.ts, "secbot_ask_no")
+    # on_no escalates: both alerts, each in its own thread, each audited once.
+    await eventually(lambda: _async("escalated" in thread_text(asked, first.ts)))
+    await eventually(lambda: _async("escalated" in thread_text(asked, second.ts)))
+    assert "answered *No, it wasn't* to the question about alert" in thread_text(asked,
+                                                                                  second.ts)
+    [answered] = [e for e in await audit(asked, "ask-21") if e.action == "answered"]
+    assert answered.extra.get("question") == "ask-20" and answered.actor == "bob@example.com"
+    await eventually(lambda: _async(
+        "user_denied" in (asked.elastic.document(INDEX, "ask-21") or {}).get(
+            "kibana.alert.workflow_tags", [])))
+    # The answer was given: bob's next alert is a new question, not attached to an old one.
+    asked.elastic.index_documents(INDEX, [alert("ask-22", country="Chile")])
+    await eventually(lambda: _async(len(asked.slack.messages(BOB_DM)) == 2))
+
+
 async def test_a_crash_between_the_dm_and_its_record_sends_no_second_dm(tmp_path: Path) -> None:
     """The record says ``asking`` and the DM is already in Slack (the process died between
     the two): the redelivered alert finds the DM by its metadata instead of asking again."""

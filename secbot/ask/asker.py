@@ -10,6 +10,10 @@ says so, the audit has it, and nothing else happens. It is not taken as silence:
 was asked for, so neither ``on_timeout``'s close (an alert is never closed because nobody
 could be asked) nor its escalation (a missing directory entry is a data problem, and paging
 for it would teach people to ignore pages) runs; the alert stays open for a triager.
+
+Not every alert is asked (:mod:`secbot.ask.pending`): a line of a storm group is not (the
+group is triaged), and a later alert of the same person and rule while their question is
+open is attached to it (one DM; its answer applies to every attached alert).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import structlog
 from cachetools import TTLCache
 from slack_sdk.errors import SlackApiError
 
+from secbot.ask import pending
 from secbot.ask.base import ASK_QUEUE, AskContext
 from secbot.ask.blocks import ASK_EVENT, question_message
 from secbot.ask.outcome import finish
@@ -64,12 +69,19 @@ class Asker:
         if existing is not None and existing.state != "asking":
             return
         record = existing or self._record(alert, rule)
+        storm = await pending.storm_of(self.ctx, alert.uuid)
+        if storm is not None:  # a line of a storm: the group is triaged, nobody is DMed
+            await pending.not_asked_in_storm(self.ctx, record, storm)
+            return
         if not record.email:
             await self._cannot_ask(record, f"the alert has no `{md.escape(rule.rule.ask.user)}`")
             return
         question = self._question(alert, decision, rule)
         record = replace(record, question=question)
         await self.ctx.save(record)
+        open_question = await pending.pending_question(self.ctx, record)
+        if open_question is not None and await pending.attach(self.ctx, record, open_question):
+            return  # one question per person per rule: its answer applies here too
         opened = await self._open_dm(record.email)
         if isinstance(opened, str):
             # The address stays out of the thread (the message shows the field; the audit

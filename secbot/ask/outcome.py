@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from secbot.ask import pending
 from secbot.ask.base import ASK_QUEUE, AskContext
 from secbot.ask.state import AskRecord
 from secbot.domain.errors import SecBotError
@@ -22,6 +23,9 @@ from secbot.triage.status_change import OutcomeKind
 
 WHY = {"yes": "the person confirmed it was them", "no": "the person said it was not them",
        "timeout": "no answer in time", "not_found": "the person could not be asked"}
+#: Answers that decide nothing: nobody was asked (a storm, a question withdrawn). A triager
+#: decides; the alert is never closed or paged because nobody answered.
+NO_OUTCOME = frozenset({"not_found", "storm", "withdrawn", "closed"})
 
 
 class OutcomeFailed(SecBotError):
@@ -38,7 +42,7 @@ def outcome_for(ctx: AskContext, record: AskRecord) -> AskOutcome | None:
         return ask.on_yes
     if record.answer == "no":
         return ask.on_no
-    if record.answer == "not_found":
+    if record.answer in NO_OUTCOME:
         return None  # nobody was asked: a triager decides (never closed, never paged for it)
     return ask.on_timeout
 
@@ -66,12 +70,21 @@ async def apply_outcome(ctx: AskContext, record: AskRecord, outcome: AskOutcome,
 
 
 async def finish(ctx: AskContext, record: AskRecord) -> None:
-    """Apply the answer's outcome once, then mark it applied and drop it from the queue."""
-    if record.applied:
-        await ctx.state.unschedule(ASK_QUEUE, record.alert_uuid)
+    """Apply the answer's outcome once, then mark it applied and drop it from the queue; a
+    question's attached alerts then take the same answer (:mod:`secbot.ask.pending`)."""
+    if record.state == "note":
+        await pending.show_storm_note(ctx, record)
         return
-    outcome = outcome_for(ctx, record)
-    if outcome is not None:
-        await apply_outcome(ctx, record, outcome, WHY.get(record.answer, record.answer))
-    await ctx.save(replace(record, applied=True))
+    if record.state == "attached":
+        inherited = await pending.inherit(ctx, record)
+        if inherited is None:
+            return  # its question is still open
+        record = inherited
+    if not record.applied:
+        outcome = outcome_for(ctx, record)
+        if outcome is not None:
+            await apply_outcome(ctx, record, outcome, WHY.get(record.answer, record.answer))
+        await ctx.save(replace(record, applied=True))
+    if not record.attached_to:  # again after a crash here: releasing is idempotent
+        await pending.release(ctx, record)
     await ctx.state.unschedule(ASK_QUEUE, record.alert_uuid)
