@@ -50,6 +50,9 @@ class DemoDestinations:
             "jira_email": email,
             "jira_api_token": SecretStr(token),
             "jira_project": JIRA_PROJECT,
+            # The stand-in's own workflow, whatever a developer's environment says.
+            "jira_issue_type": "Task",
+            "jira_close_transition": "Done",
             "jira_webhook_secret": None,
             "webhooks": {},
         }
