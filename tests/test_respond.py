@@ -8,15 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
 from stack_support import INDEX, TRIAGER, VIEWER, Stack, eventually, posted, running_stack
 
+from secbot.ask.state import RedisInteractions
 from secbot.respond.calls import CallFailed, ResponseApis, Target
+from secbot.respond.proposal import KIND, RUNNING_QUEUE, Proposal
 from secbot.respond.window import AutoApproveWindow, WindowError
 from secbot.rules.loader import load_rules
 from secbot.rules.ruleset import RuleSet
@@ -296,6 +301,116 @@ async def test_disabling_a_service_account_key_and_enabling_it_again() -> None:
         assert iam.requests == [("POST", f"/v1/{key}:disable"), ("POST", f"/v1/{key}:enable")]
         with pytest.raises(CallFailed, match="HTTP 404: Service account key"):
             await apis.run("disable_sa_key", Target("k", key + "x"), "c")
+
+
+# --- a replica stopped mid-run (kill -9): the proposal is left "running" -----------------------
+
+
+async def crashed_mid_run(stack: Stack, pid: str, *, resumed: int = 0,
+                          queued: bool = True) -> None:
+    """What a replica killed while calling the API leaves in Redis: the proposal ``running``
+    (approved by Carol, its decision claimed) with a lease that has ended, in the due queue
+    (``queued=False``: a record from before leases, only in the record)."""
+    client = aioredis.from_url(stack.settings.redis_url, decode_responses=True)
+    state = RedisInteractions(client, stack.settings.redis_prefix)
+    try:
+        async def proposed() -> Proposal | None:
+            p = Proposal.from_json(await state.get(KIND, pid))
+            return p if p is not None and p.state == "proposed" else None
+
+        p = await eventually(proposed)
+        deadline = time.time() - 1
+        p = replace(p, state="running", approver=CAROL, resumed=resumed,
+                    deadline=deadline if queued else 0.0)
+        await state.put(KIND, pid, p.to_json(), 3600)
+        await state.claim(f"{pid}:decided", CAROL, 3600)
+        if queued:
+            await state.schedule(RUNNING_QUEUE, pid, deadline)
+    finally:
+        await client.aclose()
+
+
+async def test_a_run_left_by_a_stopped_replica_is_run_again_once_by_the_sweep(
+        stack: Stack) -> None:
+    stack.elastic.index_documents(INDEX, [malware("r-10")])
+    [top] = await posted(stack, CHANNEL)
+    msg = await approval(stack, top.ts)
+    stack.elastic.endpoint.isolated.add(AGENT)  # the dead replica's call had gone through
+    await crashed_mid_run(stack, "r-10:0")
+    await eventually(lambda: _a("isolate host `web-01`" in thread(stack, top.ts)
+                                and "done" in thread(stack, top.ts)))
+    said = thread(stack, top.ts)
+    assert "SecBot stopped while running isolate host" in said
+    assert "approved by <@U0CAROL>" in said
+    await eventually(lambda: _a("secbot_undo" in json.dumps(
+        stack.slack.message(CHANNEL, msg.ts).blocks)))
+    await asyncio.sleep(2.5)  # another sweep: nothing left to take over
+    [again] = stack.elastic.endpoint.actions  # re-isolating is harmless: one new action
+    assert again.command == "isolate" and AGENT in stack.elastic.endpoint.isolated
+    assert "contained" in stack.es_doc("r-10").get("kibana.alert.workflow_tags", [])
+    entries = await audit(stack, "r-10")
+    assert [e.extra.get("outcome") for e in entries
+            if e.action == "response_failed"] == ["interrupted"]
+    [done] = [e for e in entries if e.action == "responded"]
+    assert done.extra["resumed"] == "1" and done.extra["ref"] == again.id
+    assert said.count("SecBot stopped while running") == 1
+
+
+async def test_found_running_again_the_outcome_is_unknown_and_approve_comes_back(
+        stack: Stack) -> None:
+    stack.elastic.index_documents(INDEX, [malware("r-11")])
+    [top] = await posted(stack, CHANNEL)
+    msg = await approval(stack, top.ts)
+    await crashed_mid_run(stack, "r-11:0", resumed=1)  # the re-run's replica stopped too
+    await eventually(lambda: _a("outcome unknown" in thread(stack, top.ts)))
+    assert "Kibana" in thread(stack, top.ts) and "not marked contained" in thread(stack, top.ts)
+    assert stack.elastic.endpoint.actions == []  # SecBot does not guess a third time
+    await eventually(lambda: _a("secbot_approve" in json.dumps(
+        stack.slack.message(CHANNEL, msg.ts).blocks)))
+    assert "Outcome unknown" in json.dumps(stack.slack.message(CHANNEL, msg.ts).blocks)
+    assert any(e.action == "response_failed" and e.extra.get("outcome") == "unknown"
+               for e in await audit(stack, "r-11"))
+    stack.slack.interactive.click(TRIAGER, CHANNEL, msg.ts, "secbot_approve")  # a person decides
+    await eventually(lambda: _a(len(stack.elastic.endpoint.actions) == 1))
+    await eventually(lambda: _a(":white_check_mark:" in thread(stack, top.ts)))
+
+
+async def test_approve_on_a_run_left_running_takes_it_over(stack: Stack) -> None:
+    stack.elastic.index_documents(INDEX, [malware("r-12")])
+    [top] = await posted(stack, CHANNEL)
+    msg = await approval(stack, top.ts)
+    await crashed_mid_run(stack, "r-12:0", queued=False)  # no lease: the sweep cannot see it
+    await asyncio.sleep(2.5)
+    assert stack.elastic.endpoint.actions == []
+    stack.slack.interactive.click(TRIAGER, CHANNEL, msg.ts, "secbot_approve")
+    await eventually(lambda: _a(":white_check_mark:" in thread(stack, top.ts)))
+    assert "approved again" in thread(stack, top.ts)
+    assert len(stack.elastic.endpoint.actions) == 1
+    [done] = [e for e in await audit(stack, "r-12") if e.action == "responded"]
+    assert done.actor == TRIAGER and done.extra["resumed"] == "1"
+
+
+async def test_a_suspend_left_running_is_done_when_okta_says_suspended_already(
+        tmp_path: Path) -> None:
+    async with OktaStandIn.running() as okta:
+        person = okta.add_user("trudy@example.com", "Trudy", "Example")
+        async with running_stack(ruleset(tmp_path), before_start=seed, approvers=[CAROL],
+                                 okta_url=okta.url, okta_token=okta.token) as stack:
+            stack.elastic.index_documents(INDEX, [{
+                "@timestamp": "2026-11-01T10:00:00.000Z", "kibana.alert.uuid": "r-13",
+                "kibana.alert.workflow_status": "open",
+                "kibana.alert.rule.name": "Okta Session Hijack",
+                "user": {"email": "trudy@example.com"}}])
+            [top] = await posted(stack, CHANNEL)
+            msg = await approval(stack, top.ts)
+            person.status = "SUSPENDED"  # the dead replica's suspend had gone through
+            await crashed_mid_run(stack, "r-13:0")
+            await eventually(lambda: _a("SUSPENDED already" in json.dumps(
+                stack.slack.message(CHANNEL, msg.ts).blocks)))
+            assert not any("lifecycle" in path for _, path in okta.requests)  # no 400 E0000001
+            await eventually(lambda: _a(":white_check_mark:" in thread(stack, top.ts)))
+            stack.slack.interactive.click(CAROL, CHANNEL, msg.ts, "secbot_undo")
+            await eventually(lambda: _a(person.status == "ACTIVE"))
 
 
 async def _a(value: bool) -> bool:
