@@ -10,11 +10,13 @@ Errors are Okta's error object ``{errorCode, errorSummary, errorLink, errorId, e
 no or a wrong ``Authorization: SSWS <token>`` → 401 ``E0000011`` "Invalid token provided";
 unknown user → 404 ``E0000007``; a lifecycle call in the wrong state → 400 ``E0000001`` "Api
 validation failed" with the cause; injected faults (:meth:`OktaStandIn.fail_next`) → 429
-``E0000047`` with ``X-Rate-Limit-Reset`` / 500 ``E0000009``.
+``E0000047`` with ``X-Rate-Limit-Reset`` / 500 ``E0000009``. ``lifecycle_delay`` answers a
+lifecycle call late, *after* changing the status (a caller killed meanwhile never learns it).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -72,6 +74,7 @@ class OktaStandIn(AppServer):
         self.users: dict[str, OktaUser] = {}
         self.requests: list[tuple[str, str]] = []
         self._faults: list[int] = []
+        self.lifecycle_delay = 0.0  # seconds between changing the status and answering
 
     def add_user(self, login: str, first: str = "Test", last: str = "User",
                  status: str = "ACTIVE") -> OktaUser:
@@ -124,6 +127,8 @@ class OktaStandIn(AppServer):
                      else "Cannot unsuspend a user that is not suspended")
             return _error(400, "E0000001", f"Api validation failed: {verb}", [cause])
         user.status, user.status_changed = after, time.time()
+        if self.lifecycle_delay:
+            await asyncio.sleep(self.lifecycle_delay)
         return web.json_response({})
 
     def app(self) -> web.Application:
