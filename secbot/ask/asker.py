@@ -22,7 +22,7 @@ from dataclasses import replace
 from typing import Any
 
 import structlog
-from cachetools import TTLCache
+from cachetools import LRUCache, TTLCache
 from slack_sdk.errors import SlackApiError
 
 from secbot.ask import pending
@@ -31,6 +31,7 @@ from secbot.ask.blocks import ASK_EVENT, question_message
 from secbot.ask.outcome import finish
 from secbot.ask.state import AskRecord
 from secbot.domain.alert import Alert
+from secbot.domain.group import GroupMeta
 from secbot.domain.status import AuditAction
 from secbot.pipeline.decision import Decision
 from secbot.render import mrkdwn as md
@@ -58,6 +59,7 @@ class Asker:
         # alerts costs one users.lookupByEmail (Tier 3), not one per alert. Bounded.
         self._people: TTLCache[str, str] = TTLCache(maxsize=10_000, ttl=people_ttl)
         self._dms: TTLCache[str, str] = TTLCache(maxsize=10_000, ttl=people_ttl)
+        self._groups: LRUCache[str, GroupMeta] = LRUCache(maxsize=1_000)  # metas never change
 
     async def after_post(self, alert: Alert, decision: Decision) -> None:
         """Ask, once. Slack or Redis failing raises (the hand-off retries the alert; the post
@@ -69,7 +71,7 @@ class Asker:
         if existing is not None and existing.state != "asking":
             return
         record = existing or self._record(alert, rule)
-        storm = await pending.storm_of(self.ctx, alert.uuid)
+        storm = await pending.storm_of(self.ctx, alert.uuid, self._groups)
         if storm is not None:  # a line of a storm: the group is triaged, nobody is DMed
             await pending.not_asked_in_storm(self.ctx, record, storm)
             return

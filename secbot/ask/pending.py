@@ -26,6 +26,7 @@ the rest to come due, never lost.
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from dataclasses import replace
 
 import structlog
@@ -63,14 +64,22 @@ def _rule_name(ctx: AskContext, rule_id: str) -> str:
 # -- storms -----------------------------------------------------------------------------------
 
 
-async def storm_of(ctx: AskContext, uuid: str) -> GroupMeta | None:
+async def storm_of(ctx: AskContext, uuid: str, known: MutableMapping[str, GroupMeta]
+                   ) -> GroupMeta | None:
     """The storm group the publisher made ``uuid`` a line of, if any (``group.by`` and
-    duplicate groups are not storms: their members are asked, one question per person)."""
+    duplicate groups are not storms: their members are asked, one question per person).
+    ``known``: metas already read (a group's meta never changes; its state is read once per
+    group, not once per line of a 10,000-line storm)."""
     group_id = await ctx.store.group_of(uuid)
     if not group_id:
         return None
-    state = await ctx.store.load_group(group_id)
-    return state.meta if state is not None and state.meta.kind == "storm" else None
+    meta = known.get(group_id)
+    if meta is None:
+        state = await ctx.store.load_group(group_id)
+        if state is None:
+            return None
+        meta = known[group_id] = state.meta
+    return meta if meta.kind == "storm" else None
 
 
 async def not_asked_in_storm(ctx: AskContext, record: AskRecord, group: GroupMeta) -> None:
