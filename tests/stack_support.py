@@ -10,17 +10,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reliability_harness import SHARED_REDIS, delete_prefix
 from shipped import shipped_rules
 
 from secbot.rules.ruleset import RuleSet
 from secbot.runtime.service import SecBotService
 from secbot.runtime.settings import Settings, load_settings
 from secbot.runtime.wiring import build_service
+from secbot.store.base import AuditEntry
 from secbot.store.redis import RedisStore
 from secbot_emulators.elastic import ElasticEmulator
 from secbot_emulators.slack import SlackEmulator
@@ -42,6 +44,40 @@ class Stack:
 
     def es_doc(self, uid: str) -> dict[str, Any]:
         return dict(self.elastic.document(INDEX, uid) or {})
+
+    def thread_text(self, channel: str, ts: str) -> str:
+        """Every message of the thread of ``ts`` (the top one included), one a line."""
+        return "\n".join(m.text for m in self.slack.replies(channel, ts))
+
+
+def es_status(stack: Stack, uid: str) -> str:
+    """The alert's ``workflow_status`` in the Elastic stand-in now ("None" when absent)."""
+    return str(stack.es_doc(uid).get("kibana.alert.workflow_status"))
+
+
+async def audit(stack: Stack, uid: str) -> list[AuditEntry]:
+    """The audit trail of alert ``uid`` in the stack's Redis, oldest first."""
+    store = RedisStore.from_url(stack.settings.redis_url, stack.settings.redis_prefix)
+    try:
+        return await store.read_audit(uid)
+    finally:
+        await store.close()
+
+
+@contextlib.asynccontextmanager
+async def world(name: str, channels: Iterable[str] = ()
+                ) -> AsyncIterator[tuple[SlackEmulator, ElasticEmulator, str]]:
+    """Slack and Elastic stand-ins and a fresh Redis prefix, for tests that start SecBot
+    themselves (a restart, or a second replica, on the same state); the prefix's keys are
+    removed on exit."""
+    prefix = f"secbot-test-{name}:{uuid.uuid4().hex}:"
+    async with SlackEmulator.running(ack_timeout=1.0) as slack, ElasticEmulator.running() as es:
+        for channel in channels:
+            slack.add_channel(channel, channel.lower().removeprefix("c0"))
+        try:
+            yield slack, es, prefix
+        finally:
+            await delete_prefix(SHARED_REDIS, prefix)
 
 
 async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 20.0) -> Any:
@@ -102,10 +138,5 @@ async def running_stack(
         finally:
             service.stop()
             await asyncio.wait_for(task, 10)
-            store = RedisStore.from_url(settings.redis_url, prefix)
-            client = store._client
-            keys = [k async for k in client.scan_iter(match=prefix + "*")]
-            if keys:
-                await client.delete(*keys)
-            await store.close()
+            await delete_prefix(settings.redis_url, prefix)
             await resources.aclose()

@@ -19,7 +19,17 @@ from typing import Any
 import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
-from stack_support import INDEX, TRIAGER, VIEWER, Stack, eventually, posted
+from stack_support import (
+    INDEX,
+    TRIAGER,
+    VIEWER,
+    Stack,
+    audit,
+    es_status,
+    eventually,
+    posted,
+    world,
+)
 
 from secbot.ask.state import AskRecord, RedisInteractions
 from secbot.rules.loader import load_rules
@@ -88,24 +98,6 @@ async def service(slack: SlackEmulator, es: ElasticEmulator, ruleset: RuleSet, p
         await slack.drop_connections()
 
 
-@contextlib.asynccontextmanager
-async def world() -> AsyncIterator[tuple[SlackEmulator, ElasticEmulator, str]]:
-    prefix = f"secbot-test-ask:{uuid.uuid4().hex}:"
-    async with SlackEmulator.running(ack_timeout=1.0) as slack, ElasticEmulator.running() as es:
-        try:
-            yield slack, es, prefix
-        finally:
-            store = RedisStore.from_url("redis://127.0.0.1:6379/0", prefix)
-            keys = [k async for k in store._client.scan_iter(match=prefix + "*")]
-            if keys:
-                await store._client.delete(*keys)
-            await store.close()
-
-
-def es_status(stack: Stack, uid: str) -> str:
-    return str((stack.elastic.document(INDEX, uid) or {}).get("kibana.alert.workflow_status"))
-
-
 async def dm(stack: Stack, channel: str = BOB_DM) -> Any:
     async def sent() -> Any:
         if channel not in stack.slack.workspace.channels:
@@ -117,20 +109,13 @@ async def dm(stack: Stack, channel: str = BOB_DM) -> Any:
 
 
 def thread_text(stack: Stack, ts: str) -> str:
-    return "\n".join(m.text for m in stack.slack.replies(CHANNEL, ts))
-
-
-async def audit(stack: Stack, uid: str) -> list[Any]:
-    store = RedisStore.from_url(stack.settings.redis_url, stack.settings.redis_prefix)
-    try:
-        return await store.read_audit(uid)
-    finally:
-        await store.close()
+    return stack.thread_text(CHANNEL, ts)
 
 
 @pytest.fixture
 async def asked(tmp_path: Path) -> AsyncIterator[Stack]:
-    async with world() as (slack, es, prefix), service(slack, es, rules(tmp_path), prefix) as s:
+    async with world("ask") as (slack, es, prefix), service(slack, es, rules(tmp_path),
+                                                            prefix) as s:
         yield s
 
 
@@ -236,7 +221,7 @@ async def test_no_pages_through_the_rules_escalation(tmp_path: Path) -> None:
     PagerDuty trigger (dedup key = the alert uuid) through the destinations' outbox."""
     (tmp_path / "travel_check.yaml").write_text(RULE.replace("TIMEOUT", "1h").replace(
         "JUSTIFY", "false") + "escalate:\n  - {if: 'false', page: pagerduty}\n")
-    async with PagerDutyEvents().serving() as pd, world() as (slack, es, prefix), service(
+    async with PagerDutyEvents().serving() as pd, world("ask") as (slack, es, prefix), service(
             slack, es, load_rules(tmp_path), prefix, pagerduty_events_url=pd.url,
             pagerduty_routing_key=DEFAULT_ROUTING_KEY) as stack:
         stack.elastic.index_documents(INDEX, [alert("ask-11")])
@@ -252,7 +237,7 @@ async def test_no_pages_through_the_rules_escalation(tmp_path: Path) -> None:
 
 async def test_silence_times_out_across_a_restart(tmp_path: Path) -> None:
     ruleset = rules(tmp_path, timeout="3s")
-    async with world() as (slack, es, prefix):
+    async with world("ask") as (slack, es, prefix):
         async with service(slack, es, ruleset, prefix) as first:
             first.elastic.index_documents(INDEX, [alert("ask-4")])
             [message] = await posted(first, CHANNEL)
@@ -306,7 +291,7 @@ async def test_slack_failing_while_asking_retries_and_still_asks_once(asked: Sta
 
 
 async def test_a_justification_modal_carries_the_why_into_the_thread(tmp_path: Path) -> None:
-    async with world() as (slack, es, prefix), service(
+    async with world("ask") as (slack, es, prefix), service(
             slack, es, rules(tmp_path, justification=True), prefix) as stack:
         stack.elastic.index_documents(INDEX, [alert("ask-7")])
         [message] = await posted(stack, CHANNEL)
@@ -335,7 +320,7 @@ async def test_a_storm_asks_the_first_alerts_once_and_not_its_members(tmp_path: 
     """30 alerts of bob in a minute, storm groups above 5: the first alert DMs bob, the next
     four take its answer (no second DM), the storm's 25 lines are not asked at all (its
     thread says so once) and stay open after bob answers."""
-    async with world() as (slack, es, prefix), service(
+    async with world("ask") as (slack, es, prefix), service(
             slack, es, rules(tmp_path), prefix, group_threshold=5) as stack:
         uids = [f"st-{i:02d}" for i in range(30)]
         stack.elastic.index_documents(INDEX, [alert(u) for u in uids])
@@ -401,11 +386,28 @@ async def test_two_alerts_of_one_person_get_one_dm_and_one_answer(asked: Stack) 
     await eventually(lambda: _async(len(asked.slack.messages(BOB_DM)) == 2))
 
 
+async def test_silence_on_one_question_times_out_its_attached_alerts_too(tmp_path: Path
+                                                                        ) -> None:
+    async with world("ask") as (slack, es, prefix), service(
+            slack, es, rules(tmp_path, timeout="2s"), prefix) as stack:
+        stack.elastic.index_documents(INDEX, [alert("ask-30"), alert("ask-31", country="Peru")])
+        first, second = await posted(stack, CHANNEL, 2)
+        for message in (first, second):
+            await eventually(lambda m=message: _async("escalated" in thread_text(stack, m.ts)))
+        assert len(slack.messages(BOB_DM)) == 1
+        texts = thread_text(stack, first.ts) + thread_text(stack, second.ts)
+        assert texts.count("No answer from <@U0VIEWER> in time") == 2
+        for uid in ("ask-30", "ask-31"):
+            answers = [e.extra.get("answer") for e in await audit(stack, uid)
+                       if e.action == "answered"]
+            assert answers == ["timeout"]
+
+
 async def test_a_crash_between_the_dm_and_its_record_sends_no_second_dm(tmp_path: Path) -> None:
     """The record says ``asking`` and the DM is already in Slack (the process died between
     the two): the redelivered alert finds the DM by its metadata instead of asking again."""
     ruleset = rules(tmp_path)
-    async with world() as (slack, es, prefix):
+    async with world("ask") as (slack, es, prefix):
         slack.interactive.conversations_open(_params(users=VIEWER))
         bot = slack.workspace.bot
         sent = slack.workspace.post(
@@ -487,7 +489,7 @@ async def test_the_page_shows_the_dm_and_its_buttons_answer_in_a_browser(tmp_pat
     if not CHROMIUM.exists():
         pytest.skip(f"chromium is not installed at {CHROMIUM}")
     playwright = pytest.importorskip("playwright.async_api")
-    async with world() as (slack, es, prefix), service(
+    async with world("ask") as (slack, es, prefix), service(
             slack, es, rules(tmp_path, justification=True), prefix) as stack:
         stack.elastic.index_documents(INDEX, [alert("ask-9")])
         [message] = await posted(stack, CHANNEL)

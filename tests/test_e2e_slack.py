@@ -10,7 +10,16 @@ from typing import Any
 
 import pytest
 from shipped import shipped_rules
-from stack_support import INDEX, TRIAGER, VIEWER, Stack, eventually, posted, running_stack
+from stack_support import (
+    INDEX,
+    TRIAGER,
+    VIEWER,
+    Stack,
+    es_status,
+    eventually,
+    posted,
+    running_stack,
+)
 
 RULES = shipped_rules()
 
@@ -33,11 +42,6 @@ def gcp_alert(uid: str, project: str = "prod-payments", **extra: Any) -> dict[st
 async def stack() -> AsyncIterator[Stack]:
     async with running_stack(RULES) as running:
         yield running
-
-
-def es_status(stack: Stack, uid: str) -> str:
-    doc = stack.elastic.document(INDEX, uid) or {}
-    return str(doc.get("kibana.alert.workflow_status"))
 
 
 async def test_alert_is_posted_once_then_closed_by_a_triagers_reaction(stack: Stack) -> None:

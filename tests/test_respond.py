@@ -17,7 +17,18 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-from stack_support import INDEX, TRIAGER, VIEWER, Stack, eventually, posted, running_stack
+from reliability_harness import bot_env, free_port, reaped, start_bot, wait_until
+from stack_support import (
+    INDEX,
+    TRIAGER,
+    VIEWER,
+    Stack,
+    audit,
+    eventually,
+    posted,
+    running_stack,
+    world,
+)
 
 from secbot.ask.state import RedisInteractions
 from secbot.respond.calls import CallFailed, ResponseApis, Target
@@ -101,15 +112,7 @@ async def approval(stack: Stack, top_ts: str, *, buttons: bool = True) -> Any:
 
 
 def thread(stack: Stack, ts: str) -> str:
-    return "\n".join(m.text for m in stack.slack.replies(CHANNEL, ts))
-
-
-async def audit(stack: Stack, uid: str) -> list[Any]:
-    store = RedisStore.from_url(stack.settings.redis_url, stack.settings.redis_prefix)
-    try:
-        return await store.read_audit(uid)
-    finally:
-        await store.close()
+    return stack.thread_text(CHANNEL, ts)
 
 
 async def test_isolation_needs_an_approver_runs_once_and_is_undone(stack: Stack) -> None:
@@ -139,7 +142,7 @@ async def test_isolation_needs_an_approver_runs_once_and_is_undone(stack: Stack)
     await eventually(lambda: _a("Undone by <@U0CAROL>" in thread(stack, top.ts)))
     assert [a.command for a in stack.elastic.endpoint.actions] == ["isolate", "unisolate"]
     assert AGENT not in stack.elastic.endpoint.isolated
-    actions = [e.action for e in await audit(stack, "r-1")]
+    actions = [str(e.action) for e in await audit(stack, "r-1")]
     for step in ("proposed", "refused", "approved", "responded", "undone"):
         assert step in actions, step
     assert actions.count("responded") == 1
@@ -411,6 +414,81 @@ async def test_a_suspend_left_running_is_done_when_okta_says_suspended_already(
             await eventually(lambda: _a(":white_check_mark:" in thread(stack, top.ts)))
             stack.slack.interactive.click(CAROL, CHANNEL, msg.ts, "secbot_undo")
             await eventually(lambda: _a(person.status == "ACTIVE"))
+
+
+async def test_a_kill_minus_9_while_okta_suspends_is_finished_by_the_next_replica(
+        tmp_path: Path) -> None:
+    ruleset(tmp_path)  # the rule files, for `secbot run`
+    async with world("respond-kill", [CHANNEL]) as (slack, es, prefix), \
+            OktaStandIn.running() as okta:
+        slack.add_user(CAROL, "carol", "Carol Approver", email="carol@example.com")
+        person = okta.add_user("walter@example.com", "Walter", "Example")
+        env = bot_env(slack, es, http_port=free_port(), prefix=prefix,
+                      SECBOT_RULES_DIR=str(tmp_path), SECBOT_APPROVERS=CAROL,
+                      SECBOT_OKTA_URL=okta.url, SECBOT_OKTA_TOKEN=okta.token)
+        first = await start_bot(env, tmp_path, "first")
+        async with reaped(first):
+            await first.wait_healthy()
+            es.index_documents(INDEX, [{
+                "@timestamp": "2026-11-01T10:00:00.000Z", "kibana.alert.uuid": "r-14",
+                "kibana.alert.workflow_status": "open",
+                "kibana.alert.rule.name": "Okta Session Hijack",
+                "user": {"email": "walter@example.com"}}])
+
+            async def shown() -> Any:
+                for top in slack.messages(CHANNEL):
+                    for reply in slack.replies(CHANNEL, top.ts):
+                        if "secbot_approve" in json.dumps(reply.blocks or []):
+                            return top, reply
+                return None
+
+            top, msg = await wait_until(shown, timeout=30, what="the approval message",
+                                        explain=first.log_tail)
+            okta.lifecycle_delay = 10.0  # Okta suspends, then answers 10 s later
+            slack.interactive.click(CAROL, CHANNEL, msg.ts, "secbot_approve")
+            await wait_until(lambda: _a(person.status == "SUSPENDED"), timeout=30,
+                             what="the suspend", explain=first.log_tail)
+            await first.kill()  # kill -9 while the call is in flight
+        okta.lifecycle_delay = 0.0
+        said = "\n".join(m.text for m in slack.replies(CHANNEL, top.ts))
+        assert "Running" in json.dumps(slack.message(CHANNEL, msg.ts).blocks)
+        assert ":white_check_mark:" not in said
+        await _lease_ends_now(env, "r-14:0")  # rather than wait its 170 s
+        second = await start_bot({**env, "SECBOT_HTTP_PORT": str(free_port())}, tmp_path,
+                                 "second")
+        async with reaped(second):
+            async def finished() -> bool:
+                text = "\n".join(m.text for m in slack.replies(CHANNEL, top.ts))
+                return "SecBot stopped while running" in text and ":white_check_mark:" in text
+
+            await wait_until(finished, timeout=30, what="the take-over",
+                             explain=second.log_tail)
+            shown_now = json.dumps(slack.message(CHANNEL, msg.ts).blocks)
+            assert "SUSPENDED already" in shown_now and "secbot_undo" in shown_now
+            lifecycle = [path for _, path in okta.requests if "lifecycle" in path]
+            assert len(lifecycle) == 1  # the dead replica's; no second suspend (400 E0000001)
+            store = RedisStore.from_url(env["SECBOT_REDIS_URL"], prefix)
+            try:
+                entries = await store.read_audit("r-14")
+            finally:
+                await store.close()
+            steps = [(e.action, e.extra.get("outcome") or e.extra.get("resumed"))
+                     for e in entries if e.action in ("response_failed", "responded")]
+            assert steps == [("response_failed", "interrupted"), ("responded", "1")]
+
+
+async def _lease_ends_now(env: dict[str, str], pid: str) -> None:
+    """Move a running proposal's lease end (record and due queue) to now: the test's clock."""
+    client = aioredis.from_url(env["SECBOT_REDIS_URL"], decode_responses=True)
+    state = RedisInteractions(client, env["SECBOT_REDIS_PREFIX"])
+    try:
+        p = Proposal.from_json(await state.get(KIND, pid))
+        assert p is not None and p.state == "running" and p.deadline > time.time() + 60
+        p = replace(p, deadline=time.time() - 1)
+        await state.put(KIND, pid, p.to_json(), 3600)
+        await state.schedule(RUNNING_QUEUE, pid, p.deadline)
+    finally:
+        await client.aclose()
 
 
 async def _a(value: bool) -> bool:

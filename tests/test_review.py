@@ -10,11 +10,10 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from stack_support import INDEX, TRIAGER, VIEWER, Stack, eventually
+from stack_support import INDEX, TRIAGER, VIEWER, Stack, audit, es_status, eventually
 from trust_support import (
     BOT,
     alert,
-    es_status,
     message_of,
     react,
     service,
@@ -24,8 +23,6 @@ from trust_support import (
     world,
     write_rules,
 )
-
-from secbot.store.redis import RedisStore
 
 RULE = """
 id: RULE_ID
@@ -54,20 +51,13 @@ def sample_for(stack: Stack, rule_id: str) -> Any:
                 if m.metadata["event_payload"]["rule_id"] == rule_id)
 
 
-async def audit(stack: Stack, uid: str) -> list[Any]:
-    store = RedisStore.from_url(stack.settings.redis_url, stack.settings.redis_prefix)
-    try:
-        return await store.read_audit(uid)
-    finally:
-        await store.close()
-
-
 async def test_daily_review_once_across_replicas_and_a_wrong_close_demotes(tmp_path: Path
                                                                           ) -> None:
     rules_dir = tmp_path / "rules"
     ruleset = write_rules(rules_dir, rule("auto_signin", "Auto Sign-In", "C0AUTO"),
                           rule("auto_other", "Auto Other", "C0OTHER"))
-    review = {"review_channel": "C0REVIEW", "review_sample_size": 3, "review_hour": 0}
+    review: dict[str, Any] = {"review_channel": "C0REVIEW", "review_sample_size": 3,
+                              "review_hour": 0}
     async with world("review") as (slack, es, prefix):
         # Yesterday's work: SecBot auto-closes 6 + 1 alerts (no review channel yet).
         async with service(slack, es, ruleset, prefix) as first:

@@ -10,10 +10,9 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from stack_support import INDEX, TRIAGER, eventually, posted
+from stack_support import INDEX, TRIAGER, es_status, eventually, posted
 from trust_support import (
     alert,
-    es_status,
     message_of,
     react,
     service,

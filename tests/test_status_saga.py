@@ -17,16 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from reliability_harness import delete_prefix
 from shipped import shipped_rules
-from stack_support import INDEX, TRIAGER, Stack, eventually, posted
+from stack_support import INDEX, TRIAGER, Stack, audit, eventually, posted
 
 from secbot.domain.status import AuditAction
 from secbot.resilience.retry import RetryPolicy
 from secbot.runtime.settings import load_settings
 from secbot.runtime.siem_clients import build_elastic_siem
 from secbot.runtime.wiring import build_service
-from secbot.store.base import AuditEntry
-from secbot.store.redis import RedisStore
 from secbot_emulators.elastic import ElasticEmulator
 from secbot_emulators.slack import SlackEmulator
 from secbot_emulators.slack_events import reaction_added
@@ -60,11 +59,7 @@ async def stack(request: pytest.FixtureRequest) -> AsyncIterator[Stack]:
         finally:
             service.stop()
             await asyncio.wait_for(task, 10)
-            store = RedisStore.from_url(settings.redis_url, prefix)
-            keys = [k async for k in store._client.scan_iter(match=prefix + "*")]
-            if keys:
-                await store._client.delete(*keys)
-            await store.close()
+            await delete_prefix(settings.redis_url, prefix)
             await resources.aclose()
             await siem.close()
 
@@ -80,14 +75,6 @@ def gcp_alert(uid: str, email: str = "dev@example.com", minute: int = 0) -> dict
         "user": {"email": email},
         "source.ip": "198.51.100.7",
     }
-
-
-async def audit(stack: Stack, uid: str) -> list[AuditEntry]:
-    store = RedisStore.from_url(stack.settings.redis_url, stack.settings.redis_prefix)
-    try:
-        return await store.read_audit(uid)
-    finally:
-        await store.close()
 
 
 def status(stack: Stack, uid: str) -> str:

@@ -7,12 +7,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from stack_support import INDEX, Stack, eventually
+from stack_support import Stack, eventually
+from stack_support import world as stack_world
 from typer.testing import CliRunner
 
 from secbot.cli import app
@@ -20,7 +20,6 @@ from secbot.rules.loader import load_rules
 from secbot.rules.ruleset import RuleSet
 from secbot.runtime.settings import load_settings
 from secbot.runtime.wiring import build_service
-from secbot.store.redis import RedisStore
 from secbot_emulators.elastic import ElasticEmulator
 from secbot_emulators.slack import SlackEmulator
 from secbot_emulators.slack_events import reaction_added
@@ -45,20 +44,10 @@ def alert(uid: str, rule_name: str, email: str = "ann@example.com") -> dict[str,
     }
 
 
-@contextlib.asynccontextmanager
-async def world(name: str) -> AsyncIterator[tuple[SlackEmulator, ElasticEmulator, str]]:
-    prefix = f"secbot-test-{name}:{uuid.uuid4().hex}:"
-    async with SlackEmulator.running(ack_timeout=1.0) as slack, ElasticEmulator.running() as es:
-        for channel in CHANNELS:
-            slack.add_channel(channel, channel.lower().removeprefix("c0"))
-        try:
-            yield slack, es, prefix
-        finally:
-            store = RedisStore.from_url("redis://127.0.0.1:6379/0", prefix)
-            keys = [k async for k in store._client.scan_iter(match=prefix + "*")]
-            if keys:
-                await store._client.delete(*keys)
-            await store.close()
+def world(name: str) -> contextlib.AbstractAsyncContextManager[
+        tuple[SlackEmulator, ElasticEmulator, str]]:
+    """The stand-ins with the trust tests' channels, and a fresh Redis prefix."""
+    return stack_world(name, CHANNELS)
 
 
 @contextlib.asynccontextmanager
@@ -82,10 +71,6 @@ async def service(slack: SlackEmulator, es: ElasticEmulator, ruleset: RuleSet, p
         await resources.aclose()
 
 
-def es_status(stack: Stack, uid: str) -> str:
-    return str((stack.elastic.document(INDEX, uid) or {}).get("kibana.alert.workflow_status"))
-
-
 async def message_of(stack: Stack, channel: str, uid: str) -> Any:
     """The top-level message SecBot posted for alert ``uid``."""
 
@@ -104,7 +89,7 @@ def react(stack: Stack, user: str, emoji: str, channel: str, ts: str) -> None:
 
 
 def shown(message: Any) -> str:
-    return message.text + json.dumps(message.blocks or [])
+    return str(message.text) + json.dumps(message.blocks or [])
 
 
 async def trust_json(rules_dir: Path, prefix: str, promote_after: int = 50) -> dict[str, Any]:
