@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 import httpx
 import redis.asyncio as aioredis
+from shipped import SHIPPED_RUN_ENV
 
 from secbot.store.base import AuditEntry
 from secbot.store.redis import RedisStore
@@ -352,17 +353,7 @@ def bot_env(
             "SECBOT_SLACK_PACE": "0",
             "SECBOT_FLOOD_THRESHOLD": "0",
             "SECBOT_HTTP_PORT": str(http_port),
-            "SECBOT_RULES_DIR": str(REPO / "rules"),
-            "SECBOT_LISTS_DIR": str(REPO / "lists"),  # the shipped rules' inList names
-            # The shipped rules escalate to pagerduty and jira: `secbot run` refuses rules
-            # naming a destination that is not configured, so both are, at a port nothing
-            # listens on (an escalated alert's page waits in the outbox; nothing else changes).
-            "SECBOT_PAGERDUTY_EVENTS_URL": "http://127.0.0.1:9",
-            "SECBOT_PAGERDUTY_ROUTING_KEY": "R0UT1NGKEY0000000000000000000000",
-            "SECBOT_JIRA_URL": "http://127.0.0.1:9",
-            "SECBOT_JIRA_EMAIL": "secbot@example.com",
-            "SECBOT_JIRA_API_TOKEN": "jira-token-unused",
-            "SECBOT_JIRA_PROJECT": "SEC",
+            **SHIPPED_RUN_ENV,
             "SECBOT_REDIS_URL": redis_url,
             "SECBOT_REDIS_PREFIX": prefix,
             "SECBOT_LOG_LEVEL": "INFO",

@@ -13,11 +13,11 @@ import uuid
 from pathlib import Path
 
 import httpx
+from shipped import SHIPPED_RUN_ENV
 
 from secbot_emulators.elastic import ElasticEmulator
 from secbot_emulators.slack import SlackEmulator
 
-REPO = Path(__file__).resolve().parents[1]
 INDEX = ".alerts-security.alerts-default"
 
 
@@ -46,17 +46,7 @@ def run_env(slack: SlackEmulator, port: int, **extra: str) -> dict[str, str]:
             "SECBOT_DEFAULT_CHANNEL": "C0DEFAULT",
             "SECBOT_POLL_INTERVAL": "0.3",
             "SECBOT_HTTP_PORT": str(port),
-            "SECBOT_RULES_DIR": str(REPO / "rules"),
-            "SECBOT_LISTS_DIR": str(REPO / "lists"),  # the shipped rules' inList names
-            # The shipped rules escalate to pagerduty and jira: `secbot run` refuses rules
-            # naming a destination that is not configured, so both are, at a port nothing
-            # listens on (an escalated alert's page waits in the outbox; nothing else changes).
-            "SECBOT_PAGERDUTY_EVENTS_URL": "http://127.0.0.1:9",
-            "SECBOT_PAGERDUTY_ROUTING_KEY": "R0UT1NGKEY0000000000000000000000",
-            "SECBOT_JIRA_URL": "http://127.0.0.1:9",
-            "SECBOT_JIRA_EMAIL": "secbot@example.com",
-            "SECBOT_JIRA_API_TOKEN": "jira-token-unused",
-            "SECBOT_JIRA_PROJECT": "SEC",
+            **SHIPPED_RUN_ENV,
             "SECBOT_REDIS_PREFIX": f"secbot-run:{uuid.uuid4().hex}:",
             **extra,
         }
