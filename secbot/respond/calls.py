@@ -12,10 +12,12 @@ Only 429/5xx and dropped connections are retried (:func:`secbot.enrich.http.send
 error is final and comes back as :class:`CallFailed` with the service's own message.
 
 Running one again (a run taken over after its replica died, or an Undo clicked again) is safe:
-Kibana isolates an isolated host again (a new action id, no harm) and GCP disables a disabled
-key again (IAM answers as for the first time); Okta refuses to suspend a user who is not
-``ACTIVE`` (400 ``E0000001``), so with ``already_ok`` the user's status, read first, decides:
-already in the wanted state is done, without a second lifecycle call. A whole run is bounded
+Kibana isolates an isolated host again ("isolated" persists until a release; the repeat is one
+more action id in the host's history, no harm); IAM documents no error for disabling a disabled
+key (the stand-in answers as the first time; were IAM to refuse, the re-run fails visibly and
+Approve comes back). Okta refuses to suspend a user who is not ``ACTIVE`` (400 ``E0000001``),
+so with ``already_ok`` the user's status, read first, decides: already in the wanted state is
+done, without a second lifecycle call. A whole run is bounded
 (:attr:`ResponseApis.bound`), so a running claim's lease (:attr:`ResponseApis.lease`) never
 ends while a live replica is still calling.
 """
