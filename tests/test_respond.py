@@ -7,6 +7,7 @@ receive exactly one call, Undo releases; the night window approves by itself.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
@@ -88,9 +89,22 @@ def malware(uid: str, host: str = "web-01", agent: str | None = AGENT) -> dict[s
     return doc
 
 
+def hijack(uid: str, email: str) -> dict[str, Any]:
+    """An Okta session hijack of ``email``: the okta_suspend rule proposes suspending them."""
+    return {"@timestamp": "2026-11-01T10:00:00.000Z", "kibana.alert.uuid": uid,
+            "kibana.alert.workflow_status": "open",
+            "kibana.alert.rule.name": "Okta Session Hijack", "user": {"email": email}}
+
+
 def seed(slack: SlackEmulator, es: ElasticEmulator) -> None:
     slack.add_user(CAROL, "carol", "Carol Approver", email="carol@example.com")
     es.endpoint.add_endpoint(AGENT, "web-01")
+
+
+def okta_stack(tmp_path: Path, okta: OktaStandIn) -> contextlib.AbstractAsyncContextManager[Stack]:
+    """The service with the Okta stand-in as its Okta and Carol as the approver."""
+    return running_stack(ruleset(tmp_path), before_start=seed, approvers=[CAROL],
+                         okta_url=okta.url, okta_token=okta.token)
 
 
 @pytest.fixture
@@ -249,13 +263,8 @@ async def test_dry_run_says_what_it_would_do(tmp_path: Path) -> None:
 async def test_suspending_a_user_through_okta_and_undoing_it(tmp_path: Path) -> None:
     async with OktaStandIn.running() as okta:
         person = okta.add_user("mallory@example.com", "Mallory", "Example")
-        async with running_stack(ruleset(tmp_path), before_start=seed, approvers=[CAROL],
-                                 okta_url=okta.url, okta_token=okta.token) as stack:
-            stack.elastic.index_documents(INDEX, [{
-                "@timestamp": "2026-11-01T10:00:00.000Z", "kibana.alert.uuid": "r-8",
-                "kibana.alert.workflow_status": "open",
-                "kibana.alert.rule.name": "Okta Session Hijack",
-                "user": {"email": "mallory@example.com"}}])
+        async with okta_stack(tmp_path, okta) as stack:
+            stack.elastic.index_documents(INDEX, [hijack("r-8", "mallory@example.com")])
             [top] = await posted(stack, CHANNEL)
             msg = await approval(stack, top.ts)
             stack.slack.interactive.click(CAROL, CHANNEL, msg.ts, "secbot_approve")
@@ -397,13 +406,8 @@ async def test_a_suspend_left_running_is_done_when_okta_says_suspended_already(
         tmp_path: Path) -> None:
     async with OktaStandIn.running() as okta:
         person = okta.add_user("trudy@example.com", "Trudy", "Example")
-        async with running_stack(ruleset(tmp_path), before_start=seed, approvers=[CAROL],
-                                 okta_url=okta.url, okta_token=okta.token) as stack:
-            stack.elastic.index_documents(INDEX, [{
-                "@timestamp": "2026-11-01T10:00:00.000Z", "kibana.alert.uuid": "r-13",
-                "kibana.alert.workflow_status": "open",
-                "kibana.alert.rule.name": "Okta Session Hijack",
-                "user": {"email": "trudy@example.com"}}])
+        async with okta_stack(tmp_path, okta) as stack:
+            stack.elastic.index_documents(INDEX, [hijack("r-13", "trudy@example.com")])
             [top] = await posted(stack, CHANNEL)
             msg = await approval(stack, top.ts)
             person.status = "SUSPENDED"  # the dead replica's suspend had gone through
@@ -429,11 +433,7 @@ async def test_a_kill_minus_9_while_okta_suspends_is_finished_by_the_next_replic
         first = await start_bot(env, tmp_path, "first")
         async with reaped(first):
             await first.wait_healthy()
-            es.index_documents(INDEX, [{
-                "@timestamp": "2026-11-01T10:00:00.000Z", "kibana.alert.uuid": "r-14",
-                "kibana.alert.workflow_status": "open",
-                "kibana.alert.rule.name": "Okta Session Hijack",
-                "user": {"email": "walter@example.com"}}])
+            es.index_documents(INDEX, [hijack("r-14", "walter@example.com")])
 
             async def shown() -> Any:
                 for top in slack.messages(CHANNEL):
