@@ -17,14 +17,14 @@ Layout (Redis):
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import redis.asyncio as aioredis
 
+from secbot.domain.codec import decode, encode
 from secbot.store.unavailable import guarded
 
 #: Move a due member's score ``lease`` seconds on, only if it is still due: one taker.
@@ -68,16 +68,11 @@ class AskRecord:
     attached_to: str = ""  # state ``attached``: the pending question whose answer this takes
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"))
+        return encode(self)
 
     @classmethod
     def from_json(cls, text: str | None) -> AskRecord | None:
-        if not text:
-            return None
-        try:
-            return cls(**json.loads(text))
-        except (TypeError, ValueError):
-            return None  # another version's record: treated as unknown
+        return decode(cls, text)  # another version's record: None, treated as unknown
 
 
 class Interactions(Protocol):

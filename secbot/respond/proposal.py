@@ -14,10 +14,10 @@ by a replica that died mid-call (see :mod:`secbot.respond.running`).
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
+from secbot.domain.codec import decode, encode
 from secbot.render import mrkdwn as md
 from secbot.respond.calls import ACTIONS, UNDO
 
@@ -47,16 +47,11 @@ class Proposal:
     resumed: int = 0  # how often a run was taken over after its replica stopped
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"))
+        return encode(self)
 
     @classmethod
     def from_json(cls, text: str | None) -> Proposal | None:
-        if not text:
-            return None
-        try:
-            return cls(**json.loads(text))
-        except (TypeError, ValueError):
-            return None
+        return decode(cls, text)
 
     @property
     def words(self) -> str:

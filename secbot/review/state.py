@@ -24,20 +24,18 @@ The decision and verdict hashes expire :data:`KEEP` seconds after their last wri
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol, TypeVar
+from dataclasses import dataclass, field
+from typing import Protocol
 
 import redis.asyncio as aioredis
 
+from secbot.domain.codec import decode, encode
 from secbot.store.unavailable import guarded
 
 KEEP = 180 * 86400
 CLOSED_KEEP = 8 * 86400
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -85,19 +83,6 @@ class Sample:
     alert_id: str = ""
     link: str = ""
     channel: str = ""  # the alert's own channel (told when the rule is demoted)
-
-
-def encode(value: Any) -> str:
-    return json.dumps(asdict(value), separators=(",", ":"))
-
-
-def decode(cls: type[T], text: Any) -> T | None:
-    """The record, or None when ``text`` is not one this code wrote."""
-    try:
-        values = json.loads(str(text))
-        return cls(**values) if isinstance(values, dict) else None
-    except (TypeError, ValueError):
-        return None
 
 
 class TrustState(Protocol):
