@@ -42,6 +42,7 @@ from secbot.destinations.base import (
 from secbot.destinations.jobs import DestinationState, JobOutcome, OutboxJob, OutcomeSink
 from secbot.destinations.redis_outbox import RedisOutboxStore
 from secbot.domain.secrets import redact
+from secbot.resilience.loop import cancel_and_wait
 from secbot.resilience.retry import RetryPolicy
 
 log = structlog.stdlib.get_logger(__name__)
@@ -131,9 +132,7 @@ class OutboxWorker:
             # Set before cancelling: asyncio.wait_for (Python < 3.12) can swallow a cancel
             # that lands as its wait ends, and the loop must still see it is time to stop.
             self._stop.set()
-            for task in loops:
-                task.cancel()
-            await asyncio.gather(*loops, return_exceptions=True)
+            await cancel_and_wait(loops, what="outbox loops")
 
     async def _loop(self, name: str) -> None:
         wake = self.outbox.wake[name]

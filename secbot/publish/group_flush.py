@@ -33,6 +33,7 @@ from secbot.domain.group import BATCH_PREFIX, LINE_PREFIX, Batch, GroupState, Gr
 from secbot.domain.record import AlertRecord, MessageRef
 from secbot.publish import group_view as view
 from secbot.publish.pacing import ChannelPacer
+from secbot.resilience.loop import cancel_and_wait
 from secbot.store.base import Store
 
 log = structlog.stdlib.get_logger(__name__)
@@ -78,9 +79,7 @@ class GroupFlusher:
 
     async def aclose(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait([self._task], what="group flusher")
 
     async def _run(self) -> None:
         while True:
@@ -122,9 +121,12 @@ class GroupFlusher:
                 flush.result()
         finally:
             if not flush.done():
+                # asyncio.wait, not ``await flush``: a cancel of this task arriving now must
+                # propagate, not be taken for the flush's own CancelledError and swallowed.
                 flush.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await flush
+                await asyncio.wait({flush})
+            if flush.done() and not flush.cancelled():
+                flush.exception()  # retrieved: its failure was handled (or logged) above
             self._last_pass[group_id] = time.monotonic()
             with contextlib.suppress(Exception):  # lapses on its own if Redis is away
                 await self.store.release_lease(lease, self.owner)

@@ -15,6 +15,7 @@ import os
 import socket
 import uuid
 
+from secbot.resilience.loop import cancel_and_wait
 from secbot.runtime.logs import get_logger
 from secbot.store.base import Store
 
@@ -61,9 +62,7 @@ class LeaseKeeper:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait([self._task], what="lease keeper")
         if self.held:
             with contextlib.suppress(Exception):
                 await self.store.release_lease(self.name, self.owner)

@@ -23,6 +23,7 @@ from secbot.intake.handoff import TriageHandler
 from secbot.intake.listener import IntakeConfig, start_intake_server
 from secbot.intake.poller import AlertPoller
 from secbot.pipeline.decision import Decision
+from secbot.resilience.loop import cancel_and_wait
 from secbot.runtime.health import HealthState, start_health_server
 from secbot.runtime.lease import LeaseKeeper
 from secbot.runtime.logs import get_logger
@@ -177,10 +178,7 @@ class SecBotService:
     async def _shutdown(self) -> None:
         log.info("draining")
         await self._stop_intake()
-        for job in self._background:
-            job.cancel()
-        if self._background:
-            await asyncio.gather(*self._background, return_exceptions=True)
+        await cancel_and_wait(self._background, what="background loops")
         if self.parts.lease is not None:
             await self.parts.lease.stop()  # lets another replica take over at once
         if self.parts.socket is not None:
