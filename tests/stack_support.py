@@ -99,6 +99,34 @@ async def posted(stack: Stack, channel: str, count: int = 1) -> list[Any]:
     return list(await eventually(check))
 
 
+def stack_settings(slack: SlackEmulator, es: ElasticEmulator, prefix: str,
+                   **overrides: Any) -> Settings:
+    """Settings of a service on these stand-ins and Redis prefix; ``overrides`` win."""
+    return load_settings(**{
+        "slack_bot_token": slack.bot_token, "slack_app_token": slack.app_token,
+        "slack_api_url": slack.api_url, "siem": "elastic", "elasticsearch_url": es.url,
+        "kibana_url": es.kibana_url, "default_channel": "C0DEFAULT", "triagers": ["S0TRIAGE"],
+        "poll_interval": 0.2, "http_port": 0, "redis_prefix": prefix, "slack_pace": 0,
+        **overrides})
+
+
+@contextlib.asynccontextmanager
+async def serve(slack: SlackEmulator, es: ElasticEmulator, settings: Settings, rules: RuleSet,
+                *, connections: int = 1, **build: Any) -> AsyncIterator[Stack]:
+    """The service ``build_service`` wires (``build``: its keyword options), running until
+    exit, then stopped and its resources closed; ``connections``: the Socket Mode
+    connections the stand-in must have seen by the time it is handed out."""
+    service, resources = await build_service(settings, rules, **build)
+    task = asyncio.create_task(service.run())
+    try:
+        await slack.wait_for_connections(connections, timeout=10)
+        yield Stack(slack, es, service, settings)
+    finally:
+        service.stop()
+        await asyncio.wait_for(task, 10)
+        await resources.aclose()
+
+
 @contextlib.asynccontextmanager
 async def running_stack(
     rules: RuleSet | None = None,
@@ -112,31 +140,10 @@ async def running_stack(
     prefix = f"secbot-stack:{uuid.uuid4().hex}:"
     async with SlackEmulator.running(ack_timeout=1.0) as slack, ElasticEmulator.running() as es:
         late = before_start(slack, es) if before_start is not None else None
-        options: dict[str, Any] = {
-            "slack_bot_token": slack.bot_token,
-            "slack_app_token": slack.app_token,
-            "slack_api_url": slack.api_url,
-            "siem": "elastic",
-            "elasticsearch_url": es.url,
-            "kibana_url": es.kibana_url,
-            "default_channel": "C0DEFAULT",
-            "triagers": ["S0TRIAGE"],
-            "poll_interval": 0.2,
-            "http_port": 0,
-            "redis_prefix": prefix,
-            "slack_pace": 0,
-            "rules_dir": REPO / "rules",
-            **overrides,
-            **(late or {}),
-        }
-        settings = load_settings(**options)
-        service, resources = await build_service(settings, rules or shipped_rules())
-        task = asyncio.create_task(service.run())
+        settings = stack_settings(slack, es, prefix, rules_dir=REPO / "rules",
+                                  **{**overrides, **(late or {})})
         try:
-            await slack.wait_for_connections(1, timeout=10)
-            yield Stack(slack, es, service, settings)
+            async with serve(slack, es, settings, rules or shipped_rules()) as stack:
+                yield stack
         finally:
-            service.stop()
-            await asyncio.wait_for(task, 10)
             await delete_prefix(settings.redis_url, prefix)
-            await resources.aclose()

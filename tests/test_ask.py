@@ -28,14 +28,14 @@ from stack_support import (
     es_status,
     eventually,
     posted,
+    serve,
+    stack_settings,
     world,
 )
 
 from secbot.ask.state import AskRecord, RedisInteractions
 from secbot.rules.loader import load_rules
 from secbot.rules.ruleset import RuleSet
-from secbot.runtime.settings import load_settings
-from secbot.runtime.wiring import build_service
 from secbot.store.redis import RedisStore
 from secbot_emulators.elastic import ElasticEmulator
 from secbot_emulators.pagerduty_events import DEFAULT_ROUTING_KEY, PagerDutyEvents
@@ -81,20 +81,10 @@ def alert(uid: str, email: str = "bob@example.com", country: str = "Brazil") -> 
 async def service(slack: SlackEmulator, es: ElasticEmulator, ruleset: RuleSet, prefix: str,
                   **extra: Any) -> AsyncIterator[Stack]:
     """One SecBot process on the given stand-ins and Redis prefix (a restart keeps both)."""
-    settings = load_settings(
-        slack_bot_token=slack.bot_token, slack_app_token=slack.app_token,
-        slack_api_url=slack.api_url, siem="elastic", elasticsearch_url=es.url,
-        kibana_url=es.kibana_url, default_channel="C0DEFAULT", triagers=["S0TRIAGE"],
-        poll_interval=0.2, http_port=0, redis_prefix=prefix, slack_pace=0, **extra)
-    running, resources = await build_service(settings, ruleset)
-    task = asyncio.create_task(running.run())
     try:
-        await slack.wait_for_connections(1, timeout=10)
-        yield Stack(slack, es, running, settings)
+        async with serve(slack, es, stack_settings(slack, es, prefix, **extra), ruleset) as s:
+            yield s
     finally:
-        running.stop()
-        await asyncio.wait_for(task, 10)
-        await resources.aclose()
         await slack.drop_connections()
 
 
@@ -393,7 +383,10 @@ async def test_silence_on_one_question_times_out_its_attached_alerts_too(tmp_pat
         stack.elastic.index_documents(INDEX, [alert("ask-30"), alert("ask-31", country="Peru")])
         first, second = await posted(stack, CHANNEL, 2)
         for message in (first, second):
-            await eventually(lambda m=message: _async("escalated" in thread_text(stack, m.ts)))
+            async def escalated(ts: str = message.ts) -> bool:
+                return "escalated" in thread_text(stack, ts)
+
+            await eventually(escalated)
         assert len(slack.messages(BOB_DM)) == 1
         texts = thread_text(stack, first.ts) + thread_text(stack, second.ts)
         assert texts.count("No answer from <@U0VIEWER> in time") == 2

@@ -9,7 +9,6 @@ a message acts on exactly the alerts it shows.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -19,13 +18,11 @@ from typing import Any
 import pytest
 from reliability_harness import delete_prefix
 from shipped import shipped_rules
-from stack_support import INDEX, TRIAGER, Stack, audit, eventually, posted
+from stack_support import INDEX, TRIAGER, Stack, audit, eventually, posted, serve, stack_settings
 
 from secbot.domain.status import AuditAction
 from secbot.resilience.retry import RetryPolicy
-from secbot.runtime.settings import load_settings
 from secbot.runtime.siem_clients import build_elastic_siem
-from secbot.runtime.wiring import build_service
 from secbot_emulators.elastic import ElasticEmulator
 from secbot_emulators.slack import SlackEmulator
 from secbot_emulators.slack_events import reaction_added
@@ -43,24 +40,13 @@ async def stack(request: pytest.FixtureRequest) -> AsyncIterator[Stack]:
     prefix = f"secbot-saga:{uuid.uuid4().hex}:"
     overrides: dict[str, Any] = getattr(request, "param", {})
     async with SlackEmulator.running(ack_timeout=1.0) as slack, ElasticEmulator.running() as es:
-        settings = load_settings(
-            slack_bot_token=slack.bot_token, slack_app_token=slack.app_token,
-            slack_api_url=slack.api_url, siem="elastic", elasticsearch_url=es.url,
-            kibana_url=es.kibana_url, default_channel="C0DEFAULT", triagers=["S0TRIAGE"],
-            poll_interval=0.2, http_port=0, redis_prefix=prefix, slack_pace=0,
-            rules_dir=REPO / "rules", **overrides,
-        )
+        settings = stack_settings(slack, es, prefix, rules_dir=REPO / "rules", **overrides)
         siem = build_elastic_siem(settings, request_timeout=1.0, retry=FAST_SIEM)
-        service, resources = await build_service(settings, RULES, siem=siem)
-        task = asyncio.create_task(service.run())
         try:
-            await slack.wait_for_connections(1, timeout=10)
-            yield Stack(slack, es, service, settings)
+            async with serve(slack, es, settings, RULES, siem=siem) as running:
+                yield running
         finally:
-            service.stop()
-            await asyncio.wait_for(task, 10)
             await delete_prefix(settings.redis_url, prefix)
-            await resources.aclose()
             await siem.close()
 
 

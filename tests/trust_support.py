@@ -11,15 +11,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from stack_support import Stack, eventually
+from stack_support import Stack, eventually, serve, stack_settings
 from stack_support import world as stack_world
 from typer.testing import CliRunner
 
 from secbot.cli import app
 from secbot.rules.loader import load_rules
 from secbot.rules.ruleset import RuleSet
-from secbot.runtime.settings import load_settings
-from secbot.runtime.wiring import build_service
 from secbot_emulators.elastic import ElasticEmulator
 from secbot_emulators.slack import SlackEmulator
 from secbot_emulators.slack_events import reaction_added
@@ -54,21 +52,9 @@ def world(name: str) -> contextlib.AbstractAsyncContextManager[
 async def service(slack: SlackEmulator, es: ElasticEmulator, ruleset: RuleSet, prefix: str,
                   connections: int = 1, **overrides: Any) -> AsyncIterator[Stack]:
     """One SecBot process (``connections``: Socket Mode connections expected by then)."""
-    settings = load_settings(**{
-        "slack_bot_token": slack.bot_token, "slack_app_token": slack.app_token,
-        "slack_api_url": slack.api_url, "siem": "elastic", "elasticsearch_url": es.url,
-        "kibana_url": es.kibana_url, "default_channel": "C0DEFAULT",
-        "triagers": ["S0TRIAGE"], "poll_interval": 0.2, "http_port": 0,
-        "redis_prefix": prefix, "slack_pace": 0, "intake_port": 0, **overrides})
-    running, resources = await build_service(settings, ruleset)
-    task = asyncio.create_task(running.run())
-    try:
-        await slack.wait_for_connections(connections, timeout=10)
-        yield Stack(slack, es, running, settings)
-    finally:
-        running.stop()
-        await asyncio.wait_for(task, 10)
-        await resources.aclose()
+    settings = stack_settings(slack, es, prefix, **{"intake_port": 0, **overrides})
+    async with serve(slack, es, settings, ruleset, connections=connections) as stack:
+        yield stack
 
 
 async def message_of(stack: Stack, channel: str, uid: str) -> Any:
