@@ -8,14 +8,13 @@ the person reading the thread needs to hear why instead.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 
 from secbot.destinations.base import DestinationError
 from secbot.domain.secrets import redact
+from secbot.resilience.retry import retry_after_seconds
 
 RETRYABLE_STATUS = frozenset({408, 425, 429})
 _MAX_DETAIL = 300
@@ -23,20 +22,7 @@ _MAX_DETAIL = 300
 
 def retry_after(response: httpx.Response) -> float | None:
     """The ``Retry-After`` header in seconds, if it is there and readable."""
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return max(0.0, (moment - datetime.now(UTC)).total_seconds())
+    return retry_after_seconds(response.headers.get("Retry-After"))
 
 
 def detail(response: httpx.Response) -> str:

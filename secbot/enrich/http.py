@@ -16,14 +16,18 @@ led to another origin at all.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 
 from secbot.enrich.common import NotFoundError, ProviderError
-from secbot.resilience.retry import RetryableError, RetryPolicy, Sleep, retry_async
+from secbot.resilience.retry import (
+    RetryableError,
+    RetryPolicy,
+    Sleep,
+    retry_after_seconds,
+    retry_async,
+)
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 #: Headers that carry no credential: the only ones sent on after a cross-origin redirect.
@@ -46,24 +50,6 @@ class _RetryableTransport(RetryableError):
     def __init__(self, error: httpx.TransportError) -> None:
         super().__init__(f"{type(error).__name__}: {error}")
         self.error = error
-
-
-def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
-    """``Retry-After`` as seconds from now (delta-seconds or HTTP-date); None if absent/bad."""
-    if not value:
-        return None
-    text = value.strip()
-    try:
-        return max(0.0, float(text))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(text)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 async def send(

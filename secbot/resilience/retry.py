@@ -16,6 +16,8 @@ The contract callers rely on:
 * A server ``Retry-After`` hint is waited for (at least) when it is at most
   ``max_retry_after``; a longer hint ends the retries at once (the caller's outer loop — the
   next poll, the breaker — retries later; parking a poll or an alert for minutes helps nobody).
+  :func:`retry_after_seconds` reads the header (delta-seconds or an HTTP date) for every
+  HTTP caller (enrichment providers, destinations).
 * ``attempts`` tries in all, and ``budget`` seconds for the whole call: a retry whose sleep
   would overrun the budget is not attempted. The last :class:`RetryableError` is re-raised.
 """
@@ -26,6 +28,8 @@ import asyncio
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import TypeVar
 
 import structlog
@@ -52,6 +56,24 @@ class RetryableError(SecBotError):
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
+    """``Retry-After`` as seconds from now (delta-seconds or HTTP-date); None if absent/bad."""
+    if not value:
+        return None
+    text = value.strip()
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 @dataclass(frozen=True)
