@@ -54,6 +54,10 @@ class StatusUpdate:
     status: str  # open | acknowledged | closed
     reason: str | None
     actor: str  # slack user id, email, or "secbot"
+    #: When the change was made (epoch seconds; 0 = unknown, from an older job): a close, a
+    #: reopen and a second close are three changes, and a receiver that de-duplicates by
+    #: ``Idempotency-Key`` must see the second close; retries of one change keep their key.
+    at: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ resolve and the Jira transition, webhooks get the status).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from urllib.parse import quote, urlencode
 
@@ -120,8 +121,9 @@ class StatusMirror:
 
     async def status_changed(self, uuids: Sequence[str], status: str, reason: str | None,
                              actor: str) -> None:
+        at = time.time()  # one change, one time: its retries keep one Idempotency-Key
         for uuid in uuids:
-            await self.outbox.update(StatusUpdate(uuid, status, reason, actor))
+            await self.outbox.update(StatusUpdate(uuid, status, reason, actor, at))
 
 
 __all__ = ["EscalateAfterPost", "Permalink", "StatusMirror", "kibana_link", "request_for"]

@@ -11,8 +11,10 @@ A status update is sent the same way, to the same URL: ``type`` is ``SecBot stat
 "reason", "actor", "reference"}`` so the receiver can find the incident it made.
 
 Headers: ``X-SecBot-Signature: sha256=<hex HMAC-SHA256 of the exact body bytes>`` under the
-webhook's secret, and ``Idempotency-Key`` — ``<uuid>:open`` or ``<uuid>:status:<status>`` —
-the same on every repeat, so a receiver sees one delivery however often the outbox retries.
+webhook's secret, and ``Idempotency-Key`` — ``<uuid>:open`` or
+``<uuid>:status:<status>:<epoch ms of the change>`` — the same on every repeat of one change,
+so a receiver sees one delivery however often the outbox retries, and a second close after a
+reopen as new.
 """
 
 from __future__ import annotations
@@ -108,6 +110,8 @@ class WebhookDestination:
 
     async def update(self, update: StatusUpdate, receipt: Receipt) -> None:
         key = f"{update.alert_uuid}:status:{update.status}"
+        if update.at:
+            key += f":{int(update.at * 1000)}"  # a later change of the same status is new
         await self._post(update_body(update, receipt), key, f"refused the {update.status} status")
 
 
