@@ -147,7 +147,7 @@ async def main() -> None:
     print(f"{'  the command (python -m secbot stats --json, process start)':<64}{'-':>10}"
           f"{cli:>11.2f}s")
     print(f"{'  alerts counted in the 7-day period / the one before':<64}{'-':>10}"
-          f"{f'{report.total.alerts:,} / {report.total.previous_alerts:,}':>12}")
+          f"{f'{report.total.alerts:,} / {report.total.previous_alerts:,}':>20}")
     print(f"{f'Elastic stand-in ({args.es_alerts:,} alerts): aggregation requests a call':<64}"
           f"{'1':>10}{searches:>12}")
     print(f"{'  hits asked for (size of the request)':<64}{'0':>10}{hits:>12}")
