@@ -12,8 +12,12 @@ WORKDIR /app
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
 COPY rules ./rules
+# The shipped rules name these lists (inList) and the mapped sources they match.
+COPY lists ./lists
+COPY sources ./sources
 USER secbot
-ENV SECBOT_RULES_DIR=/app/rules SECBOT_HTTP_PORT=8080 PYTHONUNBUFFERED=1
+ENV SECBOT_RULES_DIR=/app/rules SECBOT_LISTS_DIR=/app/lists SECBOT_SOURCES_DIR=/app/sources \
+    SECBOT_HTTP_PORT=8080 PYTHONUNBUFFERED=1
 EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
   CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=4).status == 200 else 1)"
