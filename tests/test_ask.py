@@ -33,6 +33,7 @@ from stack_support import (
     world,
 )
 
+from secbot.ask.claims import AnswerClaim, claim_name
 from secbot.ask.state import AskRecord, RedisInteractions
 from secbot.rules.loader import load_rules
 from secbot.rules.ruleset import RuleSet
@@ -424,6 +425,103 @@ async def test_a_crash_between_the_dm_and_its_record_sends_no_second_dm(tmp_path
             # ... and that DM's button answers the question.
             slack.interactive.click(VIEWER, BOB_DM, sent.ts, "secbot_ask_yes")
             await eventually(lambda: _async(es_status(stack, "ask-8") == "closed"))
+
+
+async def _crash_mid_answer(prefix: str, uid: str, claim: str) -> None:
+    """What a replica killed between claiming an answer and saving it leaves in Redis: the
+    claim (its deadline passed), the record still ``asked``, the question due."""
+    client = RedisStore.from_url("redis://127.0.0.1:6379/0", prefix)._client
+    state = RedisInteractions(client, prefix)
+    try:
+        assert await state.claim(claim_name(uid), claim, 3600)
+        await state.schedule("ask", uid, time.time() - 1)
+    finally:
+        await client.aclose()
+
+
+async def test_an_answer_claimed_by_a_replica_killed_before_saving_it_is_applied_once(
+        tmp_path: Path) -> None:
+    """kill -9 between the answer's claim and its record: the claim (with who answered and a
+    passed deadline) is found by the next replica's sweep, which applies the answer once."""
+    ruleset = rules(tmp_path)
+    async with world("ask") as (slack, es, prefix):
+        async with service(slack, es, ruleset, prefix) as first:
+            first.elastic.index_documents(INDEX, [alert("ask-20")])
+            [message] = await posted(first, CHANNEL)
+            question = await dm(first)
+            await eventually(lambda: _async("Asked <@U0VIEWER>" in thread_text(first,
+                                                                            message.ts)))
+        now = time.time()
+        await _crash_mid_answer(prefix, "ask-20", AnswerClaim(
+            "yes", VIEWER, deadline=now - 1, at=now - 61).to_value())
+        async with service(slack, es, ruleset, prefix) as second:
+            await eventually(lambda: _async(es_status(second, "ask-20") == "closed"))
+            assert (es.document(INDEX, "ask-20") or {})["kibana.alert.workflow_reason"] == (
+                "benign_positive")
+            await eventually(lambda: _async("recorded after SecBot restarted"
+                                            in thread_text(second, message.ts)))
+            await asyncio.sleep(2.5)  # more sweeps: nothing is applied twice
+            text = thread_text(second, message.ts)
+            assert text.count("answered *Yes, this was me*") == 1
+            assert text.count("Closed by SecBot") == 1
+            entries = await audit(second, "ask-20")
+            answered = [e for e in entries if e.action == "answered"]
+            assert [(e.extra.get("answer"), e.extra.get("slack_user")) for e in answered] == [
+                ("yes", VIEWER)]
+            assert "stopped before saving it" in answered[0].reason
+            assert sum(e.action == "closed" for e in entries) == 1
+            assert "You answered" in json.dumps(slack.message(BOB_DM, question.ts).blocks)
+            # The person's click now is a replay: refused, nothing changes.
+            slack.interactive.click(VIEWER, BOB_DM, question.ts, "secbot_ask_no", forge=True,
+                                    value="ask-20")
+
+            async def refused() -> bool:
+                return any(e.action == "refused" for e in await audit(second, "ask-20"))
+
+            await eventually(refused)
+            assert es_status(second, "ask-20") == "closed"
+
+
+async def test_a_lost_answer_that_cannot_be_read_leaves_the_question_open(tmp_path: Path
+                                                                          ) -> None:
+    """A claim left by a stopped replica that says nothing readable is not guessed: the thread
+    says the answer was lost, the DM still answers, the alert stays open until then."""
+    async with world("ask") as (slack, es, prefix), service(slack, es, rules(tmp_path),
+                                                            prefix) as stack:
+        stack.elastic.index_documents(INDEX, [alert("ask-21")])
+        [message] = await posted(stack, CHANNEL)
+        question = await dm(stack)
+        await _crash_mid_answer(prefix, "ask-21", "garbled")
+        await eventually(lambda: _async("cannot tell what it was" in thread_text(stack,
+                                                                               message.ts)))
+        await asyncio.sleep(2.5)  # more sweeps: said once, nothing decided
+        assert thread_text(stack, message.ts).count("cannot tell what it was") == 1
+        assert es_status(stack, "ask-21") == "open"
+        entries = await audit(stack, "ask-21")
+        assert [e.extra.get("answer") for e in entries if e.action == "refused"] == ["unknown"]
+        assert not any(e.action == "answered" for e in entries)
+        # The DM's button still answers it.
+        stack.slack.interactive.click(VIEWER, BOB_DM, question.ts, "secbot_ask_yes")
+        await eventually(lambda: _async(es_status(stack, "ask-21") == "closed"))
+
+
+async def test_silence_claimed_by_a_replica_killed_before_saving_it_times_out_once(
+        tmp_path: Path) -> None:
+    ruleset = rules(tmp_path, timeout="2s")
+    async with world("ask") as (slack, es, prefix):
+        async with service(slack, es, ruleset, prefix) as first:
+            first.elastic.index_documents(INDEX, [alert("ask-22")])
+            [message] = await posted(first, CHANNEL)
+            await dm(first)
+        await asyncio.sleep(2.2)
+        await _crash_mid_answer(prefix, "ask-22", "timeout:secbot")  # an older replica's claim
+        async with service(slack, es, ruleset, prefix) as second:
+            await eventually(lambda: _async("escalated" in thread_text(second, message.ts)))
+            await asyncio.sleep(2.5)
+            assert thread_text(second, message.ts).count("No answer from") == 1
+            entries = await audit(second, "ask-22")
+            assert [e.extra.get("answer") for e in entries if e.action == "answered"] == [
+                "timeout"]
 
 
 async def test_a_due_question_is_taken_by_exactly_one_replica() -> None:

@@ -6,8 +6,9 @@ closed) is refused with an ephemeral note and audited as ``refused``. The first 
 claimed in Redis (``SET NX``), so two clicks, two replicas or a click racing the timeout
 produce one answer.
 
-Before its outcome runs, an answer is put back in the due queue ``lease`` seconds ahead: if
-the replica dies mid-way, another one finds it answered-but-not-applied and finishes it.
+Before an answer is claimed, its question is put in the due queue ``lease`` seconds ahead: if
+the replica dies mid-way, another one finds it answered-but-not-applied and finishes it, or
+claimed-but-not-saved and records it first (:mod:`secbot.ask.claims`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from typing import Any
 
 import structlog
 
-from secbot.ask.base import ASK_KIND, ASK_QUEUE, AskContext
+from secbot.ask import claims
+from secbot.ask.base import ASK_QUEUE, AskContext
 from secbot.ask.blocks import (
     ASK_YES,
     JUSTIFY_BLOCK,
@@ -125,28 +127,66 @@ class AskAnswers:
         """Record the first answer, say it everywhere it belongs, then run its outcome."""
         uuid, now = record.alert_uuid, self.ctx.clock()
         ttl = int(record.due - now) + self.ctx.record_ttl
-        if not await self.ctx.state.claim(f"{ASK_KIND}:answer:{uuid}", f"{answer}:{user}", ttl):
+        taken = claims.AnswerClaim(answer, user, now + self.ctx.lease, now,
+                                   justification[:2000])
+        # Due a lease ahead before the claim: a replica stopping after it is found then.
+        await self.ctx.state.schedule(ASK_QUEUE, uuid, taken.deadline)
+        if not await self.ctx.state.claim(claims.claim_name(uuid), taken.to_value(), ttl):
             await self._refuse(record, uuid, user, channel, answer, "already answered",
                                "This was already answered.")
             return
-        record = replace(record, state="answered", answer=answer, answered_by=user,
-                         answered_at=now, justification=justification[:2000])
-        await self.ctx.save(record)
-        await self.ctx.state.schedule(ASK_QUEUE, uuid, now + self.ctx.lease)
-        await self.ctx.audit(uuid, AuditAction.ANSWERED, LABELS[answer], record.rule_id,
-                             actor=record.email or user, slack_user=user, answer=answer,
-                             justification=record.justification)
-        await self._show(record, f"You answered: *{LABELS[answer]}* · {_when(now)}")
-        why = f" · “{md.truncate(md.escape(justification), 1500)}”" if justification else ""
-        await self.ctx.say_in_thread(
-            uuid, f":ballot_box_with_check: <@{user}> answered *{LABELS[answer]}*{why}")
-        await self._tag(record, TAGS[answer])
+        record = await self._record(record, taken)
         try:
             await finish(self.ctx, record)
         except OutcomeFailed as exc:  # stays queued: applied again after the lease
             await self.ctx.say_in_thread(
                 uuid, f"SecBot recorded the answer but could not apply it yet ({exc}); "
                       "it will try again.")
+
+    async def _record(self, record: AskRecord, taken: claims.AnswerClaim, *,
+                      resumed: bool = False) -> AskRecord:
+        """Save the claimed answer ``answered``, audit it, and say it in the DM, the thread and
+        the tags. ``resumed``: its claimer stopped before this (found by the sweep)."""
+        uuid, answer, user = record.alert_uuid, taken.answer, taken.by
+        person = answer in LABELS
+        record = replace(record, state="answered", answer=answer,
+                         answered_by=user if person else "", answered_at=taken.at,
+                         justification=taken.justification)
+        late = (" (recorded by SecBot after the replica that took it stopped before saving "
+                "it)") if resumed else ""
+        # A resumed answer is audited before it is saved: a replica stopping in between
+        # leaves it to the next, and the once key keeps that to one entry.
+        once = f"ask:answered:{uuid}" if resumed else None
+        if resumed:
+            await self._audit_answer(record, late, once)
+        await self.ctx.save(record)
+        if not resumed:
+            await self._audit_answer(record, late, once)
+        if not person:
+            await self._show(record, f"No answer in time ({_when(record.answered_at)}).")
+            await self.ctx.say_in_thread(
+                uuid, f":hourglass: No answer from <@{record.user_id}> in time.")
+            return record
+        await self._show(record, f"You answered: *{LABELS[answer]}* · {_when(taken.at)}")
+        why = (f" · “{md.truncate(md.escape(record.justification), 1500)}”"
+               if record.justification else "")
+        again = " _(recorded after SecBot restarted)_" if resumed else ""
+        await self.ctx.say_in_thread(
+            uuid, f":ballot_box_with_check: <@{user}> answered *{LABELS[answer]}*{why}{again}")
+        await self._tag(record, TAGS[answer])
+        return record
+
+    async def _audit_answer(self, record: AskRecord, late: str, once: str | None) -> None:
+        if record.answer in LABELS:
+            await self.ctx.audit(record.alert_uuid, AuditAction.ANSWERED,
+                                 LABELS[record.answer] + late, record.rule_id,
+                                 actor=record.email or record.answered_by, once_key=once,
+                                 slack_user=record.answered_by, answer=record.answer,
+                                 justification=record.justification)
+        else:
+            await self.ctx.audit(record.alert_uuid, AuditAction.ANSWERED,
+                                 "no answer in time" + late, record.rule_id, once_key=once,
+                                 slack_user=record.user_id, answer="timeout")
 
     async def _show(self, record: AskRecord, outcome: str) -> None:
         """The DM without its buttons, saying what happened (best effort)."""
@@ -201,15 +241,45 @@ class AskAnswers:
                                             applied=True))
                 await self.ctx.state.unschedule(ASK_QUEUE, uuid)
                 return
-            if not await self.ctx.state.claim(f"{ASK_KIND}:answer:{uuid}", "timeout:secbot",
-                                              self.ctx.record_ttl):
-                return  # answered just now: its answerer applies it (or we do, after a lease)
-            record = replace(record, state="answered", answer="timeout",
-                             answered_at=self.ctx.clock())
-            await self.ctx.save(record)
-            await self.ctx.audit(uuid, AuditAction.ANSWERED, "no answer in time",
-                                 record.rule_id, slack_user=record.user_id, answer="timeout")
-            await self._show(record, f"No answer in time ({_when(record.answered_at)}).")
-            await self.ctx.say_in_thread(
-                uuid, f":hourglass: No answer from <@{record.user_id}> in time.")
+            settled = await self._settle(record)
+            if settled is None:
+                return
+            record = settled
         await finish(self.ctx, record)
+
+    async def _settle(self, record: AskRecord) -> AskRecord | None:
+        """The still-``asked`` question answered (by silence, or by the claim a stopped
+        replica left); None while it stays open or another replica has it."""
+        uuid, now = record.alert_uuid, self.ctx.clock()
+        taken = await claims.held(self.ctx, uuid)
+        if taken is None:
+            if now < record.due:  # due early (an answer's lease, an answer lost): not yet
+                await self.ctx.state.schedule(ASK_QUEUE, uuid, record.due)
+                return None
+            taken = claims.AnswerClaim("timeout", "secbot", now + self.ctx.lease, now)
+            if not await self.ctx.state.claim(claims.claim_name(uuid), taken.to_value(),
+                                              self.ctx.record_ttl):
+                return None  # answered just now: its answerer applies it (or we do, later)
+            return await self._record(record, taken)
+        if not await claims.take_stale(self.ctx, uuid, taken):
+            return None  # being saved right now, or another replica resolves it
+        if taken.answer in claims.KNOWN:
+            return await self._record(record, replace(taken, at=taken.at or now),
+                                      resumed=True)
+        await self._lost(record)
+        return None
+
+    async def _lost(self, record: AskRecord) -> None:
+        """A claim nobody can read (another version's, a cut value): the answer is unknown,
+        so it is not guessed. The question stays open until its timeout; the DM answers it."""
+        uuid = record.alert_uuid
+        await self.ctx.state.release(claims.claim_name(uuid))
+        await self.ctx.audit(uuid, AuditAction.REFUSED,
+                             "answer lost: the replica that took it stopped before saving it, "
+                             "and what was answered cannot be read; treated as not answered",
+                             record.rule_id, slack_user=record.user_id, answer="unknown")
+        await self.ctx.state.schedule(ASK_QUEUE, uuid, max(record.due, self.ctx.clock()))
+        await self.ctx.say_in_thread(uuid, (
+            f":warning: SecBot stopped while recording an answer from <@{record.user_id}> "
+            "and cannot tell what it was: treated as not answered. They can still answer "
+            f"from the DM; otherwise the timeout runs at {_when(record.due)}."))
