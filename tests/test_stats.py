@@ -5,8 +5,9 @@
   command, SecBot's own auto-close);
 - ``@SecBot stats`` answers a triager in the thread with the table and a PNG chart uploaded
   through ``files_upload_v2`` to the Slack stand-in; anyone else is refused;
-- the weekly report is posted once although two service instances run, with a clock set to
-  just after the week's slot.
+- the weekly report (the table tagged ``secbot_report``, the chart in its thread) is posted
+  once although two service instances run, with a clock set to just after the week's slot,
+  and once although a replica died between posting it and marking the week done.
 """
 
 from __future__ import annotations
@@ -218,6 +219,17 @@ async def test_at_secbot_stats_answers_with_a_table_and_a_chart_in_the_thread(
 
 # --- the weekly report --------------------------------------------------------------------------
 
+def reports(slack: SlackEmulator) -> list[Any]:
+    """The weekly report messages (tagged ``secbot_report``) in the report channel."""
+    return [m for m in slack.messages("C0REPORTS") if m.thread_ts in (None, "", m.ts)
+            and m.metadata and m.metadata.get("event_type") == "secbot_report"]
+
+
+def charts(slack: SlackEmulator) -> list[Any]:
+    """The chart replies under the weekly reports."""
+    return [r for m in reports(slack) for r in slack.replies("C0REPORTS", m.ts) if r.files]
+
+
 async def test_weekly_report_posts_once_across_two_instances() -> None:
     monday = week_slot(datetime(2026, 11, 30, 12, tzinfo=UTC), 0, 9)
     now = monday + timedelta(minutes=5)
@@ -238,15 +250,19 @@ async def test_weekly_report_posts_once_across_two_instances() -> None:
                  for _ in range(2)]
         tasks = [asyncio.create_task(service.run()) for service, _ in built]
         try:
-            async def reported() -> Any:
-                return [m for m in slack.messages("C0REPORTS") if m.files]
+            async def charted() -> Any:
+                return charts(slack)
 
-            [report] = await eventually(reported)
+            [chart] = await eventually(charted)
             await asyncio.sleep(1.0)  # both instances have checked by now
-            assert len([m for m in slack.messages("C0REPORTS") if m.files]) == 1
+            [report] = reports(slack)
+            assert len(charts(slack)) == 1
             assert f"Weekly report {week_key(monday)}" in report.text
             assert "GCP Service Account Key Creation" in report.text
-            assert report.files[0]["mimetype"] == "image/png"
+            assert report.metadata == {"event_type": "secbot_report",
+                                       "event_payload": {"week": week_key(monday)}}
+            assert chart.thread_ts == report.ts  # the chart hangs under the table
+            assert chart.files[0]["mimetype"] == "image/png"
         finally:
             for service, _ in built:
                 service.stop()
@@ -340,8 +356,9 @@ async def test_weekly_report_waits_for_its_slot_and_posts_once_a_week() -> None:
         assert await weekly.tick() is False  # the same ISO week
         clock[0] += timedelta(days=4)
         assert await weekly.tick() is True  # the next Monday, after 09:00
-        posts = [m for m in slack.messages("C0REPORTS") if m.files]
+        posts = reports(slack)
         assert [("2026-W49" in posts[0].text), ("2026-W50" in posts[1].text)] == [True, True]
+        assert len(charts(slack)) == 2
         await siem.close()
 
 
@@ -399,3 +416,47 @@ async def test_stand_in_aggregations_answer_in_elasticsearch_shapes() -> None:
                 await es.search(index="logs", size=0, aggs={"x": {"no_such_agg": {}}})
         finally:
             await es.close()
+
+
+async def test_a_replica_that_died_after_posting_the_weekly_report_is_not_repeated() -> None:
+    """The first replica posts the week's report and "dies" before its done mark (the mark
+    deleted, the lease lapsed); the next replica finds the tagged message in the channel's
+    history and marks the week done without posting again. A replica that died before
+    posting anything (attempt noted, no message) still gets the week posted."""
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    from secbot.stats.weekly import ATTEMPT_CHECKPOINT, DONE_CHECKPOINT, WeeklyReport
+
+    clock = [datetime(2026, 12, 7, 9, 5, tzinfo=UTC)]  # Monday of 2026-W50
+    prefix = f"secbot-stats-crash:{uuid.uuid4().hex}:"
+    store = RedisStore.from_url("redis://127.0.0.1:6379/0", prefix)
+    async with SlackEmulator.running() as slack:
+        slack.add_channel("C0REPORTS", "secbot-reports")
+        client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
+        siem = EmbeddedSiem()
+
+        def replica(owner: str) -> WeeklyReport:
+            return WeeklyReport(siem, store, client, "C0REPORTS", owner=owner,
+                                clock=lambda: clock[0])
+        try:
+            assert await replica("a").tick() is True
+            await store._client.delete(store._key("checkpoint", DONE_CHECKPOINT))
+            await store._client.delete(store._key("lease", f"{DONE_CHECKPOINT}:2026-W50"))
+            assert await replica("b").tick() is False  # found in history: not again
+            assert len(reports(slack)) == 1
+            assert len(charts(slack)) == 1
+            assert await store.get_checkpoint(DONE_CHECKPOINT) == "2026-W50"
+            assert await replica("c").tick() is False
+
+            # Next week: the replica died after noting the attempt, before any post.
+            clock[0] += timedelta(days=7)
+            await store.set_checkpoint(ATTEMPT_CHECKPOINT, "2026-W51")
+            assert await replica("d").tick() is True
+            assert [m.metadata["event_payload"]["week"] for m in reports(slack)] == [
+                "2026-W50", "2026-W51"]
+        finally:
+            await siem.close()
+            keys = [k async for k in store._client.scan_iter(match=prefix + "*")]
+            if keys:
+                await store._client.delete(*keys)
+            await store.close()

@@ -2,20 +2,27 @@
 
 Every replica runs :meth:`WeeklyReport.run` (a check a minute). Once the week's slot has come
 (Monday 09:00 UTC by default) and the week's report is not marked done, a replica takes a
-short lease named after the ISO week (only one can hold it), checks the mark again, posts the
-table with the chart (``files_upload_v2`` with the table as its comment: one message), marks
-the week done in the store, and gives the lease up. A replica that starts after the slot
-still posts that week's report; the next week's waits for its slot.
+short lease named after the ISO week (only one can hold it), checks the mark again, notes the
+attempt, posts the table (``chat.postMessage`` tagged with message ``metadata``
+``{event_type: secbot_report, event_payload: {week: "2026-W49"}}``), uploads the chart into
+its thread (``files_upload_v2``: ``files.completeUploadExternal`` takes no metadata, so the
+tagged message is the table and the chart hangs under it), marks the week done and gives the
+lease up. A replica that starts after the slot still posts that week's report; the next
+week's waits for its slot.
 
-A failure (Slack, the SIEM) releases the lease unmarked: the next check, on any replica,
-tries again. A crash between the post and the mark can post the week twice (after the lease
-expires) — the one window where "once" turns into "at least once", preferred to losing it.
+Exactly once (DESIGN §10's way for alerts): a replica that finds the week attempted but not
+done — the last one died between the post and the mark, or failed after it, and its lease
+lapsed — looks for the week's tagged message in the channel history first: found, it only
+adds the chart if the thread has none and marks the week done; not found, it posts. A
+failure (Slack, the SIEM) releases the lease unmarked: the next check, on any replica,
+tries again the same way.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import structlog
 from slack_sdk.web.async_client import AsyncWebClient
@@ -23,12 +30,17 @@ from slack_sdk.web.async_client import AsyncWebClient
 from secbot.resilience.loop import run_every
 from secbot.siem.base import Siem
 from secbot.stats.message import chart_file, slack_text
-from secbot.stats.report import fetch_report
+from secbot.stats.report import StatsReport, fetch_report
 from secbot.store.base import Store
 
 log = structlog.stdlib.get_logger(__name__)
 
 DONE_CHECKPOINT = "stats:weekly-report"
+#: The week a replica last began to post (set before the post: a crash after it is detected).
+ATTEMPT_CHECKPOINT = "stats:weekly-report:attempt"
+EVENT_TYPE = "secbot_report"
+#: History pages searched for an earlier post (the report channel is quiet: a week is few).
+HISTORY_PAGES = 5
 #: Long enough for a slow SIEM and Slack; short enough that a dead replica's claim passes soon.
 LEASE_SECONDS = 300.0
 CHECK_SECONDS = 60.0
@@ -79,20 +91,64 @@ class WeeklyReport:
         try:
             if await self.store.get_checkpoint(DONE_CHECKPOINT) == key:
                 return False  # posted while this replica was asking for the lease
-            await self._post(slot, key)
+            posted = await self._post_once(slot, key)
             await self.store.set_checkpoint(DONE_CHECKPOINT, key)
-            return True
+            return posted
         finally:
             await self.store.release_lease(lease, self.owner)
 
+    async def _post_once(self, slot: datetime, key: str) -> bool:
+        """Post the week's report unless an earlier attempt did; True when this posted."""
+        if await self.store.get_checkpoint(ATTEMPT_CHECKPOINT) == key:
+            earlier = await self._find_in_history(key)
+            if earlier is not None:
+                log.info("weekly report %s was posted before (ts %s): not again", key, earlier)
+                if not await self._has_chart(earlier):
+                    await self._chart(await fetch_report(self.siem, self.period, slot), earlier)
+                return False
+        else:
+            await self.store.set_checkpoint(ATTEMPT_CHECKPOINT, key)
+        await self._post(slot, key)
+        return True
+
     async def _post(self, slot: datetime, key: str) -> None:
         report = await fetch_report(self.siem, self.period, slot)
+        response = await self.client.chat_postMessage(
+            channel=self.channel, text=slack_text(report, f"Weekly report {key}"),
+            unfurl_links=False,
+            metadata={"event_type": EVENT_TYPE, "event_payload": {"week": key}})
+        ts = str(response["ts"])
+        log.info("weekly report %s posted to %s", key, self.channel)
+        await self._chart(report, ts)
+
+    async def _chart(self, report: StatsReport, ts: str) -> None:
         chart = await chart_file(report)
         await self.client.files_upload_v2(
-            channel=self.channel, initial_comment=slack_text(report, f"Weekly report {key}"),
-            content=chart.content, filename=chart.filename, title=chart.title,
-            alt_txt=chart.alt_txt)
-        log.info("weekly report %s posted to %s", key, self.channel)
+            channel=self.channel, thread_ts=ts, content=chart.content,
+            filename=chart.filename, title=chart.title, alt_txt=chart.alt_txt)
+
+    async def _find_in_history(self, key: str) -> str | None:
+        """The ts of the week's tagged report in the channel, if an earlier attempt posted it."""
+        cursor: str | None = None
+        for _ in range(HISTORY_PAGES):
+            page = await self.client.conversations_history(
+                channel=self.channel, include_all_metadata=True, limit=200, cursor=cursor)
+            messages: list[dict[str, Any]] = page.get("messages") or []
+            for message in messages:
+                meta = message.get("metadata") or {}
+                payload = meta.get("event_payload") or {}
+                if meta.get("event_type") == EVENT_TYPE and payload.get("week") == key:
+                    return str(message["ts"])
+            cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
+            if not cursor:
+                break
+        return None
+
+    async def _has_chart(self, ts: str) -> bool:
+        page = await self.client.conversations_replies(channel=self.channel, ts=ts, limit=200)
+        messages: list[dict[str, Any]] = page.get("messages") or []
+        return any(m.get("files") for m in messages if m.get("ts") != ts)
 
 
-__all__ = ["DONE_CHECKPOINT", "WeeklyReport", "week_key", "week_slot"]
+__all__ = ["ATTEMPT_CHECKPOINT", "DONE_CHECKPOINT", "EVENT_TYPE", "WeeklyReport", "week_key",
+           "week_slot"]
