@@ -80,10 +80,12 @@ def alert(uid: str, email: str = "bob@example.com", country: str = "Brazil") -> 
 
 @contextlib.asynccontextmanager
 async def service(slack: SlackEmulator, es: ElasticEmulator, ruleset: RuleSet, prefix: str,
-                  **extra: Any) -> AsyncIterator[Stack]:
-    """One SecBot process on the given stand-ins and Redis prefix (a restart keeps both)."""
+                  connections: int = 1, **extra: Any) -> AsyncIterator[Stack]:
+    """One SecBot process on the given stand-ins and Redis prefix (a restart keeps both);
+    ``connections``: the Socket Mode connections by then (a second replica: 2)."""
     try:
-        async with serve(slack, es, stack_settings(slack, es, prefix, **extra), ruleset) as s:
+        async with serve(slack, es, stack_settings(slack, es, prefix, **extra), ruleset,
+                         connections=connections) as s:
             yield s
     finally:
         await slack.drop_connections()
@@ -442,7 +444,7 @@ async def _crash_mid_answer(prefix: str, uid: str, claim: str) -> None:
 async def test_an_answer_claimed_by_a_replica_killed_before_saving_it_is_applied_once(
         tmp_path: Path) -> None:
     """kill -9 between the answer's claim and its record: the claim (with who answered and a
-    passed deadline) is found by the next replica's sweep, which applies the answer once."""
+    passed deadline) is found by the sweep of the two replicas left, which apply it once."""
     ruleset = rules(tmp_path)
     async with world("ask") as (slack, es, prefix):
         async with service(slack, es, ruleset, prefix) as first:
@@ -454,7 +456,8 @@ async def test_an_answer_claimed_by_a_replica_killed_before_saving_it_is_applied
         now = time.time()
         await _crash_mid_answer(prefix, "ask-20", AnswerClaim(
             "yes", VIEWER, deadline=now - 1, at=now - 61).to_value())
-        async with service(slack, es, ruleset, prefix) as second:
+        async with service(slack, es, ruleset, prefix) as second, \
+                service(slack, es, ruleset, prefix, connections=2):
             await eventually(lambda: _async(es_status(second, "ask-20") == "closed"))
             assert (es.document(INDEX, "ask-20") or {})["kibana.alert.workflow_reason"] == (
                 "benign_positive")

@@ -129,8 +129,9 @@ class AskAnswers:
         ttl = int(record.due - now) + self.ctx.record_ttl
         taken = claims.AnswerClaim(answer, user, now + self.ctx.lease, now,
                                    justification[:2000])
-        # Due a lease ahead before the claim: a replica stopping after it is found then.
-        await self.ctx.state.schedule(ASK_QUEUE, uuid, taken.deadline)
+        # Due a lease ahead before the claim: a replica stopping after it is found then
+        # (never later than its timeout: a refused click must not delay that).
+        await self.ctx.state.schedule(ASK_QUEUE, uuid, min(record.due, taken.deadline))
         if not await self.ctx.state.claim(claims.claim_name(uuid), taken.to_value(), ttl):
             await self._refuse(record, uuid, user, channel, answer, "already answered",
                                "This was already answered.")
