@@ -2,14 +2,20 @@
 Redis post the day's sample once (at least one per rule); ✅ counts as right; ❌ by a triager
 reopens the alert in the SIEM (audited), records a wrong close, demotes the rule to shadow
 (the next alert of that rule stays open and its message says why) and tells the rule's
-channel; a non-triager's ❌ changes nothing; ``secbot rules trust --json`` agrees."""
+channel; a non-triager's ❌ changes nothing; ``secbot rules trust --json`` agrees. A replica
+killed part-way through the day's sample leaves the rest to the next replica, which posts
+only what the channel history does not show yet."""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+import redis.asyncio as aioredis
+from slack_sdk.web.async_client import AsyncWebClient
 from stack_support import INDEX, TRIAGER, VIEWER, Stack, audit, es_status, eventually
 from trust_support import (
     BOT,
@@ -23,6 +29,11 @@ from trust_support import (
     world,
     write_rules,
 )
+
+from secbot.review.sampler import DailyReview
+from secbot.review.state import RedisTrustState
+from secbot.runtime.wiring import build_siem
+from secbot.store.redis import RedisStore
 
 RULE = """
 id: RULE_ID
@@ -153,3 +164,73 @@ def test_what_counts_as_agreement() -> None:
     assert verdict_of("open", None, enforced=False) == (False, "reopened")
     assert verdict_of("open", None, enforced=True) == (False, "reopened after auto-close")
     assert verdict_of("closed", "benign_positive", enforced=True) is None
+
+
+class Killed(BaseException):
+    """The replica's process dying (not an Exception: nothing in SecBot catches it)."""
+
+
+class DyingClient(AsyncWebClient):
+    """A replica's real Slack client whose process dies after ``samples`` review posts."""
+
+    def __init__(self, samples: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.left = samples
+
+    async def chat_postMessage(self, **kwargs: Any) -> Any:  # slack_sdk's name
+        if (kwargs.get("metadata") or {}).get("event_type") == "secbot_review":
+            if self.left == 0:
+                raise Killed
+            self.left -= 1
+        return await super().chat_postMessage(**kwargs)
+
+
+async def test_a_sample_interrupted_after_one_post_is_finished_by_the_next_replica(
+        tmp_path: Path) -> None:
+    """A replica dies after posting 1 of the day's 3 samples; once its lease lapses, the next
+    replica posts exactly the other 2 (with their ✅/❌), not the header or the first again,
+    and every sample is still found by ts for its reactions."""
+    ruleset = write_rules(tmp_path / "rules", rule("auto_signin", "Auto Sign-In", "C0AUTO"))
+    async with world("review-crash") as (slack, es, prefix), \
+            service(slack, es, ruleset, prefix) as stack:
+        es.index_documents(INDEX, [alert(f"cr-{n}", "Auto Sign-In") for n in range(3)])
+        await settled(stack, lambda: all(es_status(stack, f"cr-{n}") == "closed"
+                                         for n in range(3)))
+        await asyncio.sleep(0.5)  # the hand-offs (and their records) complete
+        redis = aioredis.from_url(stack.settings.redis_url, decode_responses=True)
+        state = RedisTrustState(redis, prefix)
+        store = RedisStore.from_url(stack.settings.redis_url, prefix)
+        siem = build_siem(stack.settings)
+        now = datetime.now(UTC)
+
+        def replica(client: AsyncWebClient) -> DailyReview:
+            return DailyReview(state, store, siem, client, ruleset, channel="C0REVIEW",
+                               size=3, hour=0, clock=lambda: now)
+        try:
+            dying = DyingClient(1, token=slack.bot_token, base_url=slack.api_url)
+            with pytest.raises(Killed):
+                await replica(dying).tick()
+            assert len(samples(stack)) == 1
+            assert await replica(dying).tick() is None  # its lease still holds the day
+            await redis.delete(f"{prefix}trust:claim:review:{now.date().isoformat()}")
+
+            client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
+            assert await replica(client).tick() == 2
+            posted = samples(stack)
+            assert sorted(m.metadata["event_payload"]["alert_uuid"] for m in posted) == [
+                "cr-0", "cr-1", "cr-2"]
+            assert len([m for m in stack.top_messages("C0REVIEW")
+                        if "Daily auto-close review" in m.text]) == 1
+            for message in posted:
+                assert message.reactions.get("white_check_mark") == [BOT]
+                assert message.reactions.get("x") == [BOT]
+                assert message.metadata["event_payload"]["day"] == now.date().isoformat()
+                found = await state.sample_at("C0REVIEW", message.ts)
+                assert found is not None
+                assert found.uuid == message.metadata["event_payload"]["alert_uuid"]
+            assert await replica(client).tick() is None  # the day is done
+            assert len(samples(stack)) == 3
+        finally:
+            await siem.close()
+            await store.close()
+            await redis.aclose()

@@ -9,8 +9,16 @@ person already reopened has been judged.
 
 Each sample is one message with SecBot's own ✅ and ❌ under it, so a reviewer clicks one;
 the message is remembered by ``ts`` (:class:`secbot.review.state.Sample`) so a reaction on it
-goes to :mod:`secbot.review.reactions`, not to triage. A replica that dies mid-way leaves
-the day claimed: the rest of that day's sample is not posted (it never blocks or repeats).
+goes to :mod:`secbot.review.reactions`, not to triage.
+
+Exactly once (DESIGN §10's way for alerts): the day's claim is a lease (:data:`LEASE_SECONDS`)
+plus a done mark set after the last post. Before the first post the day's plan — which alerts
+are in the sample — is written to Redis (:class:`secbot.review.state.ReviewPlan`); every
+message carries ``metadata`` (samples ``secbot_review`` with ``{day, alert_uuid, rule_id}``,
+the header ``secbot_review_header`` with ``{day}``). A replica that finds the day planned but
+not done (the last one died mid-way and its lease lapsed) reads the channel history and posts
+only the planned messages it does not find there, with their ✅/❌; the ones it finds are
+remembered by ``ts`` again (and given any missing reaction), so they stay reviewable.
 """
 
 from __future__ import annotations
@@ -19,15 +27,17 @@ import asyncio
 import random
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import Any
 
 import structlog
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from secbot.domain.record import AlertRecord
 from secbot.domain.secrets import redact
 from secbot.render.mrkdwn import code, escape, plain
 from secbot.resilience.loop import run_every
-from secbot.review.state import Sample, TrustState
+from secbot.review.state import ReviewPlan, Sample, TrustState
 from secbot.rules.ruleset import RuleSet
 from secbot.siem.base import Siem
 from secbot.store.base import Store
@@ -36,8 +46,15 @@ from secbot.store.records import AlertRecords
 log = structlog.stdlib.get_logger(__name__)
 
 EVENT_TYPE = "secbot_review"
+HEADER_EVENT_TYPE = "secbot_review_header"
 RIGHT, WRONG = "white_check_mark", "x"
 DAY = 86400
+#: The posting lease: far longer than a sample takes to post, short enough that a dead
+#: replica's day is resumed soon.
+LEASE_SECONDS = 600
+#: History pages searched when resuming a day (200 messages each).
+HISTORY_PAGES = 5
+HEADER = ""  # the header's key among a day's found messages (no alert uuid is empty)
 
 
 def choose(closed: Sequence[tuple[str, str]], size: int, rng: random.Random
@@ -82,42 +99,100 @@ class DailyReview:
         now = self.clock()
         if now.hour < self.hour:
             return None
-        claim = f"review:{now.date().isoformat()}"
-        if not await self.state.claim(claim, 3 * DAY):
+        day = now.date().isoformat()
+        done, lease = f"review-done:{day}", f"review:{day}"
+        if await self.state.claimed(done) or not await self.state.claim(lease, LEASE_SECONDS):
             return None
         try:
-            return await self.post(now)
+            if await self.state.claimed(done):
+                return None  # finished while this replica was taking the lease
+            posted = await self.post(now)
         except Exception:
-            await self.state.release(claim)  # nothing posted yet: the next tick tries again
+            await self.state.release(lease)  # the next tick (any replica) resumes the plan
             raise
+        await self.state.claim(done, 3 * DAY)
+        return posted
 
     async def post(self, now: datetime) -> int:
-        """Post the sample of the 24 hours before ``now``; raises only before the first post."""
-        end = now.timestamp()
-        closed = await self.state.closed_between(end - DAY, end)
-        records = await self._still_closed(closed)
-        picked = choose([(r.rule_id or "", r.uuid) for r in records.values()], self.size,
-                        self.rng)
-        if not picked:
+        """Post the day's sample of the 24 hours before ``now`` (or, when the day is already
+        planned, what of it the channel does not show yet): how many samples this posted."""
+        day = now.date().isoformat()
+        plan = await self.state.plan(day)
+        found: dict[str, str] = {}
+        if plan is None:
+            plan, records = await self._plan(now)
+            await self.state.put_plan(plan, 3 * DAY)
+        else:
+            records = await self._load(plan)
+            found = await self._in_history(day)
+            log.info("resuming the review of %s: %d of %d messages found", day, len(found),
+                     len(plan.members) + 1)
+        if not plan.members:
             return 0
-        rules = sorted({rule_id for rule_id, _ in picked})
-        await self.client.chat_postMessage(channel=self.channel, unfurl_links=False, text=(
-            f"*Daily auto-close review* · {len(picked)} of {len(records)} alerts SecBot closed "
-            f"in the last day ({escape(', '.join(rules))}). React :white_check_mark: under a "
-            "sample if SecBot was right, :x: if it was wrong: :x: reopens the alert and puts "
-            "its rule back into shadow mode."))
+        rules = sorted({rule_id for rule_id, _ in plan.pairs()})
+        if HEADER not in found:
+            await self._post_header(plan, rules)
         links = {rule_id: {d.uuid: d.link for d in await self.state.decisions(rule_id)}
                  for rule_id in rules}
         posted = 0
-        for rule_id, uuid in picked:
+        for rule_id, uuid in plan.pairs():
+            record = records.get(uuid)
+            if record is None:
+                log.warning("review sample %s not posted: its record is gone", uuid)
+                continue
             try:
-                await self._post_one(records[uuid], links[rule_id].get(uuid, ""),
-                                     now.date().isoformat())
+                if uuid in found:
+                    await self._adopt(record, links[rule_id].get(uuid, ""), day, found[uuid])
+                    continue
+                await self._post_one(record, links[rule_id].get(uuid, ""), day)
                 posted += 1
             except Exception as exc:  # one refused sample must not cost the others
                 log.warning("review sample %s not posted: %s", uuid,
                             redact(f"{type(exc).__name__}: {exc}"))
         return posted
+
+    async def _plan(self, now: datetime) -> tuple[ReviewPlan, dict[str, AlertRecord]]:
+        end = now.timestamp()
+        closed = await self.state.closed_between(end - DAY, end)
+        records = await self._still_closed(closed)
+        picked = choose([(r.rule_id or "", r.uuid) for r in records.values()], self.size,
+                        self.rng)
+        return ReviewPlan.of(now.date().isoformat(), len(records), picked), records
+
+    async def _load(self, plan: ReviewPlan) -> dict[str, AlertRecord]:
+        loaded = await asyncio.gather(*(self.records.load(u) for _, u in plan.pairs()))
+        return {r.uuid: r for r in loaded if r is not None}
+
+    async def _post_header(self, plan: ReviewPlan, rules: list[str]) -> None:
+        await self.client.chat_postMessage(
+            channel=self.channel, unfurl_links=False,
+            metadata={"event_type": HEADER_EVENT_TYPE, "event_payload": {"day": plan.day}},
+            text=(f"*Daily auto-close review* · {len(plan.members)} of {plan.total} alerts "
+                  f"SecBot closed in the last day ({escape(', '.join(rules))}). React "
+                  ":white_check_mark: under a sample if SecBot was right, :x: if it was wrong: "
+                  ":x: reopens the alert and puts its rule back into shadow mode."))
+
+    async def _in_history(self, day: str) -> dict[str, str]:
+        """The day's messages already in the channel: alert uuid (or :data:`HEADER`) → ts."""
+        found: dict[str, str] = {}
+        cursor: str | None = None
+        for _ in range(HISTORY_PAGES):
+            page = await self.client.conversations_history(
+                channel=self.channel, include_all_metadata=True, limit=200, cursor=cursor)
+            messages: list[dict[str, Any]] = page.get("messages") or []
+            for message in messages:
+                meta = message.get("metadata") or {}
+                payload = meta.get("event_payload") or {}
+                if payload.get("day") != day:
+                    continue
+                if meta.get("event_type") == EVENT_TYPE and payload.get("alert_uuid"):
+                    found[str(payload["alert_uuid"])] = str(message["ts"])
+                elif meta.get("event_type") == HEADER_EVENT_TYPE:
+                    found[HEADER] = str(message["ts"])
+            cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
+            if not cursor:
+                break
+        return found
 
     async def _still_closed(self, closed: Sequence[tuple[str, str]]) -> dict[str, AlertRecord]:
         """The records of ``closed`` whose alert the SIEM still shows closed."""
@@ -132,14 +207,23 @@ class DailyReview:
         response = await self.client.chat_postMessage(
             channel=self.channel, text=text, unfurl_links=False,
             metadata={"event_type": EVENT_TYPE,
-                      "event_payload": {"alert_uuid": record.uuid,
+                      "event_payload": {"day": day, "alert_uuid": record.uuid,
                                         "rule_id": record.rule_id or ""}})
-        ts = str(response["ts"])
+        await self._adopt(record, link, day, str(response["ts"]), fresh=True)
+
+    async def _adopt(self, record: AlertRecord, link: str, day: str, ts: str, *,
+                     fresh: bool = False) -> None:
+        """Remember the sample message ``ts`` (reactions find it by ts) and give it the
+        reviewer's two buttons; an older message (``fresh`` false) may have them already."""
         sample = Sample(uuid=record.uuid, rule_id=record.rule_id or "", day=day,
                         alert_id=record.id, link=link, channel=record.channel or "")
         await self.state.put_sample(self.channel, ts, sample, self.ttl)
-        for name in (RIGHT, WRONG):  # the reviewer's two buttons
-            await self.client.reactions_add(channel=self.channel, timestamp=ts, name=name)
+        for name in (RIGHT, WRONG):
+            try:
+                await self.client.reactions_add(channel=self.channel, timestamp=ts, name=name)
+            except SlackApiError as exc:
+                if fresh or exc.response.get("error") != "already_reacted":
+                    raise
 
     def _rule_name(self, rule_id: str) -> str:
         rule = self.rules.by_id(rule_id)

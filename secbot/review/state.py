@@ -16,8 +16,10 @@ Layout (Redis, under ``SECBOT_REDIS_PREFIX``):
   :data:`CLOSED_KEEP` seconds;
 * ``trust:demoted`` — hash, rule id → :class:`Demotion` JSON;
 * ``trust:sample:<channel>:<ts>`` — :class:`Sample` JSON of a review message (TTL);
-* ``trust:claim:<name>`` — ``SET NX`` claims (the day's sample posted once, an expiry told
-  once, a sample judged once).
+* ``trust:plan:<day>`` — :class:`ReviewPlan` JSON: which alerts are in the day's sample,
+  written before the first post so a replica resuming a crashed day posts the same sample;
+* ``trust:claim:<name>`` — ``SET NX`` claims (the day's posting lease and its done mark, an
+  expiry told once, a sample judged once).
 
 The decision and verdict hashes expire :data:`KEEP` seconds after their last write.
 """
@@ -26,7 +28,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import redis.asyncio as aioredis
@@ -85,6 +87,29 @@ class Sample:
     channel: str = ""  # the alert's own channel (told when the rule is demoted)
 
 
+@dataclass(frozen=True)
+class ReviewPlan:
+    """The day's QA sample, chosen once: ``members`` are ``<rule>|<uuid>`` in posting order;
+    ``total`` is how many auto-closes it was drawn from (the header says "n of total")."""
+
+    day: str
+    total: int
+    members: tuple[str, ...] = ()
+
+    def pairs(self) -> list[tuple[str, str]]:
+        """(rule id, uuid) of each planned sample."""
+        return [_split(m) for m in self.members]
+
+    @classmethod
+    def of(cls, day: str, total: int, picked: list[tuple[str, str]]) -> ReviewPlan:
+        return cls(day=day, total=total, members=tuple(_member(r, u) for r, u in picked))
+
+
+def _plan(text: object) -> ReviewPlan | None:
+    plan = decode(ReviewPlan, text)
+    return None if plan is None else replace(plan, members=tuple(plan.members))
+
+
 class TrustState(Protocol):
     """The trust loop's shared state. Every method may raise StoreUnavailable."""
 
@@ -113,7 +138,14 @@ class TrustState(Protocol):
 
     async def sample_at(self, channel: str, ts: str) -> Sample | None: ...
 
+    async def put_plan(self, plan: ReviewPlan, ttl: int) -> None: ...
+
+    async def plan(self, day: str) -> ReviewPlan | None: ...
+
     async def claim(self, name: str, ttl: int) -> bool: ...
+
+    async def claimed(self, name: str) -> bool:
+        """True while the claim ``name`` is held (by anyone)."""
 
     async def release(self, name: str) -> None: ...
 
@@ -190,13 +222,22 @@ class RedisTrustState:
         found = await guarded(self._client.get(self._k("sample", channel, ts)))
         return None if found is None else decode(Sample, found)
 
+    async def put_plan(self, plan: ReviewPlan, ttl: int) -> None:
+        await guarded(self._client.set(self._k("plan", plan.day), encode(plan),
+                                       ex=max(1, ttl)))
+
+    async def plan(self, day: str) -> ReviewPlan | None:
+        return _plan(await guarded(self._client.get(self._k("plan", day))))
+
     async def claim(self, name: str, ttl: int) -> bool:
         return bool(await guarded(self._client.set(self._k("claim", name), "1", nx=True,
                                                    ex=max(1, ttl))))
 
+    async def claimed(self, name: str) -> bool:
+        return bool(await guarded(self._client.exists(self._k("claim", name))))
+
     async def release(self, name: str) -> None:
         await guarded(self._client.delete(self._k("claim", name)))
-
 
 
 @dataclass
@@ -208,6 +249,7 @@ class MemoryTrustState:
     _closed: dict[str, float] = field(default_factory=dict)
     _claims: dict[str, float] = field(default_factory=dict)
     _samples: dict[str, str] = field(default_factory=dict)
+    _plans: dict[str, str] = field(default_factory=dict)
 
     def _hash(self, *parts: str) -> dict[str, str]:
         return self._hashes.setdefault(":".join(parts), {})
@@ -255,6 +297,15 @@ class MemoryTrustState:
     async def sample_at(self, channel: str, ts: str) -> Sample | None:
         found = self._samples.get(f"{channel}:{ts}")
         return None if found is None else decode(Sample, found)
+
+    async def put_plan(self, plan: ReviewPlan, ttl: int) -> None:
+        self._plans[plan.day] = encode(plan)
+
+    async def plan(self, day: str) -> ReviewPlan | None:
+        return _plan(self._plans.get(day))
+
+    async def claimed(self, name: str) -> bool:
+        return self._claims.get(name, 0.0) > self.clock()
 
     async def claim(self, name: str, ttl: int) -> bool:
         now = self.clock()
