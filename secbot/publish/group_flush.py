@@ -32,6 +32,7 @@ from secbot.domain.errors import SecBotError
 from secbot.domain.group import BATCH_PREFIX, LINE_PREFIX, Batch, GroupState, GroupUpdate
 from secbot.domain.record import AlertRecord, MessageRef
 from secbot.publish import group_view as view
+from secbot.publish.history import find_tagged
 from secbot.publish.pacing import ChannelPacer
 from secbot.resilience.loop import cancel_and_wait
 from secbot.store.base import Store
@@ -43,7 +44,6 @@ SIZE_ERRORS = frozenset({"msg_too_long", "invalid_blocks", "invalid_metadata_for
 #: A flusher's lease on one group; renewed while it flushes (see ``GroupFlusher._leased``),
 #: so this is how long a killed flusher's group waits for another replica, not a time limit.
 LEASE_TTL = 10.0
-HISTORY_PAGES = 5
 #: While one pass lists a growing storm, its header is edited at most this often (seconds).
 HEADER_EVERY = 5.0
 
@@ -207,19 +207,10 @@ class GroupFlusher:
         return found
 
     async def _find_header(self, state: GroupState) -> MessageRef | None:
-        cursor: str | None = None
-        for _ in range(HISTORY_PAGES):
-            page = await self.client.conversations_history(
-                channel=state.meta.channel, include_all_metadata=True, limit=200, cursor=cursor)
-            for message in page.get("messages") or []:
-                payload = _payload(message)
-                if payload.get("group_id") == state.meta.group_id and (
-                        payload.get("role") == "header"):
-                    return MessageRef(state.meta.channel, str(message["ts"]))
-            cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
-            if not cursor:
-                return None
-        return None
+        found = await find_tagged(self.client, state.meta.channel, lambda m: (
+            m.event_type == view.EVENT_TYPE and m.payload.get("role") == "header"
+            and m.payload.get("group_id") == state.meta.group_id))
+        return None if found is None else MessageRef(state.meta.channel, found.ts)
 
     async def _edit_header(self, state: GroupState, header: MessageRef) -> None:
         if state.meta.kind == "dup":

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import re
 import secrets
-from typing import Any
 
 from cachetools import LRUCache
 from slack_sdk.errors import SlackApiError
@@ -31,6 +30,7 @@ from secbot.pipeline.decision import Decision
 from secbot.publish import group_view as view
 from secbot.publish.group_flush import GroupFlusher
 from secbot.publish.groups import GroupAssigner, recount
+from secbot.publish.history import find_tagged
 from secbot.publish.pacing import ChannelPacer
 from secbot.render import mrkdwn as md
 from secbot.render.blocks import with_status
@@ -39,7 +39,6 @@ from secbot.store.records import AlertRecords
 
 EVENT_TYPE = "secbot_alert"
 USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")  # a Slack user id (audit actors may be emails)
-HISTORY_PAGES = 5
 #: chat.postMessage errors about the message itself: retrying the same content cannot succeed.
 CONTENT_ERRORS = frozenset(
     {
@@ -271,21 +270,9 @@ class SlackPublisher:
         self._published[uuid] = ref
 
     async def _find_in_history(self, uuid: str, channel: str) -> MessageRef | None:
-        cursor: str | None = None
-        for _ in range(HISTORY_PAGES):
-            page = await self.client.conversations_history(
-                channel=channel, include_all_metadata=True, limit=200, cursor=cursor
-            )
-            messages: list[dict[str, Any]] = page.get("messages") or []
-            for message in messages:
-                meta = message.get("metadata") or {}
-                payload = meta.get("event_payload") or {}
-                if meta.get("event_type") == EVENT_TYPE and payload.get("alert_uuid") == uuid:
-                    return MessageRef(channel=channel, ts=str(message["ts"]))
-            cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
-            if not cursor:
-                break
-        return None
+        found = await find_tagged(self.client, channel, lambda m: (
+            m.event_type == EVENT_TYPE and m.payload.get("alert_uuid") == uuid))
+        return None if found is None else MessageRef(channel=channel, ts=found.ts)
 
     async def _react(self, ref: MessageRef, name: str) -> None:
         try:

@@ -27,7 +27,6 @@ import asyncio
 import random
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
 
 import structlog
 from slack_sdk.errors import SlackApiError
@@ -35,6 +34,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from secbot.domain.record import AlertRecord
 from secbot.domain.secrets import redact
+from secbot.publish.history import tagged_messages
 from secbot.render.mrkdwn import code, escape, plain
 from secbot.resilience.loop import run_every
 from secbot.review.state import ReviewPlan, Sample, TrustState
@@ -52,8 +52,6 @@ DAY = 86400
 #: The posting lease: far longer than a sample takes to post, short enough that a dead
 #: replica's day is resumed soon.
 LEASE_SECONDS = 600
-#: History pages searched when resuming a day (200 messages each).
-HISTORY_PAGES = 5
 HEADER = ""  # the header's key among a day's found messages (no alert uuid is empty)
 
 
@@ -175,23 +173,12 @@ class DailyReview:
     async def _in_history(self, day: str) -> dict[str, str]:
         """The day's messages already in the channel: alert uuid (or :data:`HEADER`) → ts."""
         found: dict[str, str] = {}
-        cursor: str | None = None
-        for _ in range(HISTORY_PAGES):
-            page = await self.client.conversations_history(
-                channel=self.channel, include_all_metadata=True, limit=200, cursor=cursor)
-            messages: list[dict[str, Any]] = page.get("messages") or []
-            for message in messages:
-                meta = message.get("metadata") or {}
-                payload = meta.get("event_payload") or {}
-                if payload.get("day") != day:
-                    continue
-                if meta.get("event_type") == EVENT_TYPE and payload.get("alert_uuid"):
-                    found[str(payload["alert_uuid"])] = str(message["ts"])
-                elif meta.get("event_type") == HEADER_EVENT_TYPE:
-                    found[HEADER] = str(message["ts"])
-            cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
-            if not cursor:
-                break
+        for message in await tagged_messages(self.client, self.channel,
+                                             lambda m: m.payload.get("day") == day):
+            if message.event_type == EVENT_TYPE and message.payload.get("alert_uuid"):
+                found[str(message.payload["alert_uuid"])] = message.ts
+            elif message.event_type == HEADER_EVENT_TYPE:
+                found[HEADER] = message.ts
         return found
 
     async def _still_closed(self, closed: Sequence[tuple[str, str]]) -> dict[str, AlertRecord]:

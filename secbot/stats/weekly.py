@@ -27,6 +27,7 @@ from typing import Any
 import structlog
 from slack_sdk.web.async_client import AsyncWebClient
 
+from secbot.publish.history import find_tagged
 from secbot.resilience.loop import run_every
 from secbot.siem.base import Siem
 from secbot.stats.message import chart_file, slack_text
@@ -39,8 +40,6 @@ DONE_CHECKPOINT = "stats:weekly-report"
 #: The week a replica last began to post (set before the post: a crash after it is detected).
 ATTEMPT_CHECKPOINT = "stats:weekly-report:attempt"
 EVENT_TYPE = "secbot_report"
-#: History pages searched for an earlier post (the report channel is quiet: a week is few).
-HISTORY_PAGES = 5
 #: Long enough for a slow SIEM and Slack; short enough that a dead replica's claim passes soon.
 LEASE_SECONDS = 300.0
 CHECK_SECONDS = 60.0
@@ -129,20 +128,9 @@ class WeeklyReport:
 
     async def _find_in_history(self, key: str) -> str | None:
         """The ts of the week's tagged report in the channel, if an earlier attempt posted it."""
-        cursor: str | None = None
-        for _ in range(HISTORY_PAGES):
-            page = await self.client.conversations_history(
-                channel=self.channel, include_all_metadata=True, limit=200, cursor=cursor)
-            messages: list[dict[str, Any]] = page.get("messages") or []
-            for message in messages:
-                meta = message.get("metadata") or {}
-                payload = meta.get("event_payload") or {}
-                if meta.get("event_type") == EVENT_TYPE and payload.get("week") == key:
-                    return str(message["ts"])
-            cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
-            if not cursor:
-                break
-        return None
+        found = await find_tagged(self.client, self.channel, lambda m: (
+            m.event_type == EVENT_TYPE and m.payload.get("week") == key))
+        return None if found is None else found.ts
 
     async def _has_chart(self, ts: str) -> bool:
         page = await self.client.conversations_replies(channel=self.channel, ts=ts, limit=200)
