@@ -217,6 +217,7 @@ class StatusChanger:
             await recount(self.store, group, self.ttl)
         elif record is not None and record.duplicates:  # the first alert of a duplicates group
             await recount(self.store, uuid, self.ttl)
+        await self._tell_judge(result, request)
         problem = await self._tell_destinations(result, request)
         if problem is not None:
             problems.append(problem)
@@ -236,7 +237,6 @@ class StatusChanger:
             log.warning("agreement not recorded: %s", redact(f"{type(exc).__name__}: {exc}"))
 
     async def _tell_destinations(self, result: SagaResult, request: Request) -> str | None:
-        await self._tell_judge(result, request)
         if self.after_change is None or not result.done:
             return None
         try:
