@@ -18,6 +18,7 @@ from secbot.domain.errors import SecBotError
 from secbot.domain.source import SIEM_SOURCE
 from secbot.intake.sources import SourceLoadError, load_sources
 from secbot.runtime.settings import Settings
+from secbot.runtime.siem_clients import build_own_store, build_siem
 from secbot.siem.base import AlertArchive, Siem
 from secbot.siem.routing import RoutingSiem
 from secbot.stats.report import PeriodError, StatsReport, fetch_report, parse_period, to_json
@@ -34,18 +35,7 @@ def mapped_sources(settings: Settings) -> list[str]:
 
 
 def _stores(settings: Settings, mapped: list[str]) -> tuple[Siem, AlertArchive | None]:
-    """The SIEM and, with mapped sources, the own alerts store. The embedded ones directly:
-    the service's wiring imports the Elasticsearch and Slack clients, about a second of
-    start-up a stats run on SQLite never uses (``bench/bench_stats.py`` times the command)."""
-    if settings.siem == "embedded":
-        from secbot.siem.embedded import EmbeddedSiem
-        from secbot.siem.own_embedded import EmbeddedAlertStore
-
-        own = EmbeddedAlertStore(settings.embedded_db) if mapped else None
-        return EmbeddedSiem(settings.embedded_db), own
-    from secbot.runtime.intake_wiring import build_own_store
-    from secbot.runtime.wiring import build_siem
-
+    """The SIEM and, with mapped sources, the own alerts store."""
     return build_siem(settings), build_own_store(settings) if mapped else None
 
 

@@ -6,28 +6,21 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 import redis.asyncio as aioredis
-from elasticsearch import AsyncElasticsearch
 
 from secbot.domain.alert import Alert
-from secbot.domain.errors import SecBotError
 from secbot.intake.jira_webhook import JiraHook
 from secbot.intake.listener import IntakeConfig
 from secbot.intake.queue import IntakeQueue
 from secbot.intake.sources import ELASTIC, IntakeSource, SourceLoadError, load_sources
 from secbot.pipeline.match import Matcher
+from secbot.runtime.errors import ConfigError
 from secbot.runtime.metrics import Metrics
 from secbot.runtime.resources import Resources
 from secbot.runtime.service import IntakeParts
 from secbot.runtime.settings import Settings
+from secbot.runtime.siem_clients import build_own_store
 from secbot.siem.base import AlertArchive, Siem
-from secbot.siem.own_elastic import ElasticAlertStore
-from secbot.siem.own_embedded import EmbeddedAlertStore
 from secbot.siem.routing import RoutingSiem
-
-
-class ConfigError(SecBotError):
-    """Settings that validate alone but cannot run the service; names the variable."""
-
 
 
 def intake_sources(settings: Settings) -> dict[str, IntakeSource]:
@@ -36,21 +29,6 @@ def intake_sources(settings: Settings) -> dict[str, IntakeSource]:
         return load_sources(settings.sources_dir)
     except SourceLoadError as exc:
         raise ConfigError(f"SECBOT_SOURCES_DIR: invalid source mappings:\n{exc}") from exc
-
-
-def build_own_store(settings: Settings) -> AlertArchive:
-    """SecBot's own alerts store for mapped sources: beside the SIEM it is configured for
-    (a table of the embedded SQLite file, or an index of the same Elasticsearch)."""
-    if settings.siem == "embedded":
-        return EmbeddedAlertStore(settings.embedded_db)
-    if not settings.elasticsearch_url:
-        raise ConfigError("SECBOT_ELASTICSEARCH_URL: required for the alerts store of mapped "
-                          "sources with SECBOT_SIEM=elastic")
-    key = settings.elasticsearch_api_key
-    es = AsyncElasticsearch(settings.elasticsearch_url,
-                            api_key=key.get_secret_value() if key else None,
-                            request_timeout=10.0, max_retries=0, retry_on_timeout=False)
-    return ElasticAlertStore(es)
 
 
 def with_own_store(settings: Settings, siem: Siem, sources: Mapping[str, IntakeSource],

@@ -38,10 +38,10 @@ from secbot.publish.slack import SlackPublisher
 from secbot.respond.window import AutoApproveWindow, WindowError
 from secbot.rules.ruleset import RuleSet
 from secbot.runtime.enrichers import build_enrichers
+from secbot.runtime.errors import ConfigError
 from secbot.runtime.escalation import EscalationParts, build_escalation
 from secbot.runtime.health import HealthState
 from secbot.runtime.intake_wiring import (
-    ConfigError,
     build_intake,
     intake_sources,
     rule_partition,
@@ -53,7 +53,7 @@ from secbot.runtime.metrics import Metrics
 from secbot.runtime.resources import Resources
 from secbot.runtime.service import SecBotService, ServiceParts, socket_connected
 from secbot.runtime.settings import Settings
-from secbot.runtime.siem_clients import build_elastic_siem
+from secbot.runtime.siem_clients import build_siem
 from secbot.runtime.trust import (
     TrustParts,
     build_trust,
@@ -62,7 +62,6 @@ from secbot.runtime.trust import (
     trust_state_for,
 )
 from secbot.siem.base import AlertArchive, Siem
-from secbot.siem.embedded import EmbeddedSiem
 from secbot.stats.weekly import WeeklyReport
 from secbot.store.base import Store
 from secbot.store.redis import RedisStore
@@ -111,12 +110,6 @@ def slack_client(settings: Settings, session: aiohttp.ClientSession) -> AsyncWeb
         session=session,
         retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=5)],
     )
-
-
-def build_siem(settings: Settings) -> Siem:
-    if settings.siem == "embedded":
-        return EmbeddedSiem(settings.embedded_db)
-    return build_elastic_siem(settings)
 
 
 async def build_slack_side(
