@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from shipped import shipped_rules
-from stack_support import INDEX, TRIAGER, VIEWER, Stack, eventually, posted
+from stack_support import INDEX, TRIAGER, VIEWER, Stack, audit, eventually, posted
 
 from secbot.domain.status import AuditAction
 from secbot.resilience.retry import RetryPolicy
@@ -27,7 +27,6 @@ from secbot.runtime.settings import Settings, load_settings
 from secbot.runtime.siem_clients import build_elastic_siem
 from secbot.runtime.wiring import build_service
 from secbot.siem.elastic import ElasticSiem
-from secbot.store.base import AuditEntry
 from secbot.store.redis import RedisStore
 from secbot_emulators.elastic import ElasticEmulator
 from secbot_emulators.slack import SlackEmulator
@@ -90,14 +89,6 @@ def gcp_alert(uid: str, *, email: str = "dev@example.com", project: str = "prod-
         "user": {"email": email},
         "source.ip": ip,
     }
-
-
-async def audit(stack: Stack, uid: str) -> list[AuditEntry]:
-    store = RedisStore.from_url(stack.settings.redis_url, stack.settings.redis_prefix)
-    try:
-        return await store.read_audit(uid)
-    finally:
-        await store.close()
 
 
 async def group_size(stack: Stack, first: str) -> int:
